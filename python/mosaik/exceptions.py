@@ -1,0 +1,79 @@
+"""Every exception mosaik raises. The native module raises these classes too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MosaikError(Exception):
+    """Base of all mosaik errors."""
+
+
+class ConfigError(MosaikError, ValueError):
+    """A setting, address, key or name is invalid; the message names it."""
+
+
+class CodecError(MosaikError, TypeError):
+    """A value cannot be encoded by the state machine's codec."""
+
+
+class NetworkError(MosaikError, ConnectionError):
+    """A peer could not be reached or refused us.
+
+    ``code`` is the QUIC application close code the peer sent, if any.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NetworkClosed(NetworkError):
+    """The `Network` was closed."""
+
+
+class CommandError(MosaikError):
+    """A command could not be committed."""
+
+
+class CommandOffline(CommandError):
+    """The node has no leader or is catching up; ``commands`` were not sent."""
+
+    def __init__(self, message: str, commands: list[Any]) -> None:
+        super().__init__(message)
+        self.commands = commands
+
+
+class NoCommands(CommandError, ValueError):
+    """An empty batch of commands was given."""
+
+
+class QueryError(MosaikError):
+    """A query could not be answered."""
+
+
+class QueryOffline(QueryError):
+    """No leader could answer; ``query`` holds the query."""
+
+    def __init__(self, message: str, query: Any) -> None:
+        super().__init__(message)
+        self.query = query
+
+
+class GroupTerminated(CommandError, QueryError):
+    """The group was left or its network closed."""
+
+
+__all__ = [
+    "CodecError",
+    "CommandError",
+    "CommandOffline",
+    "ConfigError",
+    "GroupTerminated",
+    "MosaikError",
+    "NetworkClosed",
+    "NetworkError",
+    "NoCommands",
+    "QueryError",
+    "QueryOffline",
+]

@@ -1,0 +1,156 @@
+"""`Network`: one node on a mosaik network, and the builder that starts it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+
+from . import _native
+from ._durations import Duration, seconds
+from ._native import Digest, EndpointAddr, PeerId
+from .groups import Config as GroupsConfig
+
+_DEFAULT_GOSSIP_INTERVAL = 3.0
+_DEFAULT_ENTRY_TTL = 30.0
+
+
+class LocalNode:
+    """This node as others see it: its `PeerId` and `EndpointAddr`."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.NativeNetwork) -> None:
+        self._native = native
+
+    @property
+    def id(self) -> PeerId:
+        return self._native.local_id
+
+    @property
+    def addr(self) -> EndpointAddr:
+        return self._native.local_addr
+
+    def __repr__(self) -> str:
+        return f"LocalNode({self.addr})"
+
+
+class Network:
+    """A node on a mosaik network. Start one with `Network.new` or `Network.builder`."""
+
+    __slots__ = ("_groups_config", "_native")
+
+    def __init__(self, native: _native.NativeNetwork, groups_config: GroupsConfig) -> None:
+        self._native = native
+        self._groups_config = groups_config
+
+    @staticmethod
+    async def new(name: str) -> Network:
+        """A node with a random identity on 127.0.0.1, port chosen by the OS."""
+        return await NetworkBuilder(name).build()
+
+    @staticmethod
+    def builder(name: str) -> NetworkBuilder:
+        return NetworkBuilder(name)
+
+    @property
+    def local(self) -> LocalNode:
+        return LocalNode(self._native)
+
+    @property
+    def network_id(self) -> Digest:
+        return self._native.network_id
+
+    @property
+    def groups_config(self) -> GroupsConfig:
+        return self._groups_config
+
+    def known_peers(self) -> list[EndpointAddr]:
+        """The peers in this node's discovery catalog."""
+        return self._native.known_peers()
+
+    async def sync_with(self, addr: EndpointAddr | str) -> None:
+        """Exchanges peer catalogs with ``addr`` now."""
+        await self._native.sync_with(addr)
+
+    def metrics(self) -> dict[str, float]:
+        return self._native.metrics()
+
+    async def close(self) -> None:
+        """Stops all tasks, tells peers and releases the port. Idempotent."""
+        await self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    async def __aenter__(self) -> Network:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"Network(id={self.local.id}, closed={self.closed})"
+
+
+class NetworkBuilder:
+    """Configures a `Network` before it starts; every ``with_*`` returns the builder."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._secret: bytes | str | None = None
+        self._addrs: list[str] = []
+        self._bootstrap: list[EndpointAddr | str] = []
+        self._groups = GroupsConfig()
+        self._gossip_interval: Duration = _DEFAULT_GOSSIP_INTERVAL
+        self._entry_ttl: Duration = _DEFAULT_ENTRY_TTL
+
+    def with_secret_key(self, secret: bytes | str) -> NetworkBuilder:
+        """The node's ed25519 seed: 32 bytes or 64 hex characters."""
+        self._secret = secret
+        return self
+
+    def with_addresses(self, addrs: Iterable[str]) -> NetworkBuilder:
+        """The first address is bound; all are advertised. Default 127.0.0.1:0."""
+        self._addrs = [str(a) for a in addrs]
+        return self
+
+    def with_bootstrap(self, peers: Iterable[EndpointAddr | str]) -> NetworkBuilder:
+        """Peers to exchange catalogs with at start (retried until reached)."""
+        self._bootstrap = list(peers)
+        return self
+
+    def with_groups(self, config: GroupsConfig) -> NetworkBuilder:
+        self._groups = config
+        return self
+
+    def with_gossip_interval(self, interval: Duration) -> NetworkBuilder:
+        """How often the node refreshes its entry and syncs with random peers."""
+        seconds("gossip_interval", interval)
+        self._gossip_interval = interval
+        return self
+
+    def with_entry_ttl(self, ttl: Duration) -> NetworkBuilder:
+        """How long an entry lives without a refresh before it is purged."""
+        seconds("entry_ttl", ttl)
+        self._entry_ttl = ttl
+        return self
+
+    async def build(self) -> Network:
+        timings = {
+            "handshake_timeout": self._groups.handshake_timeout.total_seconds(),
+            "gossip_interval": seconds("gossip_interval", self._gossip_interval),
+            "entry_ttl": seconds("entry_ttl", self._entry_ttl),
+        }
+        native = await _native.start_network(
+            self._name, self._secret, self._addrs, self._bootstrap, timings
+        )
+        return Network(native, self._groups)
+
+
+__all__ = ["LocalNode", "Network", "NetworkBuilder"]

@@ -1,0 +1,147 @@
+//! One QUIC endpoint per `Network`: binds the socket, dials peers by
+//! `PeerId` and accepts authenticated connections tagged with their ALPN.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mosaik_core::PeerId;
+
+use crate::error::NetError;
+use crate::identity::Identity;
+use crate::link::connection_error;
+use crate::tls;
+
+/// ALPN of group bonds.
+pub const GROUPS_ALPN: &[u8] = b"/mosaik/groups/1";
+/// ALPN of peer discovery.
+pub const DISCOVERY_ALPN: &[u8] = b"/mosaik/discovery/1";
+
+/// How long one dial attempt to one address may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An authenticated incoming connection.
+pub struct Accepted {
+    pub conn: quinn::Connection,
+    pub peer: PeerId,
+    pub alpn: Vec<u8>,
+}
+
+pub struct Endpoint {
+    quic: quinn::Endpoint,
+    identity: Arc<Identity>,
+    transport: Arc<quinn::TransportConfig>,
+    advertised: Vec<SocketAddr>,
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))));
+    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    Arc::new(t)
+}
+
+impl Endpoint {
+    /// Binds `bind`; `extra` are further addresses to advertise. An
+    /// unspecified bind IP is advertised as loopback.
+    pub fn bind(
+        identity: Arc<Identity>,
+        bind: SocketAddr,
+        extra: &[SocketAddr],
+    ) -> Result<Self, NetError> {
+        let transport = transport_config();
+        let server = tls::server_config(&identity, &[GROUPS_ALPN, DISCOVERY_ALPN], transport.clone())?;
+        let quic = quinn::Endpoint::server(server, bind)
+            .map_err(|e| NetError::Config(format!("cannot bind {bind}: {e}")))?;
+        let mut local = quic.local_addr()?;
+        if local.ip().is_unspecified() {
+            local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let mut advertised = vec![local];
+        advertised.extend(extra.iter().filter(|a| **a != local));
+        Ok(Endpoint {
+            quic,
+            identity,
+            transport,
+            advertised,
+        })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id()
+    }
+
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    pub fn advertised(&self) -> &[SocketAddr] {
+        &self.advertised
+    }
+
+    /// Dials `peer` at each address in turn until one handshake succeeds.
+    pub async fn connect(
+        &self,
+        peer: PeerId,
+        addrs: &[SocketAddr],
+        alpn: &[u8],
+    ) -> Result<quinn::Connection, NetError> {
+        let mut last = String::from("no addresses");
+        for addr in addrs {
+            match self.connect_one(peer, *addr, alpn).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(NetError::Connect {
+            peer: peer.to_string(),
+            reason: last,
+        })
+    }
+
+    async fn connect_one(
+        &self,
+        peer: PeerId,
+        addr: SocketAddr,
+        alpn: &[u8],
+    ) -> Result<quinn::Connection, NetError> {
+        let config = tls::client_config(&self.identity, peer, alpn, self.transport.clone())?;
+        let connecting = self
+            .quic
+            .connect_with(config, addr, tls::SERVER_NAME)
+            .map_err(|e| NetError::ConnectionLost(e.to_string()))?;
+        match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
+            Ok(conn) => conn.map_err(connection_error),
+            Err(_) => Err(NetError::Timeout(format!("dialling {addr}"))),
+        }
+    }
+
+    /// The next authenticated incoming connection; `None` once closed.
+    pub async fn accept(&self) -> Option<quinn::Incoming> {
+        self.quic.accept().await
+    }
+
+    /// Completes an incoming handshake and names the peer and protocol.
+    pub async fn complete(incoming: quinn::Incoming) -> Result<Accepted, NetError> {
+        let conn = tokio::time::timeout(DIAL_TIMEOUT, incoming)
+            .await
+            .map_err(|_| NetError::Timeout("incoming handshake".into()))?
+            .map_err(connection_error)?;
+        let alpn = conn
+            .handshake_data()
+            .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+            .and_then(|d| d.protocol)
+            .unwrap_or_default();
+        let peer = tls::remote_peer_id(&conn)
+            .ok_or_else(|| NetError::Tls("remote presented no usable certificate".into()))?;
+        Ok(Accepted { conn, peer, alpn })
+    }
+
+    /// Closes every connection with `code` and waits until the socket is
+    /// released (bounded).
+    pub async fn close(&self, code: u32) {
+        self.quic
+            .close(quinn::VarInt::from_u32(code), b"network closed");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.quic.wait_idle()).await;
+    }
+}

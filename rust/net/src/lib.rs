@@ -1,0 +1,19 @@
+//! mosaik-net: the I/O layer of mosaik. A QUIC endpoint per `Network`
+//! (quinn + rustls, peers authenticated by ed25519 keys), framed links,
+//! ALPN routing and peer discovery. Knows nothing of Python.
+
+pub mod addr;
+pub mod close;
+pub mod discovery;
+pub mod endpoint;
+pub mod error;
+pub mod identity;
+pub mod link;
+pub mod metrics;
+pub mod network;
+pub mod tasks;
+pub mod tls;
+
+pub use addr::EndpointAddr;
+pub use error::NetError;
+pub use network::{Network, NetworkConfig};

@@ -1,0 +1,159 @@
+//! Framed links over a QUIC bidirectional stream.
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of a
+//! postcard-encoded message. Frames above the link's maximum, or bytes that
+//! do not decode, close the connection with `PROTOCOL_VIOLATION` (400).
+
+use quinn::{Connection, RecvStream, SendStream, VarInt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::close;
+use crate::error::NetError;
+
+/// Default upper bound of one frame's payload.
+pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// Encodes one message as a length-prefixed frame.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, NetError> {
+    let mut out = vec![0u8; 4];
+    let mut out = postcard::to_extend(msg, std::mem::take(&mut out))
+        .map_err(|e| NetError::Protocol(format!("encode: {e}")))?;
+    let len = u32::try_from(out.len() - 4)
+        .map_err(|_| NetError::Protocol("message too large to frame".into()))?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
+/// The sending half of a link.
+pub struct LinkSender {
+    send: SendStream,
+}
+
+impl LinkSender {
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), NetError> {
+        let frame = encode_frame(msg)?;
+        self.send_frame(&frame).await
+    }
+
+    /// Writes a frame made by [`encode_frame`].
+    pub async fn send_frame(&mut self, frame: &[u8]) -> Result<(), NetError> {
+        self.send
+            .write_all(frame)
+            .await
+            .map_err(|e| NetError::ConnectionLost(e.to_string()))
+    }
+
+    /// Signals the end of this direction of the stream.
+    pub fn finish(&mut self) {
+        let _ = self.send.finish();
+    }
+}
+
+/// The receiving half of a link.
+pub struct LinkReceiver {
+    recv: RecvStream,
+    conn: Connection,
+    max_frame: usize,
+}
+
+impl LinkReceiver {
+    /// Reads and decodes the next message; on a protocol violation the
+    /// connection is closed with 400 before the error is returned.
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, NetError> {
+        let payload = self.recv_payload().await?;
+        postcard::from_bytes(&payload).map_err(|e| self.violation(format!("undecodable frame: {e}")))
+    }
+
+    async fn recv_payload(&mut self) -> Result<Vec<u8>, NetError> {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > self.max_frame {
+            return Err(self.violation(format!(
+                "frame of {len} bytes exceeds the maximum of {}",
+                self.max_frame
+            )));
+        }
+        let mut payload = vec![0u8; len];
+        self.read_exact(&mut payload).await?;
+        Ok(payload)
+    }
+
+    async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        self.recv.read_exact(buf).await.map_err(|e| match e {
+            quinn::ReadExactError::FinishedEarly(_) => NetError::ConnectionLost("stream finished".into()),
+            quinn::ReadExactError::ReadError(e) => read_error(e),
+        })
+    }
+
+    fn violation(&self, why: String) -> NetError {
+        self.conn
+            .close(VarInt::from_u32(close::PROTOCOL_VIOLATION), why.as_bytes());
+        NetError::Protocol(why)
+    }
+}
+
+fn read_error(e: quinn::ReadError) -> NetError {
+    match e {
+        quinn::ReadError::ConnectionLost(c) => connection_error(c),
+        other => NetError::ConnectionLost(other.to_string()),
+    }
+}
+
+/// Maps a connection failure, keeping the remote's application close code.
+pub fn connection_error(e: quinn::ConnectionError) -> NetError {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => NetError::ClosedByPeer {
+            code: c.error_code.into_inner(),
+            reason: String::from_utf8_lossy(&c.reason).into_owned(),
+        },
+        other => NetError::ConnectionLost(other.to_string()),
+    }
+}
+
+/// Splits a bidirectional stream into framed halves.
+pub fn link(
+    conn: &Connection,
+    send: SendStream,
+    recv: RecvStream,
+    max_frame: usize,
+) -> (LinkSender, LinkReceiver) {
+    (
+        LinkSender { send },
+        LinkReceiver {
+            recv,
+            conn: conn.clone(),
+            max_frame,
+        },
+    )
+}
+
+/// Opens a new bidirectional stream on `conn` as a framed link.
+pub async fn open(conn: &Connection, max_frame: usize) -> Result<(LinkSender, LinkReceiver), NetError> {
+    let (send, recv) = conn.open_bi().await.map_err(connection_error)?;
+    Ok(link(conn, send, recv, max_frame))
+}
+
+/// Accepts the next bidirectional stream the remote opens on `conn`.
+pub async fn accept(conn: &Connection, max_frame: usize) -> Result<(LinkSender, LinkReceiver), NetError> {
+    let (send, recv) = conn.accept_bi().await.map_err(connection_error)?;
+    Ok(link(conn, send, recv, max_frame))
+}
+
+/// Closes `conn` with an application code and a short reason.
+pub fn close_with(conn: &Connection, code: u32, reason: &str) {
+    conn.close(VarInt::from_u32(code), reason.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_big_endian_length_then_postcard() {
+        let frame = encode_frame(&(7u8, String::from("hi"))).unwrap();
+        assert_eq!(&frame[..4], &[0, 0, 0, 4]);
+        assert_eq!(&frame[4..], &[7, 2, b'h', b'i']);
+    }
+}

@@ -1,0 +1,205 @@
+//! `Network`: one node on a mosaik network. Owns the endpoint, the
+//! discovery service and the router that hands incoming connections to the
+//! protocol of their ALPN.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mosaik_core::{NetworkId, PeerId};
+
+use crate::addr::EndpointAddr;
+use crate::close;
+use crate::discovery::{Discovery, DiscoveryConfig};
+use crate::endpoint::{Accepted, Endpoint, DISCOVERY_ALPN, GROUPS_ALPN};
+use crate::error::NetError;
+use crate::identity::Identity;
+use crate::link;
+use crate::metrics::Sample;
+use crate::tasks::TaskSet;
+
+/// Everything needed to start a `Network`.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    pub name: String,
+    pub secret: Option<[u8; 32]>,
+    /// The first address is bound; all are advertised.
+    pub addrs: Vec<SocketAddr>,
+    pub handshake_timeout: Duration,
+    pub discovery: DiscoveryConfig,
+}
+
+impl NetworkConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        NetworkConfig {
+            name: name.into(),
+            secret: None,
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            handshake_timeout: Duration::from_secs(2),
+            discovery: DiscoveryConfig::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), NetError> {
+        if self.name.is_empty() {
+            return Err(NetError::Config(
+                "invalid network name \"\": it must be a non-empty string".into(),
+            ));
+        }
+        if self.addrs.is_empty() {
+            return Err(NetError::Config("no address to bind: addresses is empty".into()));
+        }
+        let d = &self.discovery;
+        if d.gossip_interval.is_zero() || d.entry_ttl <= d.gossip_interval {
+            return Err(NetError::Config(format!(
+                "invalid discovery timing: gossip interval {:?} must be positive and below the entry ttl {:?}",
+                d.gossip_interval, d.entry_ttl
+            )));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(NetError::Config("invalid handshake_timeout 0: must be positive".into()));
+        }
+        Ok(())
+    }
+
+    pub fn network_id(&self) -> NetworkId {
+        NetworkId::from_text(&self.name)
+    }
+}
+
+/// The parts of a started network; dropped as a whole on close so that the
+/// socket is released.
+struct Running {
+    endpoint: Arc<Endpoint>,
+    discovery: Arc<Discovery>,
+    tasks: TaskSet,
+}
+
+pub struct Network {
+    peer_id: PeerId,
+    network_id: NetworkId,
+    local: EndpointAddr,
+    running: Mutex<Option<Arc<Running>>>,
+}
+
+impl Network {
+    /// Binds and starts a node; must run inside a tokio runtime.
+    pub async fn start(config: NetworkConfig) -> Result<Arc<Network>, NetError> {
+        config.validate()?;
+        let identity = Arc::new(match config.secret {
+            Some(seed) => Identity::from_seed(seed)?,
+            None => Identity::generate()?,
+        });
+        let endpoint = Arc::new(Endpoint::bind(identity, config.addrs[0], &config.addrs[1..])?);
+        let network_id = config.network_id();
+        let discovery = Discovery::new(endpoint.clone(), network_id, config.discovery.clone());
+        let running = Arc::new(Running {
+            endpoint: endpoint.clone(),
+            discovery: discovery.clone(),
+            tasks: TaskSet::new(),
+        });
+        running.tasks.spawn(discovery.run());
+        running.tasks.spawn(route(Arc::downgrade(&running)));
+        Ok(Arc::new(Network {
+            peer_id: endpoint.peer_id(),
+            network_id,
+            local: EndpointAddr {
+                peer_id: endpoint.peer_id(),
+                addrs: endpoint.advertised().to_vec(),
+            },
+            running: Mutex::new(Some(running)),
+        }))
+    }
+
+    fn running(&self) -> Result<Arc<Running>, NetError> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(NetError::Closed)
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    pub fn network_id(&self) -> NetworkId {
+        self.network_id
+    }
+
+    pub fn local_addr(&self) -> &EndpointAddr {
+        &self.local
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.running().is_err()
+    }
+
+    pub fn discovery(&self) -> Result<Arc<Discovery>, NetError> {
+        Ok(self.running()?.discovery.clone())
+    }
+
+    pub async fn sync_with(&self, addr: &EndpointAddr) -> Result<(), NetError> {
+        if addr.peer_id == self.peer_id {
+            return Err(NetError::Config(format!("cannot sync with self ({addr})")));
+        }
+        let discovery = self.discovery()?;
+        discovery.sync_with(addr).await
+    }
+
+    pub fn metrics(&self) -> Vec<Sample> {
+        self.discovery().map(|d| d.metrics()).unwrap_or_default()
+    }
+
+    /// Stops every task, closes all connections with 204 and releases the
+    /// socket. Closing twice is a no-op.
+    pub async fn close(&self) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(running) = running {
+            running.tasks.shutdown().await;
+            running.endpoint.close(close::GRACEFUL_SHUTDOWN).await;
+        }
+    }
+}
+
+/// Accepts connections until the endpoint closes; each one is handled in
+/// its own task.
+async fn route(running: std::sync::Weak<Running>) {
+    loop {
+        let Some(endpoint) = running.upgrade().map(|r| r.endpoint.clone()) else {
+            return;
+        };
+        let Some(incoming) = endpoint.accept().await else {
+            return;
+        };
+        drop(endpoint);
+        let Some(r) = running.upgrade() else { return };
+        let weak = running.clone();
+        r.tasks.spawn(async move {
+            match Endpoint::complete(incoming).await {
+                Ok(accepted) => dispatch(weak, accepted).await,
+                Err(e) => log::debug!("incoming connection failed: {e}"),
+            }
+        });
+    }
+}
+
+async fn dispatch(running: std::sync::Weak<Running>, accepted: Accepted) {
+    let Some(discovery) = running.upgrade().map(|r| r.discovery.clone()) else {
+        return;
+    };
+    match accepted.alpn.as_slice() {
+        DISCOVERY_ALPN => discovery.serve(accepted.conn).await,
+        GROUPS_ALPN if !discovery.knows(&accepted.peer) => {
+            link::close_with(&accepted.conn, close::UNKNOWN_PEER, "unknown peer");
+        }
+        GROUPS_ALPN => {
+            link::close_with(
+                &accepted.conn,
+                close::groups::GROUP_NOT_FOUND,
+                "no group joined",
+            );
+        }
+        _ => link::close_with(&accepted.conn, close::INVALID_ALPN, "unsupported protocol"),
+    }
+}

@@ -1,0 +1,28 @@
+//! mosaik._native: the only crate that knows Python. It wraps the handles
+//! of mosaik-net and mosaik-core as Python classes and hands Rust futures to
+//! asyncio; it holds no protocol logic.
+
+mod errors;
+mod ids;
+mod network;
+
+use pyo3::prelude::*;
+
+/// Tasks of any network in this process that are still running.
+#[pyfunction]
+fn live_tasks() -> usize {
+    mosaik_net::tasks::live_tasks()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ids::PyDigest>()?;
+    m.add_class::<ids::PyPeerId>()?;
+    m.add_class::<network::PyEndpointAddr>()?;
+    m.add_class::<network::PyNetwork>()?;
+    m.add_function(wrap_pyfunction!(network::start_network, m)?)?;
+    m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
+    m.add("GROUPS_ALPN", mosaik_net::endpoint::GROUPS_ALPN)?;
+    m.add("DISCOVERY_ALPN", mosaik_net::endpoint::DISCOVERY_ALPN)?;
+    Ok(())
+}
