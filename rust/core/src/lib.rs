@@ -5,6 +5,21 @@
 //! log-replay sync logic. Time and randomness come in from the driver; this
 //! crate never reads a clock, spawns a thread or opens a socket.
 
+pub mod config;
+pub mod entry;
+pub mod error;
 pub mod ids;
+pub mod raft;
+pub mod rng;
+pub mod storage;
+pub mod sync;
+pub mod wire;
 
+pub use config::{ConsensusConfig, LeadershipPreference};
+pub use entry::{Entry, EntryKind, Index, LogPosition, Term};
+pub use error::{Error, Result};
 pub use ids::{Digest, GroupId, NetworkId, PeerId, UniqueId};
+pub use raft::{ClientEvent, NodeConfig, RaftNode, Ready, Role, Status};
+pub use storage::{HardState, InMemoryLogStore, LogStore};
+pub use sync::LogReplaySync;
+pub use wire::{decode, encode, Message, RequestId};

@@ -1,0 +1,349 @@
+//! Leader duties: the term's marker entry, replication with per-peer
+//! progress (pipelining, probing after a rejection, go-back after a silent
+//! loss), heartbeats, commit by counting entries of its own term, accepting
+//! forwarded commands, and confirming read indices.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::quorum::{commit_quorum, quorum_value};
+use super::read_index::{ReadOrigin, ReadQueue};
+use super::{RaftNode, RoleState};
+use crate::entry::{EntryKind, Index, LogPosition};
+use crate::error::Result;
+use crate::ids::PeerId;
+use crate::storage::LogStore;
+use crate::wire::{AppendEntries, AppendOutcome, AppendReply, Assignment, Message, RequestId};
+
+/// What the leader knows about one follower's log.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Progress {
+    next: Index,
+    matched: Index,
+    acked_round: u64,
+    /// After a rejection: one batch at a time until an accept.
+    probing: bool,
+    /// The follower catches up with log replay: heartbeats only.
+    syncing: bool,
+    matched_at_heartbeat: Index,
+}
+
+impl Progress {
+    fn new(next: Index) -> Self {
+        Progress {
+            next,
+            matched: 0,
+            acked_round: 0,
+            probing: false,
+            syncing: false,
+            matched_at_heartbeat: 0,
+        }
+    }
+}
+
+pub(super) struct LeaderState {
+    pub(super) progress: BTreeMap<PeerId, Progress>,
+    pub(super) reads: ReadQueue,
+    term_start: Index,
+    heartbeat_due: Duration,
+}
+
+impl<S: LogStore> RaftNode<S> {
+    pub(super) fn become_leader(&mut self) -> Result<()> {
+        let next = self.last.index + 1;
+        let progress = self
+            .peers
+            .keys()
+            .map(|p| (*p, Progress::new(next)))
+            .collect();
+        let state = LeaderState {
+            progress,
+            reads: ReadQueue::default(),
+            term_start: next,
+            heartbeat_due: self.now,
+        };
+        self.role = RoleState::Leader(Box::new(state));
+        self.set_leader(Some(self.id));
+        self.append_own([EntryKind::Marker])?;
+        self.leader_tick()?;
+        self.leader_quorum_changed()
+    }
+
+    pub(super) fn leader_peer_added(&mut self, peer: PeerId) {
+        let next = self.last.index + 1;
+        if let RoleState::Leader(state) = &mut self.role {
+            state.progress.insert(peer, Progress::new(next));
+            self.send_empty_append(peer);
+        }
+    }
+
+    /// Sends heartbeats (a new read round) when they are due.
+    pub(super) fn leader_tick(&mut self) -> Result<()> {
+        let RoleState::Leader(state) = &mut self.role else {
+            return Ok(());
+        };
+        if self.now < state.heartbeat_due {
+            return Ok(());
+        }
+        let consensus = &self.config.consensus;
+        let interval =
+            consensus.heartbeat_interval - self.rng.duration_below(consensus.heartbeat_jitter);
+        state.heartbeat_due = self.now + interval;
+        state.reads.start_round();
+        let peers: Vec<PeerId> = state.progress.keys().copied().collect();
+        for peer in peers {
+            self.heartbeat(peer)?;
+        }
+        self.leader_quorum_changed()
+    }
+
+    fn heartbeat(&mut self, peer: PeerId) -> Result<()> {
+        let Some(progress) = self.progress_mut(peer) else {
+            return Ok(());
+        };
+        let stalled = progress.matched == progress.matched_at_heartbeat
+            && progress.matched + 1 < progress.next;
+        progress.matched_at_heartbeat = progress.matched;
+        if progress.syncing {
+            self.send_empty_append(peer);
+            return Ok(());
+        }
+        if progress.probing {
+            return self.send_batches(peer, true);
+        }
+        if stalled {
+            progress.next = progress.matched + 1;
+            return self.send_batches(peer, false);
+        }
+        self.send_empty_append(peer);
+        Ok(())
+    }
+
+    /// Replicates new entries and starts a read round if reads wait for one.
+    pub(super) fn leader_flush(&mut self) -> Result<()> {
+        let RoleState::Leader(state) = &mut self.role else {
+            return Ok(());
+        };
+        let new_round = state.reads.needs_round();
+        if new_round {
+            state.reads.start_round();
+        }
+        let last = self.last.index;
+        let targets: Vec<(PeerId, bool)> = state
+            .progress
+            .iter()
+            .map(|(peer, p)| (*peer, !p.syncing && !p.probing && p.next <= last))
+            .collect();
+        for (peer, has_data) in targets {
+            if has_data {
+                self.send_batches(peer, false)?;
+            } else if new_round {
+                self.send_empty_append(peer);
+            }
+        }
+        if new_round {
+            self.leader_quorum_changed()?;
+        }
+        Ok(())
+    }
+
+    fn progress_mut(&mut self, peer: PeerId) -> Option<&mut Progress> {
+        match &mut self.role {
+            RoleState::Leader(state) => state.progress.get_mut(&peer),
+            _ => None,
+        }
+    }
+
+    fn leader_state(&self) -> Option<&LeaderState> {
+        match &self.role {
+            RoleState::Leader(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    fn round(&self) -> u64 {
+        self.leader_state().map_or(0, |s| s.reads.round())
+    }
+
+    fn append_message(&self, next: Index, entries: Vec<crate::entry::Entry>) -> Result<Message> {
+        let prev_index = next - 1;
+        let prev_term = self.term_at(prev_index)?.unwrap_or(0);
+        Ok(Message::Append(AppendEntries {
+            term: self.hard.term,
+            prev: LogPosition::new(prev_term, prev_index),
+            entries,
+            commit: self.commit,
+            round: self.round(),
+        }))
+    }
+
+    fn send_empty_append(&mut self, peer: PeerId) {
+        let Some(next) = self.progress_mut(peer).map(|p| p.next) else {
+            return;
+        };
+        if let Ok(message) = self.append_message(next, Vec::new()) {
+            self.send(peer, message);
+        }
+    }
+
+    /// Sends entries from the peer's `next` on: one batch, or all there are.
+    fn send_batches(&mut self, peer: PeerId, only_one: bool) -> Result<()> {
+        let max = self.config.max_append_entries.max(1);
+        let last = self.last.index;
+        loop {
+            let Some(progress) = self.progress_mut(peer) else {
+                return Ok(());
+            };
+            progress.next = progress.next.min(last + 1);
+            let next = progress.next;
+            let entries = self.store.entries(next, last + 1, max)?;
+            let count = entries.len() as Index;
+            let message = self.append_message(next, entries)?;
+            self.send(peer, message);
+            if let Some(progress) = self.progress_mut(peer) {
+                progress.next = next + count;
+            }
+            if only_one || count == 0 || next + count > last {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn handle_append_reply(&mut self, from: PeerId, reply: AppendReply) -> Result<()> {
+        if self.observe_term(reply.term)? || reply.term != self.hard.term {
+            return Ok(());
+        }
+        self.note_observer(from, reply.observer);
+        let Some(progress) = self.progress_mut(from) else {
+            return Ok(());
+        };
+        progress.acked_round = progress.acked_round.max(reply.round);
+        progress.syncing = reply.syncing;
+        let mut probe = false;
+        match reply.outcome {
+            AppendOutcome::Accepted { last } => {
+                progress.matched = progress.matched.max(last);
+                progress.next = progress.next.max(last + 1);
+                progress.probing = false;
+            }
+            AppendOutcome::Rejected { hint } if hint > progress.matched => {
+                progress.next = progress.next.min(hint).max(progress.matched + 1);
+                progress.probing = true;
+                probe = !progress.syncing;
+            }
+            AppendOutcome::Rejected { .. } => {}
+        }
+        if probe {
+            self.send_batches(from, true)?;
+        }
+        self.leader_quorum_changed()
+    }
+
+    /// Re-evaluates commit and read confirmation after votes of the quorum moved.
+    pub(super) fn leader_quorum_changed(&mut self) -> Result<()> {
+        self.maybe_commit()?;
+        self.confirm_reads();
+        Ok(())
+    }
+
+    fn quorum(&self) -> usize {
+        commit_quorum(self.voter_count(), self.config.consensus.min_quorum)
+    }
+
+    /// Per voter (self first) a value taken from its progress.
+    fn voter_values(&self, own: Index, of: impl Fn(&Progress) -> Index) -> Vec<Index> {
+        let Some(state) = self.leader_state() else {
+            return Vec::new();
+        };
+        let peers = state
+            .progress
+            .iter()
+            .filter(|(peer, _)| self.is_voter_peer(peer))
+            .map(|(_, p)| of(p));
+        std::iter::once(own).chain(peers).collect()
+    }
+
+    /// Commits the highest index a quorum holds, if it is of the current term.
+    fn maybe_commit(&mut self) -> Result<()> {
+        let mut matched = self.voter_values(self.last.index, |p| p.matched);
+        let Some(index) = quorum_value(&mut matched, self.quorum()) else {
+            return Ok(());
+        };
+        if index > self.commit && self.term_at(index)? == Some(self.hard.term) {
+            self.advance_commit(index)?;
+        }
+        Ok(())
+    }
+
+    fn confirm_reads(&mut self) {
+        let Some(state) = self.leader_state() else {
+            return;
+        };
+        let term_start = state.term_start;
+        if self.commit < term_start {
+            return;
+        }
+        let mut rounds = self.voter_values(state.reads.round(), |p| p.acked_round);
+        let Some(confirmed) = quorum_value(&mut rounds, self.quorum()) else {
+            return;
+        };
+        let RoleState::Leader(state) = &mut self.role else {
+            return;
+        };
+        for (origin, index) in state.reads.confirm(confirmed, term_start) {
+            match origin {
+                ReadOrigin::Local(req) => self.read_confirmed(req, index),
+                ReadOrigin::Remote(peer, req) => self.send(
+                    peer,
+                    Message::ReadIndexReply {
+                        req,
+                        index: Some(index),
+                    },
+                ),
+            }
+        }
+    }
+
+    /// Appends commands as the leader; returns their assignment.
+    pub(super) fn lead_commands(&mut self, commands: Vec<Bytes>) -> Result<Assignment> {
+        let (first, last) = self.append_commands(commands)?;
+        self.leader_quorum_changed()?;
+        Ok(Assignment {
+            term: self.hard.term,
+            first,
+            last,
+        })
+    }
+
+    pub(super) fn handle_forward(
+        &mut self,
+        from: PeerId,
+        req: RequestId,
+        commands: Vec<Bytes>,
+    ) -> Result<()> {
+        let assigned = match self.role {
+            RoleState::Leader(_) if !commands.is_empty() => Some(self.lead_commands(commands)?),
+            _ => None,
+        };
+        self.send(from, Message::ForwardReply { req, assigned });
+        Ok(())
+    }
+
+    pub(super) fn handle_read_index(&mut self, from: PeerId, req: RequestId) {
+        let commit = self.commit;
+        match &mut self.role {
+            RoleState::Leader(state) => state.reads.push(ReadOrigin::Remote(from, req), commit),
+            _ => self.send(from, Message::ReadIndexReply { req, index: None }),
+        }
+    }
+
+    /// Queues a strong read of this node's own client.
+    pub(super) fn lead_read(&mut self, req: RequestId) {
+        let commit = self.commit;
+        if let RoleState::Leader(state) = &mut self.role {
+            state.reads.push(ReadOrigin::Local(req), commit);
+        }
+    }
+}

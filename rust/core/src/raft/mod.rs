@@ -1,0 +1,479 @@
+//! The modified Raft as a deterministic state machine (`RaftNode`) and its
+//! driver contract.
+//!
+//! The driver owns the clock, the network and the state machine:
+//! - `tick(now)` with a monotonic `Duration` since any fixed epoch;
+//! - `step(from, message)` for every message a bonded peer sends;
+//! - `propose(req, commands)` and `read(req)` for client requests;
+//! - `add_peer` / `remove_peer` when a bond forms or breaks;
+//! - then `ready()`: if `must_sync`, call `sync_storage()` first; then send
+//!   `messages` and `persisted_messages`, apply `committed_entries` in order
+//!   (from index 1 again, on a fresh state machine, when `rebuild` is set),
+//!   and deliver `events` to the callers.
+//!
+//! A `ReadReady { index }` event means: answer the query on this node once
+//! it has applied `index`.
+//!
+//! Abstention only shrinks the election denominator (and binds the
+//! abstainer's vote, which makes the election rule stricter than Raft's);
+//! commits always count every voter, so a group that loses no bond never
+//! loses a committed entry, even at `min_quorum = 1`.
+
+mod candidate;
+mod catch_up;
+mod follower;
+mod leader;
+mod log;
+pub(crate) mod quorum;
+pub(crate) mod read_index;
+mod requests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{ConsensusConfig, LeadershipPreference};
+use crate::entry::{Entry, Index, LogPosition, Term};
+use crate::error::Result;
+use crate::ids::PeerId;
+use crate::rng::Rng;
+use crate::storage::{HardState, LogStore};
+use crate::sync::LogReplaySync;
+use crate::wire::{Message, RequestId};
+
+use candidate::Campaign;
+use catch_up::CatchUp;
+use leader::LeaderState;
+use requests::Requests;
+
+/// Everything one node needs to run the core.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: PeerId,
+    pub consensus: ConsensusConfig,
+    pub preference: LeadershipPreference,
+    pub sync: LogReplaySync,
+    /// Seed of the node's random generator (election timeouts).
+    pub seed: u64,
+    /// Most entries in one append message.
+    pub max_append_entries: usize,
+}
+
+impl NodeConfig {
+    pub fn new(id: PeerId, consensus: ConsensusConfig, seed: u64) -> Self {
+        NodeConfig {
+            id,
+            consensus,
+            preference: LeadershipPreference::Normal,
+            sync: LogReplaySync::default(),
+            seed,
+            max_append_entries: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// What the driver shows as the group's status on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub leader: Option<PeerId>,
+    pub term: Term,
+    pub committed: Index,
+    pub last: LogPosition,
+    /// False while the node catches up with log replay.
+    pub online: bool,
+}
+
+/// Outcome of a client request, for the driver to hand to its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The leader gave the commands indices `first..=last` in `term`.
+    Assigned {
+        req: RequestId,
+        term: Term,
+        first: Index,
+        last: Index,
+    },
+    /// Those indices are committed on this node with the commands given.
+    Committed {
+        req: RequestId,
+        first: Index,
+        last: Index,
+    },
+    /// No leader took the commands in time, or they were overwritten.
+    CommandOffline {
+        req: RequestId,
+        commands: Vec<Bytes>,
+    },
+    /// Read index confirmed: answer once this node has applied `index`.
+    ReadReady { req: RequestId, index: Index },
+    /// No confirmed read index within `query_timeout`.
+    QueryOffline { req: RequestId },
+}
+
+/// Work for the driver, produced by [`RaftNode::ready`].
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Messages that may go out before storage is synced.
+    pub messages: Vec<(PeerId, Message)>,
+    /// Messages that may go out only after `LogStore::sync`.
+    pub persisted_messages: Vec<(PeerId, Message)>,
+    /// Writes (hard state, entries, truncation) went to the store since the last ready.
+    pub must_sync: bool,
+    /// The hard state written, when it changed.
+    pub hard_state: Option<HardState>,
+    /// The log was cut from this index (earliest cut since the last ready).
+    pub truncated_from: Option<Index>,
+    /// Entries to apply, in order.
+    pub committed_entries: Vec<Entry>,
+    pub events: Vec<ClientEvent>,
+    /// Set when the status changed.
+    pub status: Option<Status>,
+    /// Drop the state machine; `committed_entries` start again at index 1.
+    pub rebuild: bool,
+    /// The commit index went back (from, to) because a winning log cut it.
+    pub commit_regressed: Option<(Index, Index)>,
+}
+
+/// Per-bonded-peer knowledge shared by every role.
+#[derive(Debug, Clone, Copy, Default)]
+struct Peer {
+    observer: bool,
+}
+
+enum RoleState {
+    Follower,
+    Candidate(Campaign),
+    Leader(Box<LeaderState>),
+}
+
+/// Output collected between two `ready` calls.
+#[derive(Default)]
+struct Outbox {
+    messages: Vec<(PeerId, Message)>,
+    events: Vec<ClientEvent>,
+    must_sync: bool,
+    hard_state: Option<HardState>,
+    truncated_from: Option<Index>,
+    rebuild: bool,
+    commit_regressed: Option<(Index, Index)>,
+}
+
+/// Most committed entries handed out by one ready.
+const MAX_APPLY_BATCH: usize = 16_384;
+
+/// One node of the modified Raft.
+pub struct RaftNode<S: LogStore> {
+    id: PeerId,
+    config: NodeConfig,
+    store: S,
+    rng: Rng,
+    now: Duration,
+    hard: HardState,
+    last: LogPosition,
+    commit: Index,
+    applied: Index,
+    leader: Option<PeerId>,
+    peers: BTreeMap<PeerId, Peer>,
+    role: RoleState,
+    election_deadline: Duration,
+    requests: Requests,
+    replay: Option<CatchUp>,
+    /// No new log replay before this time (set when one was abandoned).
+    replay_retry_at: Duration,
+    out: Outbox,
+    reported: Option<Status>,
+}
+
+impl<S: LogStore> RaftNode<S> {
+    /// A node that resumes from whatever `store` holds, at time `now`.
+    pub fn new(config: NodeConfig, store: S, now: Duration) -> Result<Self> {
+        config.consensus.validate()?;
+        let hard = store.hard_state()?;
+        let last = store.last_position()?;
+        let mut node = RaftNode {
+            id: config.id,
+            rng: Rng::new(config.seed),
+            config,
+            store,
+            now,
+            hard,
+            last,
+            commit: 0,
+            applied: 0,
+            leader: None,
+            peers: BTreeMap::new(),
+            role: RoleState::Follower,
+            election_deadline: now,
+            requests: Requests::default(),
+            replay: None,
+            replay_retry_at: now,
+            out: Outbox::default(),
+            reported: None,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Makes everything written to the store durable (`LogStore::sync`);
+    /// call it when a ready says `must_sync`, before sending its
+    /// `persisted_messages`.
+    pub fn sync_storage(&mut self) -> Result<()> {
+        self.store.sync()
+    }
+
+    /// Gives the store back (a crashed node in a simulation keeps it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            role: self.role(),
+            leader: self.leader,
+            term: self.hard.term,
+            committed: self.commit,
+            last: self.last,
+            online: self.replay.is_none(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// Index up to which committed entries were handed out to apply.
+    pub fn applied(&self) -> Index {
+        self.applied
+    }
+
+    /// A bond to `peer` formed.
+    pub fn add_peer(&mut self, peer: PeerId) {
+        if peer == self.id || self.peers.contains_key(&peer) {
+            return;
+        }
+        self.peers.insert(peer, Peer::default());
+        self.leader_peer_added(peer);
+    }
+
+    /// The bond to `peer` broke.
+    pub fn remove_peer(&mut self, peer: PeerId) -> Result<()> {
+        if self.peers.remove(&peer).is_none() {
+            return Ok(());
+        }
+        if self.leader == Some(peer) {
+            self.leader = None;
+        }
+        self.replay_peer_removed(peer);
+        match &mut self.role {
+            RoleState::Candidate(campaign) => {
+                campaign.forget(peer);
+                self.check_election()
+            }
+            RoleState::Leader(state) => {
+                state.progress.remove(&peer);
+                self.leader_quorum_changed()
+            }
+            RoleState::Follower => Ok(()),
+        }
+    }
+
+    /// Advances the clock: elections, heartbeats, request and fetch timeouts.
+    pub fn tick(&mut self, now: Duration) -> Result<()> {
+        self.now = self.now.max(now);
+        if matches!(self.role, RoleState::Leader(_)) {
+            self.leader_tick()?;
+        } else if self.now >= self.election_deadline && self.may_stand() {
+            self.campaign()?;
+        }
+        self.expire_requests();
+        self.replay_tick()?;
+        self.dispatch_requests()
+    }
+
+    /// Handles one message from a bonded peer; others are ignored.
+    pub fn step(&mut self, from: PeerId, message: Message) -> Result<()> {
+        if !self.peers.contains_key(&from) {
+            return Ok(());
+        }
+        match message {
+            Message::Append(append) => self.handle_append(from, append)?,
+            Message::AppendReply(reply) => self.handle_append_reply(from, reply)?,
+            Message::RequestVote(request) => self.handle_request_vote(from, request)?,
+            Message::Vote(reply) => self.handle_vote(from, reply)?,
+            Message::Forward { req, commands } => self.handle_forward(from, req, commands)?,
+            Message::ForwardReply { req, assigned } => {
+                self.handle_forward_reply(from, req, assigned)?
+            }
+            Message::ReadIndex { req } => self.handle_read_index(from, req),
+            Message::ReadIndexReply { req, index } => {
+                self.handle_read_index_reply(from, req, index)
+            }
+            Message::Sync(message) => self.handle_sync(from, message)?,
+        }
+        self.dispatch_requests()
+    }
+
+    /// Submits commands under the driver's request id.
+    pub fn propose(&mut self, req: RequestId, commands: Vec<Bytes>) -> Result<()> {
+        let deadline = self.now + self.config.consensus.forward_timeout;
+        self.requests.add_forward(req, commands, deadline);
+        self.dispatch_requests()
+    }
+
+    /// Starts a strong read under the driver's request id.
+    pub fn read(&mut self, req: RequestId) -> Result<()> {
+        let deadline = self.now + self.config.consensus.query_timeout;
+        self.requests.add_read(req, deadline);
+        self.dispatch_requests()
+    }
+
+    /// Collects everything the driver has to do now.
+    pub fn ready(&mut self) -> Result<Ready> {
+        self.leader_flush()?;
+        let committed_entries = self.take_committed_entries()?;
+        let out = std::mem::take(&mut self.out);
+        let (messages, persisted_messages) = if out.must_sync {
+            (Vec::new(), out.messages)
+        } else {
+            (out.messages, Vec::new())
+        };
+        Ok(Ready {
+            messages,
+            persisted_messages,
+            must_sync: out.must_sync,
+            hard_state: out.hard_state,
+            truncated_from: out.truncated_from,
+            committed_entries,
+            events: out.events,
+            status: self.status_change(),
+            rebuild: out.rebuild,
+            commit_regressed: out.commit_regressed,
+        })
+    }
+
+    fn take_committed_entries(&mut self) -> Result<Vec<Entry>> {
+        if self.applied >= self.commit {
+            return Ok(Vec::new());
+        }
+        let entries = self
+            .store
+            .entries(self.applied + 1, self.commit + 1, MAX_APPLY_BATCH)?;
+        self.applied += entries.len() as Index;
+        Ok(entries)
+    }
+
+    fn status_change(&mut self) -> Option<Status> {
+        let status = self.status();
+        if self.reported == Some(status) {
+            return None;
+        }
+        self.reported = Some(status);
+        Some(status)
+    }
+
+    fn send(&mut self, to: PeerId, message: Message) {
+        self.out.messages.push((to, message));
+    }
+
+    fn event(&mut self, event: ClientEvent) {
+        self.out.events.push(event);
+    }
+
+    fn is_observer(&self) -> bool {
+        self.config.preference.is_observer()
+    }
+
+    fn may_stand(&self) -> bool {
+        !self.is_observer() && self.replay.is_none()
+    }
+
+    /// This node (unless an observer) plus every bonded peer not known to observe.
+    fn voter_count(&self) -> usize {
+        let peers = self.peers.values().filter(|p| !p.observer).count();
+        peers + usize::from(!self.is_observer())
+    }
+
+    fn is_voter_peer(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|p| !p.observer)
+    }
+
+    fn note_observer(&mut self, peer: PeerId, observer: bool) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.observer = observer;
+        }
+    }
+
+    /// Adopts a higher term seen in a message; returns whether it was higher.
+    fn observe_term(&mut self, term: Term) -> Result<bool> {
+        if term <= self.hard.term {
+            return Ok(false);
+        }
+        self.set_hard_state(HardState { term, vote: None })?;
+        self.become_follower(None);
+        Ok(true)
+    }
+
+    fn set_hard_state(&mut self, hard: HardState) -> Result<()> {
+        if hard == self.hard {
+            return Ok(());
+        }
+        self.store.set_hard_state(hard)?;
+        self.hard = hard;
+        self.out.hard_state = Some(hard);
+        self.out.must_sync = true;
+        Ok(())
+    }
+
+    /// Only a deposed leader restarts its election timer here: a follower
+    /// that merely sees a higher term keeps its deadline, or repeated
+    /// elections that cannot win would starve the one node that can.
+    fn become_follower(&mut self, leader: Option<PeerId>) {
+        if let RoleState::Leader(state) = &mut self.role {
+            let reads = state.reads.drain();
+            self.requeue_leader_reads(reads);
+            self.reset_election_timer();
+        }
+        self.role = RoleState::Follower;
+        self.set_leader(leader);
+    }
+
+    fn set_leader(&mut self, leader: Option<PeerId>) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.requests.leader_changed();
+        }
+    }
+
+    /// election_timeout + jitter (+ bootstrap_delay in term 0), times the leadership factor.
+    fn reset_election_timer(&mut self) {
+        let consensus = &self.config.consensus;
+        let mut timeout =
+            consensus.election_timeout + self.rng.duration_below(consensus.election_timeout_jitter);
+        if self.hard.term == 0 {
+            timeout += consensus.bootstrap_delay;
+        }
+        let factor = consensus.leadership_factor.max(1) * self.config.preference.factor();
+        self.election_deadline = self.now + timeout * factor;
+    }
+}

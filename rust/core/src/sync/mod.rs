@@ -1,0 +1,67 @@
+//! LogReplaySync: catching a lagging node up by fetching committed entries
+//! from many peers at once. This module owns the settings (shared by the
+//! group, hashed into its id); `replay` owns the lagging node's session.
+//! The provider side is a pure function of a node's log (see
+//! `raft/catch_up.rs`).
+
+mod replay;
+
+use std::time::Duration;
+
+pub use replay::ReplaySession;
+
+use crate::ids::Digest;
+
+const SIGNATURE_NAME: &[u8] = b"mosaik_log_replay_sync";
+
+/// Settings of log replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogReplaySync {
+    /// Entries per fetch request.
+    pub batch_size: u64,
+    /// How long one fetch may take before it is retried at another peer.
+    pub fetch_timeout: Duration,
+}
+
+impl Default for LogReplaySync {
+    fn default() -> Self {
+        LogReplaySync {
+            batch_size: 2000,
+            fetch_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+impl LogReplaySync {
+    /// blake3 of the name, then batch size and fetch timeout (nanoseconds)
+    /// as little-endian u64.
+    pub fn signature(&self) -> Digest {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(SIGNATURE_NAME);
+        hasher.update(&self.batch_size.to_le_bytes());
+        let nanos = u64::try_from(self.fetch_timeout.as_nanos()).unwrap_or(u64::MAX);
+        hasher.update(&nanos.to_le_bytes());
+        Digest(*hasher.finalize().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_covers_both_settings() {
+        let base = LogReplaySync::default();
+        let bigger = LogReplaySync {
+            batch_size: 2001,
+            ..base
+        };
+        let slower = LogReplaySync {
+            fetch_timeout: Duration::from_secs(26),
+            ..base
+        };
+        assert_ne!(base.signature(), bigger.signature());
+        assert_ne!(base.signature(), slower.signature());
+        assert_eq!(base.signature(), LogReplaySync::default().signature());
+    }
+}

@@ -1,0 +1,236 @@
+//! Invariants checked after every step: log matching (all modes); election
+//! safety, leader completeness, state machine safety, no lost acknowledged
+//! command and linearizable strong reads (full-safety modes); and the final
+//! state after convergence.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mosaik_core::{EntryKind, InMemoryLogStore, Index, LogStore, Role, Status, Term};
+
+use crate::harness::{value_of, Mode, SimNode};
+
+pub struct Checker {
+    mode: Mode,
+    /// term -> the node that led it.
+    leaders: HashMap<Term, usize>,
+    /// (index, term) -> (value, term of the previous entry): log matching.
+    seen: HashMap<(Index, Term), (u64, Term)>,
+    checked_last: BTreeMap<usize, Index>,
+    /// The committed log as the nodes reported it: (term, value) by index - 1.
+    committed: Vec<(Term, u64)>,
+    verified_commit: BTreeMap<usize, Index>,
+    acked_max: Index,
+    read_max: Index,
+    pub reads_checked: u64,
+    pub acks_checked: u64,
+}
+
+fn value(kind: &EntryKind) -> u64 {
+    match kind {
+        EntryKind::Marker => 0,
+        EntryKind::Command(bytes) => value_of(bytes),
+    }
+}
+
+impl Checker {
+    pub fn new(mode: Mode) -> Self {
+        Checker {
+            mode,
+            leaders: HashMap::new(),
+            seen: HashMap::new(),
+            checked_last: BTreeMap::new(),
+            committed: Vec::new(),
+            verified_commit: BTreeMap::new(),
+            acked_max: 0,
+            read_max: 0,
+            reads_checked: 0,
+            acks_checked: 0,
+        }
+    }
+
+    /// Log matching: one (index, term) always names the same entry after the same previous term.
+    pub fn on_log_change(
+        &mut self,
+        node: usize,
+        store: &InMemoryLogStore,
+        truncated_from: Option<Index>,
+    ) {
+        let last = store.last_position().expect("store").index;
+        let checked = self.checked_last.get(&node).copied().unwrap_or(0);
+        let from = truncated_from.map_or(checked, |t| checked.min(t - 1)) + 1;
+        self.checked_last.insert(node, last);
+        if from > last {
+            return;
+        }
+        let mut prev_term = store.term_at(from - 1).expect("store").expect("present");
+        for entry in store.entries(from, last + 1, usize::MAX).expect("store") {
+            let fact = (value(&entry.kind), prev_term);
+            let known = *self.seen.entry((entry.index, entry.term)).or_insert(fact);
+            assert_eq!(
+                known, fact,
+                "log matching violated at node {node}, index {} term {}",
+                entry.index, entry.term
+            );
+            prev_term = entry.term;
+        }
+    }
+
+    pub fn on_status(
+        &mut self,
+        node: usize,
+        status: &Status,
+        store: &InMemoryLogStore,
+        regressed: Option<(Index, Index)>,
+    ) {
+        if !self.mode.full_safety() {
+            return;
+        }
+        assert!(
+            regressed.is_none(),
+            "node {node}: committed entries were cut: {regressed:?}"
+        );
+        if status.role == Role::Leader {
+            let leader = *self.leaders.entry(status.term).or_insert(node);
+            assert_eq!(leader, node, "two leaders in term {}", status.term);
+            self.check_leader_completeness(node, status.term, store);
+        }
+        self.check_commit(node, status.committed, store);
+    }
+
+    fn check_leader_completeness(&self, node: usize, term: Term, store: &InMemoryLogStore) {
+        let earlier = self.committed.partition_point(|(t, _)| *t < term) as Index;
+        if earlier == 0 {
+            return;
+        }
+        let expected = self.committed[earlier as usize - 1].0;
+        let held = store.term_at(earlier).expect("store");
+        assert_eq!(
+            held,
+            Some(expected),
+            "leader completeness: node {node} leads term {term} without committed index {earlier}"
+        );
+    }
+
+    /// State machine safety: a node's committed prefix equals every other's.
+    fn check_commit(&mut self, node: usize, commit: Index, store: &InMemoryLogStore) {
+        let verified = self.verified_commit.get(&node).copied().unwrap_or(0);
+        if commit <= verified {
+            return;
+        }
+        for entry in store
+            .entries(verified + 1, commit + 1, usize::MAX)
+            .expect("store")
+        {
+            let fact = (entry.term, value(&entry.kind));
+            let slot = entry.index as usize - 1;
+            if slot < self.committed.len() {
+                assert_eq!(
+                    self.committed[slot], fact,
+                    "node {node} committed a different entry at {}",
+                    entry.index
+                );
+            } else {
+                assert_eq!(slot, self.committed.len(), "committed log has a gap");
+                self.committed.push(fact);
+            }
+        }
+        self.verified_commit.insert(node, commit);
+    }
+
+    pub fn on_restart(&mut self, node: usize) {
+        self.verified_commit.insert(node, 0);
+    }
+
+    pub fn on_rebuild(&mut self, node: usize) {
+        assert!(
+            !self.mode.full_safety(),
+            "node {node} had to rebuild: an applied entry was cut"
+        );
+        self.verified_commit.insert(node, 0);
+    }
+
+    pub fn on_apply(&mut self, node: usize, index: Index, applied: u64) {
+        if !self.mode.full_safety() {
+            return;
+        }
+        let slot = index as usize - 1;
+        assert!(
+            slot < self.committed.len(),
+            "node {node} applied {index} before it was committed"
+        );
+        assert_eq!(
+            self.committed[slot].1, applied,
+            "node {node} applied another command at {index}"
+        );
+    }
+
+    /// A command acknowledged as committed is in the committed log, where it was said to be.
+    pub fn on_acknowledged(&mut self, first: Index, values: &[u64]) {
+        if !self.mode.full_safety() {
+            return;
+        }
+        for (k, v) in values.iter().enumerate() {
+            let slot = first as usize - 1 + k;
+            assert!(
+                slot < self.committed.len(),
+                "acknowledged index {} is not committed",
+                slot + 1
+            );
+            assert_eq!(
+                self.committed[slot].1,
+                *v,
+                "acknowledged command not at its index {}",
+                slot + 1
+            );
+        }
+        self.acks_checked += 1;
+        self.acked_max = self.acked_max.max(first + values.len() as Index - 1);
+    }
+
+    /// What a strong read issued now must at least observe.
+    pub fn read_floor(&self) -> Index {
+        self.acked_max.max(self.read_max)
+    }
+
+    pub fn on_read_index(&mut self, index: Index, floor: Index) {
+        if self.mode.full_safety() {
+            assert!(
+                index >= floor,
+                "read index {index} misses writes acknowledged or read before it (floor {floor})"
+            );
+        }
+    }
+
+    pub fn on_read_answered(&mut self, node: usize, observed: Index, floor: Index) {
+        if !self.mode.full_safety() {
+            return;
+        }
+        assert!(
+            observed >= floor,
+            "node {node} answered a strong read at {observed}, below {floor}"
+        );
+        self.reads_checked += 1;
+        self.read_max = self.read_max.max(observed);
+    }
+
+    /// After convergence: every node's state holds the committed log and every acknowledged command.
+    pub fn final_check(&self, nodes: &[SimNode]) {
+        if !self.mode.full_safety() {
+            return;
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            assert!(
+                node.machine.len() as Index >= self.acked_max,
+                "node {i} lost acknowledged commands"
+            );
+            for (slot, (_, v)) in self.committed.iter().enumerate().take(node.machine.len()) {
+                assert_eq!(
+                    node.machine[slot],
+                    *v,
+                    "node {i} ended with another command at {}",
+                    slot + 1
+                );
+            }
+        }
+    }
+}
