@@ -188,7 +188,8 @@ impl<S: LogStore> RaftNode<S> {
         }
     }
 
-    /// Sends entries from the peer's `next` on: one batch, or all there are.
+    /// Sends entries from the peer's `next` on: all there are (pipelined,
+    /// `next` moves on), or one probe batch that leaves `next` until accepted.
     fn send_batches(&mut self, peer: PeerId, only_one: bool) -> Result<()> {
         let max = self.config.max_append_entries.max(1);
         let last = self.last.index;
@@ -202,10 +203,13 @@ impl<S: LogStore> RaftNode<S> {
             let count = entries.len() as Index;
             let message = self.append_message(next, entries)?;
             self.send(peer, message);
+            if only_one {
+                return Ok(());
+            }
             if let Some(progress) = self.progress_mut(peer) {
                 progress.next = next + count;
             }
-            if only_one || count == 0 || next + count > last {
+            if count == 0 || next + count > last {
                 return Ok(());
             }
         }
@@ -228,12 +232,11 @@ impl<S: LogStore> RaftNode<S> {
                 progress.next = progress.next.max(last + 1);
                 progress.probing = false;
             }
-            AppendOutcome::Rejected { hint } if hint > progress.matched => {
+            AppendOutcome::Rejected { hint } => {
                 progress.next = progress.next.min(hint).max(progress.matched + 1);
                 progress.probing = true;
                 probe = !progress.syncing;
             }
-            AppendOutcome::Rejected { .. } => {}
         }
         if probe {
             self.send_batches(from, true)?;

@@ -100,7 +100,7 @@ impl<S: LogStore> RaftNode<S> {
     pub(super) fn conflict_hint(&self, index: Index) -> Result<Index> {
         let term = self.term_at(index)?;
         let mut hint = index;
-        while hint > 1 && hint > self.commit + 1 && self.term_at(hint - 1)? == term {
+        while hint > 1 && self.term_at(hint - 1)? == term {
             hint -= 1;
         }
         Ok(hint)
