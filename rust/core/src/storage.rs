@@ -79,15 +79,14 @@ impl LogStore for InMemoryLogStore {
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        let mut next = self.log.len() as Index + 1;
-        for entry in entries {
-            if entry.index != next {
+        let first = self.log.len() as Index + 1;
+        for (expected, entry) in (first..).zip(entries) {
+            if entry.index != expected {
                 return Err(Error::Storage(format!(
-                    "append at index {} but the log continues at {next}",
+                    "append at index {} but the log continues at {expected}",
                     entry.index
                 )));
             }
-            next += 1;
         }
         self.log.extend_from_slice(entries);
         Ok(())

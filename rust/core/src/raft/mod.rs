@@ -477,3 +477,6 @@ impl<S: LogStore> RaftNode<S> {
         self.election_deadline = self.now + timeout * factor;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 //! and wake-ups, late joiners. Which faults a run gets depends on its mode.
 
 use mosaik_core::rng::Rng;
+use mosaik_core::Role;
 
 use crate::harness::{Mode, Sim, SimNode};
 
@@ -133,7 +134,10 @@ pub fn apply(sim: &mut Sim, fault: Fault) {
             }
         }
         Fault::Pause => {
-            if let Some(i) = pick(sim, |n| n.running()) {
+            let leader_only = sim.rng.chance(0.5);
+            if let Some(i) = pick(sim, |n| {
+                n.running() && (!leader_only || n.last_role == Some(Role::Leader))
+            }) {
                 sim.nodes[i].paused = true;
             }
         }

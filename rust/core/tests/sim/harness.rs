@@ -51,6 +51,7 @@ pub struct SimNode {
     pub reads: BTreeMap<u64, (Option<u64>, u64)>,
     pub restarts: u64,
     pub last_role: Option<Role>,
+    pub online: bool,
 }
 
 impl SimNode {
@@ -96,6 +97,7 @@ pub struct Stats {
     pub acked: u64,
     pub reads: u64,
     pub rebuilds: u64,
+    pub replays: u64,
     pub converge_ms: u64,
 }
 
@@ -106,6 +108,7 @@ impl std::ops::AddAssign for Stats {
         self.acked += o.acked;
         self.reads += o.reads;
         self.rebuilds += o.rebuilds;
+        self.replays += o.replays;
         self.converge_ms = self.converge_ms.max(o.converge_ms);
     }
 }
@@ -128,7 +131,7 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(mode: Mode, seed: u64, trace: bool) -> Self {
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_5111);
+        let mut rng = Rng::new(seed ^ 0x005E_ED0F_5111);
         let voters = 1 + rng.below(5) as usize;
         let observers = rng.below(2) as usize;
         let late = rng.below(3) as usize;
@@ -151,6 +154,7 @@ impl Sim {
                 reads: BTreeMap::new(),
                 restarts: 0,
                 last_role: None,
+                online: true,
             });
         }
         let intended_voters = nodes.iter().filter(|n| !n.observer).count() as u32;
@@ -318,13 +322,22 @@ impl Sim {
         }
         if let Some(status) = ready.status {
             self.log(|| format!("node {i} status {status:?}"));
-            if status.role == Role::Leader && self.nodes[i].last_role != Some(Role::Leader) {
-                self.stats.elections += 1;
-            }
+            let newly_elected =
+                status.role == Role::Leader && self.nodes[i].last_role != Some(Role::Leader);
+            self.stats.elections += u64::from(newly_elected);
             self.nodes[i].last_role = Some(status.role);
+            if !status.online && self.nodes[i].online {
+                self.stats.replays += 1;
+            }
+            self.nodes[i].online = status.online;
             let raft = self.nodes[i].raft.as_ref().expect("alive");
-            self.checker
-                .on_status(i, &status, raft.store(), ready.commit_regressed);
+            self.checker.on_status(
+                i,
+                &status,
+                newly_elected,
+                raft.store(),
+                ready.commit_regressed,
+            );
         }
         let raft = self.nodes[i].raft.as_ref().expect("alive");
         self.checker

@@ -9,6 +9,14 @@ use mosaik_core::{EntryKind, InMemoryLogStore, Index, LogStore, Role, Status, Te
 
 use crate::harness::{value_of, Mode, SimNode};
 
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    term: Term,
+    value: u64,
+    /// Lowest term any node was in when it reported this entry committed.
+    commit_term: Term,
+}
+
 pub struct Checker {
     mode: Mode,
     /// term -> the node that led it.
@@ -17,7 +25,7 @@ pub struct Checker {
     seen: HashMap<(Index, Term), (u64, Term)>,
     checked_last: BTreeMap<usize, Index>,
     /// The committed log as the nodes reported it: (term, value) by index - 1.
-    committed: Vec<(Term, u64)>,
+    committed: Vec<Committed>,
     verified_commit: BTreeMap<usize, Index>,
     acked_max: Index,
     read_max: Index,
@@ -79,6 +87,7 @@ impl Checker {
         &mut self,
         node: usize,
         status: &Status,
+        newly_elected: bool,
         store: &InMemoryLogStore,
         regressed: Option<(Index, Index)>,
     ) {
@@ -92,27 +101,35 @@ impl Checker {
         if status.role == Role::Leader {
             let leader = *self.leaders.entry(status.term).or_insert(node);
             assert_eq!(leader, node, "two leaders in term {}", status.term);
-            self.check_leader_completeness(node, status.term, store);
+            if newly_elected {
+                self.check_leader_completeness(node, status.term, store);
+            }
         }
-        self.check_commit(node, status.committed, store);
+        self.check_commit(node, status.committed, status.term, store);
     }
 
+    /// A new leader of `term` holds every entry committed in an earlier term.
     fn check_leader_completeness(&self, node: usize, term: Term, store: &InMemoryLogStore) {
-        let earlier = self.committed.partition_point(|(t, _)| *t < term) as Index;
-        if earlier == 0 {
+        let Some(slot) = self
+            .committed
+            .iter()
+            .rposition(|fact| fact.commit_term < term)
+        else {
             return;
-        }
-        let expected = self.committed[earlier as usize - 1].0;
-        let held = store.term_at(earlier).expect("store");
+        };
+        let index = slot as Index + 1;
+        let held = store.term_at(index).expect("store");
         assert_eq!(
             held,
-            Some(expected),
-            "leader completeness: node {node} leads term {term} without committed index {earlier}"
+            Some(self.committed[slot].term),
+            "leader completeness: node {node} leads term {term} without committed index {index}"
         );
     }
 
     /// State machine safety: a node's committed prefix equals every other's.
-    fn check_commit(&mut self, node: usize, commit: Index, store: &InMemoryLogStore) {
+    /// `term` is the reporter's current term: an upper bound of the term the
+    /// entry was committed in (exact when the committing leader reports).
+    fn check_commit(&mut self, node: usize, commit: Index, term: Term, store: &InMemoryLogStore) {
         let verified = self.verified_commit.get(&node).copied().unwrap_or(0);
         if commit <= verified {
             return;
@@ -121,14 +138,20 @@ impl Checker {
             .entries(verified + 1, commit + 1, usize::MAX)
             .expect("store")
         {
-            let fact = (entry.term, value(&entry.kind));
+            let fact = Committed {
+                term: entry.term,
+                value: value(&entry.kind),
+                commit_term: term,
+            };
             let slot = entry.index as usize - 1;
-            if slot < self.committed.len() {
-                assert_eq!(
-                    self.committed[slot], fact,
-                    "node {node} committed a different entry at {}",
+            if let Some(known) = self.committed.get_mut(slot) {
+                let same = (known.term, known.value) == (fact.term, fact.value);
+                assert!(
+                    same,
+                    "node {node} committed another entry at {}: {fact:?} vs {known:?}",
                     entry.index
                 );
+                known.commit_term = known.commit_term.min(term);
             } else {
                 assert_eq!(slot, self.committed.len(), "committed log has a gap");
                 self.committed.push(fact);
@@ -159,7 +182,7 @@ impl Checker {
             "node {node} applied {index} before it was committed"
         );
         assert_eq!(
-            self.committed[slot].1, applied,
+            self.committed[slot].value, applied,
             "node {node} applied another command at {index}"
         );
     }
@@ -177,7 +200,7 @@ impl Checker {
                 slot + 1
             );
             assert_eq!(
-                self.committed[slot].1,
+                self.committed[slot].value,
                 *v,
                 "acknowledged command not at its index {}",
                 slot + 1
@@ -223,10 +246,10 @@ impl Checker {
                 node.machine.len() as Index >= self.acked_max,
                 "node {i} lost acknowledged commands"
             );
-            for (slot, (_, v)) in self.committed.iter().enumerate().take(node.machine.len()) {
+            for (slot, fact) in self.committed.iter().enumerate().take(node.machine.len()) {
                 assert_eq!(
                     node.machine[slot],
-                    *v,
+                    fact.value,
                     "node {i} ended with another command at {}",
                     slot + 1
                 );

@@ -1,0 +1,726 @@
+//! Unit tests of the Raft rules, each named after the property it checks,
+//! on a tiny cluster with instant, lossless delivery unless a test says otherwise.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::entry::EntryKind;
+use crate::storage::InMemoryLogStore;
+use crate::wire::{AppendEntries, AppendOutcome, AppendReply, RequestVote, Vote, VoteReply};
+
+fn id(n: u8) -> PeerId {
+    PeerId([n; 32])
+}
+
+fn config(n: u8) -> ConsensusConfig {
+    ConsensusConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        heartbeat_jitter: Duration::from_millis(10),
+        election_timeout: Duration::from_millis(300),
+        election_timeout_jitter: Duration::from_millis(100),
+        bootstrap_delay: Duration::from_millis(100 * u64::from(n)),
+        forward_timeout: Duration::from_millis(500),
+        query_timeout: Duration::from_millis(500),
+        ..ConsensusConfig::default()
+    }
+}
+
+fn node(n: u8) -> RaftNode<InMemoryLogStore> {
+    node_with(n, |_| {})
+}
+
+fn node_with(n: u8, adjust: impl FnOnce(&mut NodeConfig)) -> RaftNode<InMemoryLogStore> {
+    node_at(n, Duration::ZERO, adjust)
+}
+
+fn node_at(
+    n: u8,
+    now: Duration,
+    adjust: impl FnOnce(&mut NodeConfig),
+) -> RaftNode<InMemoryLogStore> {
+    let mut cfg = NodeConfig::new(id(n), config(n), u64::from(n));
+    adjust(&mut cfg);
+    RaftNode::new(cfg, InMemoryLogStore::new(), now).unwrap()
+}
+
+fn cmd(v: u8) -> Bytes {
+    Bytes::from(vec![v])
+}
+
+/// Nodes that deliver every message instantly, in order.
+struct Cluster {
+    nodes: Vec<RaftNode<InMemoryLogStore>>,
+    now: Duration,
+    events: Vec<(PeerId, ClientEvent)>,
+    applied: Vec<Vec<Entry>>,
+    cut: Vec<(PeerId, PeerId)>,
+    /// Log-replay batches delivered, per receiver.
+    replay_batches: Vec<PeerId>,
+}
+
+impl Cluster {
+    fn new(nodes: Vec<RaftNode<InMemoryLogStore>>) -> Self {
+        let applied = nodes.iter().map(|_| Vec::new()).collect();
+        let mut cluster = Cluster {
+            nodes,
+            now: Duration::ZERO,
+            events: Vec::new(),
+            applied,
+            cut: Vec::new(),
+            replay_batches: Vec::new(),
+        };
+        cluster.bond_all();
+        cluster
+    }
+
+    fn bond_all(&mut self) {
+        let ids: Vec<PeerId> = self.nodes.iter().map(|n| n.id()).collect();
+        for node in &mut self.nodes {
+            for peer in &ids {
+                node.add_peer(*peer);
+            }
+        }
+    }
+
+    /// A new node started now and bonded to everyone.
+    fn join(&mut self, n: u8, adjust: impl FnOnce(&mut NodeConfig)) {
+        self.nodes.push(node_at(n, self.now, adjust));
+        self.applied.push(Vec::new());
+        self.bond_all();
+    }
+
+    fn at(&mut self, who: PeerId) -> &mut RaftNode<InMemoryLogStore> {
+        self.nodes.iter_mut().find(|n| n.id() == who).unwrap()
+    }
+
+    /// Drains every node's ready and delivers until nothing moves.
+    fn settle(&mut self) {
+        let mut queue: VecDeque<(PeerId, PeerId, Message)> = VecDeque::new();
+        loop {
+            for i in 0..self.nodes.len() {
+                let from = self.nodes[i].id();
+                let ready = self.nodes[i].ready().unwrap();
+                if ready.rebuild {
+                    self.applied[i].clear();
+                }
+                self.applied[i].extend(ready.committed_entries);
+                self.events
+                    .extend(ready.events.into_iter().map(|e| (from, e)));
+                for (to, m) in ready.messages.into_iter().chain(ready.persisted_messages) {
+                    queue.push_back((from, to, m));
+                }
+            }
+            if queue.is_empty() {
+                return;
+            }
+            while let Some((from, to, m)) = queue.pop_front() {
+                if let Message::Sync(crate::wire::SyncMessage::Batch { .. }) = &m {
+                    self.replay_batches.push(to);
+                }
+                if !self.cut.contains(&(from, to)) && !self.cut.contains(&(to, from)) {
+                    self.at(to).step(from, m).unwrap();
+                }
+            }
+        }
+    }
+
+    fn run_for(&mut self, span: Duration) {
+        let end = self.now + span;
+        while self.now < end {
+            self.now += Duration::from_millis(5);
+            let now = self.now;
+            for node in &mut self.nodes {
+                node.tick(now).unwrap();
+            }
+            self.settle();
+        }
+    }
+
+    fn leaders(&self) -> Vec<PeerId> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role() == Role::Leader)
+            .map(|n| n.id())
+            .collect()
+    }
+}
+
+#[test]
+fn lone_node_elects_itself_and_commits_alone() {
+    let mut cluster = Cluster::new(vec![node(1)]);
+    cluster.run_for(Duration::from_secs(1));
+    assert_eq!(cluster.leaders(), vec![id(1)]);
+    cluster.at(id(1)).propose(7, vec![cmd(1), cmd(2)]).unwrap();
+    cluster.settle();
+    let status = cluster.nodes[0].status();
+    assert_eq!(status.committed, 3, "marker plus two commands");
+    assert!(cluster.events.contains(&(
+        id(1),
+        ClientEvent::Committed {
+            req: 7,
+            first: 2,
+            last: 3
+        }
+    )));
+    assert_eq!(cluster.applied[0].len(), 3);
+}
+
+#[test]
+fn bootstrap_delay_is_added_only_in_term_zero() {
+    let mut cluster = Cluster::new(vec![node(5)]);
+    cluster.run_for(Duration::from_millis(790));
+    assert!(
+        cluster.leaders().is_empty(),
+        "300ms timeout + 500ms bootstrap delay not yet over"
+    );
+    cluster.run_for(Duration::from_millis(120));
+    assert_eq!(cluster.leaders(), vec![id(5)]);
+}
+
+#[test]
+fn reluctant_node_waits_its_factor_longer() {
+    let mut cluster = Cluster::new(vec![node_with(1, |c| {
+        c.preference = LeadershipPreference::Reluctant(3)
+    })]);
+    cluster.run_for(Duration::from_millis(1150));
+    assert!(cluster.leaders().is_empty(), "(300ms + 100ms) * 3 at least");
+    cluster.run_for(Duration::from_millis(500));
+    assert_eq!(cluster.leaders(), vec![id(1)]);
+}
+
+#[test]
+fn leader_writes_a_marker_entry_at_the_start_of_its_term() {
+    let mut cluster = Cluster::new(vec![node(1), node(2), node(3)]);
+    cluster.run_for(Duration::from_secs(2));
+    let leader = cluster.leaders()[0];
+    let store = cluster.at(leader).store();
+    let last = store.last_position().unwrap();
+    let entries = store.entries(1, last.index + 1, 10).unwrap();
+    assert_eq!(entries.last().unwrap().kind, EntryKind::Marker);
+    assert_eq!(entries.last().unwrap().term, last.term);
+}
+
+#[test]
+fn exactly_one_leader_is_elected_and_late_joiners_adopt_it() {
+    let mut cluster = Cluster::new(vec![node(1), node(2), node(3)]);
+    cluster.run_for(Duration::from_secs(2));
+    assert_eq!(cluster.leaders().len(), 1);
+    let leader = cluster.leaders()[0];
+    cluster.at(leader).propose(1, vec![cmd(9)]).unwrap();
+    cluster.settle();
+    cluster.join(4, |_| {});
+    cluster.run_for(Duration::from_millis(200));
+    let joiner = cluster.at(id(4)).status();
+    assert_eq!(joiner.leader, Some(leader));
+    assert_eq!(joiner.last, cluster.at(leader).status().last);
+    assert_eq!(cluster.leaders(), vec![leader]);
+}
+
+fn vote_request(term: Term, last: LogPosition) -> Message {
+    Message::RequestVote(RequestVote { term, last })
+}
+
+fn append(term: Term, prev: LogPosition, entries: Vec<Entry>, commit: Index) -> Message {
+    Message::Append(AppendEntries {
+        term,
+        prev,
+        entries,
+        commit,
+        round: 0,
+    })
+}
+
+fn entry(term: Term, index: Index, v: u8) -> Entry {
+    Entry {
+        term,
+        index,
+        kind: EntryKind::Command(cmd(v)),
+    }
+}
+
+fn votes(ready: &Ready) -> Vec<Vote> {
+    ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .filter_map(|(_, m)| match m {
+            Message::Vote(reply) => Some(reply.vote),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A follower of peer 9 holding `entries`, bonded to peers 8 and 9.
+fn follower_with(entries: Vec<Entry>) -> RaftNode<InMemoryLogStore> {
+    let mut follower = node(1);
+    follower.add_peer(id(8));
+    follower.add_peer(id(9));
+    let term = entries.last().map_or(1, |e| e.term);
+    follower
+        .step(id(9), append(term, LogPosition::default(), entries, 0))
+        .unwrap();
+    follower.ready().unwrap();
+    follower
+}
+
+#[test]
+fn voter_grants_a_candidate_with_the_same_log_and_only_once_per_term() {
+    let mut voter = follower_with(vec![entry(1, 1, 1)]);
+    voter
+        .step(id(8), vote_request(5, LogPosition::new(1, 1)))
+        .unwrap();
+    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Granted]);
+    voter
+        .step(id(9), vote_request(5, LogPosition::new(1, 1)))
+        .unwrap();
+    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Denied]);
+}
+
+#[test]
+fn voter_behind_the_candidate_abstains_and_binds_its_vote() {
+    let mut voter = follower_with(vec![entry(1, 1, 1)]);
+    voter
+        .step(id(8), vote_request(5, LogPosition::new(1, 4)))
+        .unwrap();
+    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Abstained]);
+    voter
+        .step(id(9), vote_request(5, LogPosition::new(1, 4)))
+        .unwrap();
+    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Denied]);
+}
+
+#[test]
+fn voter_denies_a_candidate_whose_log_is_behind() {
+    let mut voter = follower_with(vec![entry(2, 1, 1), entry(2, 2, 1)]);
+    voter
+        .step(id(8), vote_request(5, LogPosition::new(2, 1)))
+        .unwrap();
+    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Denied]);
+    voter
+        .step(id(8), vote_request(6, LogPosition::new(1, 9)))
+        .unwrap();
+    assert_eq!(
+        votes(&voter.ready().unwrap()),
+        vec![Vote::Denied],
+        "higher index, lower last term"
+    );
+}
+
+#[test]
+fn term_and_vote_are_persisted_before_the_vote_leaves() {
+    let mut voter = follower_with(vec![]);
+    voter
+        .step(id(8), vote_request(5, LogPosition::default()))
+        .unwrap();
+    let ready = voter.ready().unwrap();
+    assert!(ready.must_sync);
+    assert_eq!(
+        ready.hard_state,
+        Some(HardState {
+            term: 5,
+            vote: Some(id(8))
+        })
+    );
+    assert!(ready.messages.is_empty());
+    assert_eq!(votes(&ready), vec![Vote::Granted]);
+    assert_eq!(
+        voter.store().hard_state().unwrap(),
+        HardState {
+            term: 5,
+            vote: Some(id(8))
+        }
+    );
+}
+
+#[test]
+fn restart_keeps_term_vote_and_log() {
+    let voter = follower_with(vec![entry(3, 1, 1)]);
+    let store = voter.into_store();
+    let restarted =
+        RaftNode::new(NodeConfig::new(id(1), config(1), 1), store, Duration::ZERO).unwrap();
+    assert_eq!(restarted.status().term, 3);
+    assert_eq!(restarted.status().last, LogPosition::new(3, 1));
+}
+
+#[test]
+fn follower_rejects_an_append_that_does_not_match_its_log() {
+    let mut follower = follower_with(vec![entry(1, 1, 1)]);
+    follower
+        .step(
+            id(9),
+            append(2, LogPosition::new(2, 1), vec![entry(2, 2, 2)], 0),
+        )
+        .unwrap();
+    let ready = follower.ready().unwrap();
+    let rejected = ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .any(|(_, m)| {
+            matches!(
+                m,
+                Message::AppendReply(AppendReply {
+                    outcome: AppendOutcome::Rejected { hint: 1 },
+                    ..
+                })
+            )
+        });
+    assert!(rejected);
+    assert_eq!(follower.status().last, LogPosition::new(1, 1));
+}
+
+#[test]
+fn follower_truncates_conflicting_entries_and_keeps_matching_ones() {
+    let mut follower = follower_with(vec![entry(1, 1, 1), entry(1, 2, 2), entry(1, 3, 3)]);
+    let entries = vec![entry(1, 2, 2), entry(2, 3, 9), entry(2, 4, 9)];
+    follower
+        .step(id(9), append(2, LogPosition::new(1, 1), entries, 0))
+        .unwrap();
+    let ready = follower.ready().unwrap();
+    assert_eq!(ready.truncated_from, Some(3));
+    assert!(!ready.rebuild, "nothing applied was cut");
+    assert_eq!(follower.status().last, LogPosition::new(2, 4));
+    assert_eq!(follower.store().term_at(2).unwrap(), Some(1));
+}
+
+#[test]
+fn cutting_an_applied_prefix_asks_for_a_rebuild_and_reports_the_commit_regression() {
+    let mut follower = follower_with(vec![entry(1, 1, 1), entry(1, 2, 2)]);
+    follower
+        .step(id(9), append(1, LogPosition::new(1, 2), vec![], 2))
+        .unwrap();
+    assert_eq!(follower.ready().unwrap().committed_entries.len(), 2);
+    follower
+        .step(
+            id(8),
+            append(2, LogPosition::new(1, 1), vec![entry(2, 2, 7)], 2),
+        )
+        .unwrap();
+    let ready = follower.ready().unwrap();
+    assert!(ready.rebuild);
+    assert_eq!(ready.commit_regressed, Some((2, 1)));
+    let replayed: Vec<Index> = ready.committed_entries.iter().map(|e| e.index).collect();
+    assert_eq!(
+        replayed,
+        vec![1, 2],
+        "a fresh state machine replays from index 1"
+    );
+}
+
+/// A leader of term 2 at node 1 over peers 2 and 3, whose log holds `old` from term 1.
+fn leader_with(old: Vec<Entry>) -> (RaftNode<InMemoryLogStore>, Term) {
+    let mut leader = node(1);
+    leader.add_peer(id(2));
+    leader.add_peer(id(3));
+    if !old.is_empty() {
+        leader
+            .step(id(2), append(1, LogPosition::default(), old, 0))
+            .unwrap();
+    }
+    leader.tick(Duration::from_secs(5)).unwrap();
+    let term = leader.status().term;
+    leader
+        .step(
+            id(2),
+            Message::Vote(VoteReply {
+                term,
+                vote: Vote::Granted,
+                observer: false,
+            }),
+        )
+        .unwrap();
+    assert_eq!(leader.role(), Role::Leader);
+    leader.ready().unwrap();
+    (leader, term)
+}
+
+fn accepted(term: Term, last: Index, round: u64) -> Message {
+    Message::AppendReply(AppendReply {
+        term,
+        round,
+        outcome: AppendOutcome::Accepted { last },
+        observer: false,
+        syncing: false,
+    })
+}
+
+#[test]
+fn leader_commits_only_entries_of_its_own_term() {
+    let (mut leader, term) = leader_with(vec![entry(1, 1, 1), entry(1, 2, 2)]);
+    assert_eq!(
+        leader.status().last,
+        LogPosition::new(term, 3),
+        "marker at 3"
+    );
+    leader.step(id(2), accepted(term, 2, 0)).unwrap();
+    assert_eq!(
+        leader.status().committed,
+        0,
+        "index 2 is on a quorum but of an older term"
+    );
+    leader.step(id(2), accepted(term, 3, 0)).unwrap();
+    assert_eq!(
+        leader.status().committed,
+        3,
+        "the marker commits everything before it"
+    );
+}
+
+#[test]
+fn a_quorum_is_needed_before_the_leader_commits() {
+    let (mut leader, term) = leader_with(vec![]);
+    leader.propose(1, vec![cmd(1)]).unwrap();
+    assert_eq!(leader.status().committed, 0);
+    leader.step(id(3), accepted(term, 2, 0)).unwrap();
+    assert_eq!(leader.status().committed, 2);
+}
+
+fn read_ready(ready: &Ready) -> Vec<(RequestId, Index)> {
+    ready
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::ReadReady { req, index } => Some((*req, *index)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn strong_read_waits_for_a_quorum_round_started_after_it_arrived() {
+    let (mut leader, term) = leader_with(vec![]);
+    leader.step(id(2), accepted(term, 1, 0)).unwrap();
+    assert_eq!(leader.status().committed, 1);
+    leader.read(5).unwrap();
+    let ready = leader.ready().unwrap();
+    assert!(read_ready(&ready).is_empty());
+    let round = match &ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .next()
+        .unwrap()
+        .1
+    {
+        Message::Append(a) => a.round,
+        other => panic!("expected a heartbeat, got {other:?}"),
+    };
+    leader.step(id(2), accepted(term, 1, round - 1)).unwrap();
+    assert!(
+        read_ready(&leader.ready().unwrap()).is_empty(),
+        "an ack of an older round does not count"
+    );
+    leader.step(id(3), accepted(term, 1, round)).unwrap();
+    assert_eq!(read_ready(&leader.ready().unwrap()), vec![(5, 1)]);
+}
+
+#[test]
+fn leader_answers_reads_only_after_committing_an_entry_of_its_term() {
+    let (mut leader, term) = leader_with(vec![entry(1, 1, 1)]);
+    leader.read(5).unwrap();
+    leader.ready().unwrap();
+    leader.step(id(2), accepted(term, 1, 9)).unwrap();
+    assert!(
+        read_ready(&leader.ready().unwrap()).is_empty(),
+        "marker (index 2) not committed yet"
+    );
+    leader.step(id(2), accepted(term, 2, 9)).unwrap();
+    assert_eq!(read_ready(&leader.ready().unwrap()), vec![(5, 2)]);
+}
+
+#[test]
+fn deposed_leader_never_answers_a_read() {
+    let (mut leader, term) = leader_with(vec![]);
+    leader.step(id(2), accepted(term, 1, 0)).unwrap();
+    leader.read(5).unwrap();
+    leader.ready().unwrap();
+    let newer = Message::AppendReply(AppendReply {
+        term: term + (1 << 32),
+        round: 99,
+        outcome: AppendOutcome::Rejected { hint: 1 },
+        observer: false,
+        syncing: false,
+    });
+    leader.step(id(3), newer).unwrap();
+    assert_eq!(leader.role(), Role::Follower);
+    leader.step(id(2), accepted(term, 1, 99)).unwrap();
+    assert!(read_ready(&leader.ready().unwrap()).is_empty());
+    leader.tick(Duration::from_secs(6)).unwrap();
+    assert!(leader
+        .ready()
+        .unwrap()
+        .events
+        .contains(&ClientEvent::QueryOffline { req: 5 }));
+}
+
+#[test]
+fn follower_forwards_commands_and_reads_to_the_leader() {
+    let mut cluster = Cluster::new(vec![node(1), node(2), node(3)]);
+    cluster.run_for(Duration::from_secs(2));
+    let leader = cluster.leaders()[0];
+    let follower = cluster
+        .nodes
+        .iter()
+        .map(|n| n.id())
+        .find(|p| *p != leader)
+        .unwrap();
+    cluster
+        .at(follower)
+        .propose(11, vec![cmd(1), cmd(2)])
+        .unwrap();
+    cluster.at(follower).read(12).unwrap();
+    cluster.run_for(Duration::from_millis(100));
+    let mine: Vec<&ClientEvent> = cluster
+        .events
+        .iter()
+        .filter(|(p, _)| *p == follower)
+        .map(|(_, e)| e)
+        .collect();
+    let assigned = mine.iter().find_map(|e| match e {
+        ClientEvent::Assigned {
+            req: 11,
+            first,
+            last,
+            ..
+        } => Some((*first, *last)),
+        _ => None,
+    });
+    let (first, last) = assigned.expect("the leader assigned indices");
+    assert_eq!(last, first + 1);
+    assert!(mine.contains(&&ClientEvent::Committed {
+        req: 11,
+        first,
+        last
+    }));
+    assert!(mine
+        .iter()
+        .any(|e| matches!(e, ClientEvent::ReadReady { req: 12, .. })));
+}
+
+#[test]
+fn forward_without_a_leader_times_out_offline_with_the_commands_back() {
+    let mut follower = follower_with(vec![]);
+    follower.remove_peer(id(9)).unwrap();
+    follower.propose(3, vec![cmd(4)]).unwrap();
+    follower.tick(Duration::from_millis(499)).unwrap();
+    assert!(follower.ready().unwrap().events.is_empty());
+    follower.tick(Duration::from_millis(501)).unwrap();
+    let events = follower.ready().unwrap().events;
+    assert_eq!(
+        events,
+        vec![ClientEvent::CommandOffline {
+            req: 3,
+            commands: vec![cmd(4)]
+        }]
+    );
+}
+
+#[test]
+fn observer_never_stands_abstains_and_does_not_count() {
+    let observer = || node_with(2, |c| c.preference = LeadershipPreference::Observer);
+    let mut lone = Cluster::new(vec![observer()]);
+    lone.run_for(Duration::from_secs(3));
+    assert!(
+        lone.leaders().is_empty(),
+        "a group of only observers has no leader"
+    );
+
+    let mut voter = observer();
+    voter.add_peer(id(8));
+    voter
+        .step(id(8), vote_request(5, LogPosition::default()))
+        .unwrap();
+    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Abstained]);
+
+    let mut cluster = Cluster::new(vec![node(1), observer()]);
+    cluster.run_for(Duration::from_secs(2));
+    assert_eq!(
+        cluster.leaders(),
+        vec![id(1)],
+        "the observer leaves the voter alone in the quorum"
+    );
+    cluster.at(id(1)).propose(1, vec![cmd(1)]).unwrap();
+    cluster.settle();
+    assert_eq!(
+        cluster.at(id(2)).status().committed,
+        2,
+        "the observer replicates and applies"
+    );
+}
+
+#[test]
+fn min_quorum_keeps_a_lone_node_from_leading() {
+    let mut cluster = Cluster::new(vec![node_with(1, |c| c.consensus.min_quorum = 2)]);
+    cluster.run_for(Duration::from_secs(3));
+    assert!(cluster.leaders().is_empty());
+}
+
+#[test]
+fn partitioned_minority_cannot_elect_with_a_majority_quorum_floor() {
+    let nodes = (1..=3)
+        .map(|n| node_with(n, |c| c.consensus.min_quorum = 2))
+        .collect();
+    let mut cluster = Cluster::new(nodes);
+    cluster.run_for(Duration::from_secs(2));
+    let leader = cluster.leaders()[0];
+    for other in [id(1), id(2), id(3)] {
+        if other != leader {
+            cluster.cut.push((leader, other));
+        }
+    }
+    cluster.run_for(Duration::from_secs(3));
+    let terms: Vec<Term> = cluster.nodes.iter().map(|n| n.status().term).collect();
+    let leaders = cluster.leaders();
+    assert_eq!(
+        leaders.len(),
+        2,
+        "old leader still thinks it leads, the majority elected another"
+    );
+    assert!(leaders.contains(&leader));
+    assert!(terms.iter().any(|t| *t > cluster.at(leader).status().term));
+    cluster.at(leader).propose(1, vec![cmd(1)]).unwrap();
+    cluster.run_for(Duration::from_millis(500));
+    assert!(
+        cluster.at(leader).status().committed < cluster.at(leader).status().last.index,
+        "a cut-off leader cannot commit"
+    );
+}
+
+#[test]
+fn log_replay_catches_up_a_far_behind_node() {
+    let small = |c: &mut NodeConfig| {
+        c.sync = LogReplaySync {
+            batch_size: 10,
+            fetch_timeout: Duration::from_millis(200),
+        };
+        c.max_append_entries = 5;
+    };
+    let mut cluster = Cluster::new((1..=3).map(|n| node_with(n, small)).collect());
+    cluster.run_for(Duration::from_secs(2));
+    let leader = cluster.leaders()[0];
+    for req in 0..20 {
+        cluster
+            .at(leader)
+            .propose(req, (0..5).map(|v| cmd(v as u8)).collect())
+            .unwrap();
+        cluster.settle();
+    }
+    cluster.join(4, small);
+    cluster.run_for(Duration::from_secs(1));
+    let batches = cluster
+        .replay_batches
+        .iter()
+        .filter(|p| **p == id(4))
+        .count();
+    assert!(
+        batches >= 10,
+        "the joiner fetched the gap in batches, got {batches}"
+    );
+    let joiner = cluster.at(id(4)).status();
+    assert!(joiner.online);
+    assert_eq!(joiner.last, cluster.at(leader).status().last);
+    assert_eq!(joiner.committed, joiner.last.index);
+}
