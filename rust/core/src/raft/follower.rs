@@ -25,8 +25,9 @@ impl<S: LogStore> RaftNode<S> {
         if self.replay_intercepts(from, &append)? {
             return Ok(());
         }
-        let outcome = self.accept_append(append.clone())?;
-        self.reply_append(from, append.round, outcome);
+        let round = append.round;
+        let outcome = self.accept_append(append)?;
+        self.reply_append(from, round, outcome);
         Ok(())
     }
 

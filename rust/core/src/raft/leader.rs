@@ -1,7 +1,7 @@
 //! Leader duties: the term's marker entry, replication with per-peer
-//! progress (pipelining, probing after a rejection, go-back after a silent
-//! loss), heartbeats, commit by counting entries of its own term, accepting
-//! forwarded commands, and confirming read indices.
+//! progress (pipelining, probing after a rejection), heartbeats, commit by
+//! counting entries of its own term, accepting forwarded commands, and
+//! confirming read indices.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,9 +25,8 @@ pub(super) struct Progress {
     acked_round: u64,
     /// After a rejection: one batch at a time until an accept.
     probing: bool,
-    /// The follower catches up with log replay: heartbeats only.
+    /// The follower catches up with log replay: no immediate re-probe.
     syncing: bool,
-    matched_at_heartbeat: Index,
 }
 
 impl Progress {
@@ -38,7 +37,6 @@ impl Progress {
             acked_round: 0,
             probing: false,
             syncing: false,
-            matched_at_heartbeat: 0,
         }
     }
 }
@@ -99,23 +97,14 @@ impl<S: LogStore> RaftNode<S> {
         self.leader_quorum_changed()
     }
 
+    /// An empty append at the peer's `next - 1` (which also uncovers lost
+    /// entries: the follower rejects it), or the pending probe again.
     fn heartbeat(&mut self, peer: PeerId) -> Result<()> {
         let Some(progress) = self.progress_mut(peer) else {
             return Ok(());
         };
-        let stalled = progress.matched == progress.matched_at_heartbeat
-            && progress.matched + 1 < progress.next;
-        progress.matched_at_heartbeat = progress.matched;
-        if progress.syncing {
-            self.send_empty_append(peer);
-            return Ok(());
-        }
-        if progress.probing {
+        if progress.probing && !progress.syncing {
             return self.send_batches(peer, true);
-        }
-        if stalled {
-            progress.next = progress.matched + 1;
-            return self.send_batches(peer, false);
         }
         self.send_empty_append(peer);
         Ok(())
