@@ -58,16 +58,27 @@ mod tests {
     fn display_and_parse_round_trip() {
         let addr = EndpointAddr {
             peer_id: PeerId([0xab; 32]),
-            addrs: vec!["127.0.0.1:7000".parse().unwrap(), "[::1]:7001".parse().unwrap()],
+            addrs: vec![
+                "127.0.0.1:7000".parse().unwrap(),
+                "[::1]:7001".parse().unwrap(),
+            ],
         };
         assert_eq!(EndpointAddr::parse(&addr.to_string()).unwrap(), addr);
     }
 
     #[test]
     fn bad_inputs_name_the_value() {
-        for text in ["", "abc", "zz@127.0.0.1:1", &format!("{}@nope", "ab".repeat(32))] {
+        for text in [
+            "",
+            "abc",
+            "zz@127.0.0.1:1",
+            &format!("{}@nope", "ab".repeat(32)),
+        ] {
             let err = EndpointAddr::parse(text).unwrap_err().to_string();
-            assert!(err.contains(&format!("{text:?}")) || err.contains("nope"), "{err}");
+            assert!(
+                err.contains(&format!("{text:?}")) || err.contains("nope"),
+                "{err}"
+            );
         }
     }
 }

@@ -36,7 +36,9 @@ pub struct Endpoint {
 
 fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))));
+    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+        30_000,
+    ))));
     t.keep_alive_interval(Some(Duration::from_secs(5)));
     Arc::new(t)
 }
@@ -50,7 +52,8 @@ impl Endpoint {
         extra: &[SocketAddr],
     ) -> Result<Self, NetError> {
         let transport = transport_config();
-        let server = tls::server_config(&identity, &[GROUPS_ALPN, DISCOVERY_ALPN], transport.clone())?;
+        let server =
+            tls::server_config(&identity, &[GROUPS_ALPN, DISCOVERY_ALPN], transport.clone())?;
         let quic = quinn::Endpoint::server(server, bind)
             .map_err(|e| NetError::Config(format!("cannot bind {bind}: {e}")))?;
         let mut local = quic.local_addr()?;

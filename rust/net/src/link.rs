@@ -62,7 +62,8 @@ impl LinkReceiver {
     /// connection is closed with 400 before the error is returned.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, NetError> {
         let payload = self.recv_payload().await?;
-        postcard::from_bytes(&payload).map_err(|e| self.violation(format!("undecodable frame: {e}")))
+        postcard::from_bytes(&payload)
+            .map_err(|e| self.violation(format!("undecodable frame: {e}")))
     }
 
     async fn recv_payload(&mut self) -> Result<Vec<u8>, NetError> {
@@ -82,7 +83,9 @@ impl LinkReceiver {
 
     async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
         self.recv.read_exact(buf).await.map_err(|e| match e {
-            quinn::ReadExactError::FinishedEarly(_) => NetError::ConnectionLost("stream finished".into()),
+            quinn::ReadExactError::FinishedEarly(_) => {
+                NetError::ConnectionLost("stream finished".into())
+            }
             quinn::ReadExactError::ReadError(e) => read_error(e),
         })
     }
@@ -130,13 +133,19 @@ pub fn link(
 }
 
 /// Opens a new bidirectional stream on `conn` as a framed link.
-pub async fn open(conn: &Connection, max_frame: usize) -> Result<(LinkSender, LinkReceiver), NetError> {
+pub async fn open(
+    conn: &Connection,
+    max_frame: usize,
+) -> Result<(LinkSender, LinkReceiver), NetError> {
     let (send, recv) = conn.open_bi().await.map_err(connection_error)?;
     Ok(link(conn, send, recv, max_frame))
 }
 
 /// Accepts the next bidirectional stream the remote opens on `conn`.
-pub async fn accept(conn: &Connection, max_frame: usize) -> Result<(LinkSender, LinkReceiver), NetError> {
+pub async fn accept(
+    conn: &Connection,
+    max_frame: usize,
+) -> Result<(LinkSender, LinkReceiver), NetError> {
     let (send, recv) = conn.accept_bi().await.map_err(connection_error)?;
     Ok(link(conn, send, recv, max_frame))
 }

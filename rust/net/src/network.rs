@@ -47,7 +47,9 @@ impl NetworkConfig {
             ));
         }
         if self.addrs.is_empty() {
-            return Err(NetError::Config("no address to bind: addresses is empty".into()));
+            return Err(NetError::Config(
+                "no address to bind: addresses is empty".into(),
+            ));
         }
         let d = &self.discovery;
         if d.gossip_interval.is_zero() || d.entry_ttl <= d.gossip_interval {
@@ -57,7 +59,9 @@ impl NetworkConfig {
             )));
         }
         if self.handshake_timeout.is_zero() {
-            return Err(NetError::Config("invalid handshake_timeout 0: must be positive".into()));
+            return Err(NetError::Config(
+                "invalid handshake_timeout 0: must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -90,7 +94,11 @@ impl Network {
             Some(seed) => Identity::from_seed(seed)?,
             None => Identity::generate()?,
         });
-        let endpoint = Arc::new(Endpoint::bind(identity, config.addrs[0], &config.addrs[1..])?);
+        let endpoint = Arc::new(Endpoint::bind(
+            identity,
+            config.addrs[0],
+            &config.addrs[1..],
+        )?);
         let network_id = config.network_id();
         let discovery = Discovery::new(endpoint.clone(), network_id, config.discovery.clone());
         let running = Arc::new(Running {
@@ -154,7 +162,11 @@ impl Network {
     /// Stops every task, closes all connections with 204 and releases the
     /// socket. Closing twice is a no-op.
     pub async fn close(&self) {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(running) = running {
             running.tasks.shutdown().await;
             running.endpoint.close(close::GRACEFUL_SHUTDOWN).await;

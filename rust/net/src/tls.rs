@@ -71,7 +71,9 @@ impl PeerVerifier {
         intermediates: &[CertificateDer<'_>],
     ) -> Result<(), TlsError> {
         if !intermediates.is_empty() {
-            return Err(TlsError::General("unexpected intermediate certificates".into()));
+            return Err(TlsError::General(
+                "unexpected intermediate certificates".into(),
+            ));
         }
         let peer = peer_id_of_cert(end_entity.as_ref())?;
         match self.expected {

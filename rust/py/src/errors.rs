@@ -25,6 +25,27 @@ pub fn config_error(message: impl Into<String>) -> PyErr {
     Python::attach(|py| mosaik_error(py, "ConfigError", (message,)))
 }
 
+/// Why a native operation failed; made into a Python exception only on a
+/// thread that holds the GIL.
+#[derive(Debug)]
+pub enum Failure {
+    Net(NetError),
+}
+
+impl From<NetError> for Failure {
+    fn from(e: NetError) -> Self {
+        Failure::Net(e)
+    }
+}
+
+impl Failure {
+    pub fn into_pyerr(self, _py: Python<'_>) -> PyErr {
+        match self {
+            Failure::Net(e) => net_error(e),
+        }
+    }
+}
+
 /// Maps a `NetError` to its Python exception.
 pub fn net_error(err: NetError) -> PyErr {
     Python::attach(|py| match &err {

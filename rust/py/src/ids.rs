@@ -93,9 +93,11 @@ impl PyPeerId {
     /// Reads 64 hex characters.
     #[staticmethod]
     fn from_hex(text: &str) -> PyResult<Self> {
-        PeerId::from_hex(text)
-            .map(PyPeerId)
-            .ok_or_else(|| config_error(format!("invalid peer id {text:?}: expected 64 hex characters")))
+        PeerId::from_hex(text).map(PyPeerId).ok_or_else(|| {
+            config_error(format!(
+                "invalid peer id {text:?}: expected 64 hex characters"
+            ))
+        })
     }
 
     /// Reads the 32 bytes of an ed25519 public key.
@@ -103,7 +105,12 @@ impl PyPeerId {
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
         <[u8; 32]>::try_from(data)
             .map(|raw| PyPeerId(PeerId(raw)))
-            .map_err(|_| config_error(format!("invalid peer id: {} bytes, expected 32", data.len())))
+            .map_err(|_| {
+                config_error(format!(
+                    "invalid peer id: {} bytes, expected 32",
+                    data.len()
+                ))
+            })
     }
 
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {

@@ -2,6 +2,7 @@
 //! of mosaik-net and mosaik-core as Python classes and hands Rust futures to
 //! asyncio; it holds no protocol logic.
 
+mod bridge;
 mod errors;
 mod ids;
 mod network;
@@ -14,14 +15,23 @@ fn live_tasks() -> usize {
     mosaik_net::tasks::live_tasks()
 }
 
+/// Native operations still running (finished or cancelled ones excluded).
+#[pyfunction]
+fn in_flight() -> usize {
+    bridge::in_flight()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<bridge::Bridge>()?;
+    m.add_class::<bridge::Pending>()?;
     m.add_class::<ids::PyDigest>()?;
     m.add_class::<ids::PyPeerId>()?;
     m.add_class::<network::PyEndpointAddr>()?;
     m.add_class::<network::PyNetwork>()?;
     m.add_function(wrap_pyfunction!(network::start_network, m)?)?;
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add("GROUPS_ALPN", mosaik_net::endpoint::GROUPS_ALPN)?;
     m.add("DISCOVERY_ALPN", mosaik_net::endpoint::DISCOVERY_ALPN)?;
     Ok(())

@@ -11,6 +11,7 @@ use mosaik_net::{EndpointAddr, Network, NetworkConfig};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
+use crate::bridge::{spawn, Pending};
 use crate::errors::{config_error, net_error};
 use crate::ids::{PyDigest, PyPeerId};
 
@@ -24,7 +25,9 @@ impl PyEndpointAddr {
     /// Reads `<peer-hex>@ip:port[,ip:port...]`.
     #[staticmethod]
     fn parse(text: &str) -> PyResult<Self> {
-        EndpointAddr::parse(text).map(PyEndpointAddr).map_err(net_error)
+        EndpointAddr::parse(text)
+            .map(PyEndpointAddr)
+            .map_err(net_error)
     }
 
     #[getter]
@@ -90,7 +93,11 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| config_error(format!("invalid {name} {value}: must be a positive duration")))
+        .ok_or_else(|| {
+            config_error(format!(
+                "invalid {name} {value}: must be a positive duration"
+            ))
+        })
 }
 
 /// Timing knobs of a network, in seconds.
@@ -111,7 +118,12 @@ fn network_config(
 ) -> PyResult<NetworkConfig> {
     let name = name
         .cast::<PyString>()
-        .map_err(|_| config_error(format!("invalid network name {}: it must be a non-empty string", name.repr().map(|r| r.to_string()).unwrap_or_default())))?
+        .map_err(|_| {
+            config_error(format!(
+                "invalid network name {}: it must be a non-empty string",
+                name.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
+        })?
         .to_str()?
         .to_owned();
     let mut config = NetworkConfig::new(name);
@@ -138,18 +150,17 @@ fn network_config(
 #[pyfunction]
 #[pyo3(signature = (name, secret, addrs, bootstrap, timings))]
 pub fn start_network<'py>(
-    py: Python<'py>,
     name: &Bound<'py, PyAny>,
     secret: Option<&Bound<'py, PyAny>>,
     addrs: Vec<String>,
     bootstrap: &Bound<'py, PyAny>,
     timings: Timings,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Pending> {
     let config = network_config(name, secret, addrs, bootstrap, timings)?;
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let net = Network::start(config).await.map_err(net_error)?;
+    Ok(spawn(async move {
+        let net = Network::start(config).await?;
         Ok(PyNetwork { net })
-    })
+    }))
 }
 
 /// The native side of `mosaik.Network`.
@@ -195,23 +206,21 @@ impl PyNetwork {
             .collect())
     }
 
-    fn sync_with<'py>(&self, py: Python<'py>, addr: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn sync_with(&self, addr: &Bound<'_, PyAny>) -> PyResult<Pending> {
         let addr = endpoint_addr(addr)?;
         let net = self.net.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            net.sync_with(&addr).await.map_err(net_error)
-        })
+        Ok(spawn(async move { Ok(net.sync_with(&addr).await?) }))
     }
 
     fn metrics(&self) -> HashMap<String, f64> {
         self.net.metrics().into_iter().collect()
     }
 
-    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn close(&self) -> PyResult<Pending> {
         let net = self.net.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        Ok(spawn(async move {
             net.close().await;
             Ok(())
-        })
+        }))
     }
 }

@@ -78,7 +78,11 @@ fn unix_millis() -> u64 {
 }
 
 impl Discovery {
-    pub fn new(endpoint: Arc<Endpoint>, network_id: NetworkId, config: DiscoveryConfig) -> Arc<Self> {
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        network_id: NetworkId,
+        config: DiscoveryConfig,
+    ) -> Arc<Self> {
         let own = PeerEntry {
             peer_id: endpoint.peer_id(),
             network_id,
@@ -223,7 +227,10 @@ impl Discovery {
     /// Serves one incoming discovery connection.
     pub async fn serve(&self, conn: quinn::Connection) {
         if let Err(e) = self.serve_exchange(&conn).await {
-            log::debug!("discovery sync from {:?} failed: {e}", conn.remote_address());
+            log::debug!(
+                "discovery sync from {:?} failed: {e}",
+                conn.remote_address()
+            );
             return;
         }
         self.metrics.syncs.inc();
@@ -243,14 +250,20 @@ impl Discovery {
                 return Err(NetError::Timeout("waiting for hello".into()));
             }
         };
-        let DiscoveryMessage::Hello { network_id, entries } = hello else {
+        let DiscoveryMessage::Hello {
+            network_id,
+            entries,
+        } = hello
+        else {
             link::close_with(conn, close::PROTOCOL_VIOLATION, "expected hello");
             return Err(NetError::Protocol("first message was not hello".into()));
         };
         if network_id != self.network_id {
             self.metrics.rejected.add(entries.len() as u64);
             link::close_with(conn, close::DIFFERENT_NETWORK, "different network");
-            return Err(NetError::Protocol(format!("peer is on network {network_id}")));
+            return Err(NetError::Protocol(format!(
+                "peer is on network {network_id}"
+            )));
         }
         self.merge_all(entries);
         let reply = DiscoveryMessage::Catalog {
@@ -325,10 +338,22 @@ impl Discovery {
                 "mosaik.discovery.catalog.size".into(),
                 self.state().catalog.len() as f64,
             ),
-            ("mosaik.discovery.peers.discovered".into(), m.discovered.get() as f64),
-            ("mosaik.discovery.peers.departed".into(), m.departed.get() as f64),
-            ("mosaik.discovery.catalog.syncs".into(), m.syncs.get() as f64),
-            ("mosaik.discovery.entries.rejected".into(), m.rejected.get() as f64),
+            (
+                "mosaik.discovery.peers.discovered".into(),
+                m.discovered.get() as f64,
+            ),
+            (
+                "mosaik.discovery.peers.departed".into(),
+                m.departed.get() as f64,
+            ),
+            (
+                "mosaik.discovery.catalog.syncs".into(),
+                m.syncs.get() as f64,
+            ),
+            (
+                "mosaik.discovery.entries.rejected".into(),
+                m.rejected.get() as f64,
+            ),
         ]
     }
 }

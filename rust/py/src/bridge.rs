@@ -1,0 +1,212 @@
+//! Hands Rust futures to asyncio without ever taking the GIL on a tokio
+//! thread.
+//!
+//! A native call spawns its future on the shared tokio runtime at once and
+//! returns a `Pending`. Awaiting it attaches it to the event loop's
+//! `Bridge`: when the future finishes, its outcome is queued as a closure and
+//! one byte is written to a socket the loop watches. The loop thread, which
+//! holds the GIL anyway, drains the queue, turns outcomes into Python objects
+//! and resolves asyncio futures. Cancelling the asyncio future aborts the
+//! tokio task, which drops the Rust future.
+
+use std::future::Future;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
+use tokio::runtime::Runtime;
+use tokio::task::AbortHandle;
+
+use crate::errors::Failure;
+
+/// Turns a finished future's outcome into a Python object, on the loop thread.
+type Completion = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// The tokio runtime every `Network` in this process shares.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("mosaik-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the tokio runtime")
+    })
+}
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Native operations whose Rust future has neither finished nor been dropped.
+pub fn in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::SeqCst)
+}
+
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Completions waiting for the loop, and the socket that wakes it.
+struct Queue {
+    ready: Mutex<Vec<(u64, Completion)>>,
+    wake: UnixStream,
+}
+
+impl Queue {
+    fn push(&self, id: u64, completion: Completion) {
+        let was_empty = {
+            let mut ready = lock(&self.ready);
+            ready.push((id, completion));
+            ready.len() == 1
+        };
+        if was_empty {
+            // A full socket already holds a wake-up; nothing is lost.
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+}
+
+enum Slot {
+    Running,
+    Done(Completion),
+    Watched(Arc<Queue>, u64),
+    Delivered,
+}
+
+/// A native operation in flight; awaitable from asyncio.
+#[pyclass(module = "mosaik._native", frozen)]
+pub struct Pending {
+    slot: Arc<Mutex<Slot>>,
+    abort: AbortHandle,
+}
+
+/// Starts `fut` now; its value is converted to Python on the loop thread.
+pub fn spawn<F, T>(fut: F) -> Pending
+where
+    F: Future<Output = Result<T, Failure>> + Send + 'static,
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot::Running));
+    let task_slot = slot.clone();
+    let in_flight = InFlight::enter();
+    let handle = runtime().spawn(async move {
+        let outcome = fut.await;
+        drop(in_flight);
+        let completion: Completion = Box::new(move |py| match outcome {
+            Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
+            Err(failure) => Err(failure.into_pyerr(py)),
+        });
+        let mut slot = lock(&task_slot);
+        match std::mem::replace(&mut *slot, Slot::Delivered) {
+            Slot::Watched(queue, id) => queue.push(id, completion),
+            Slot::Running => *slot = Slot::Done(completion),
+            other => *slot = other,
+        }
+    });
+    Pending {
+        slot,
+        abort: handle.abort_handle(),
+    }
+}
+
+#[pymethods]
+impl Pending {
+    fn __await__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let future = slf
+            .py()
+            .import("mosaik._bridge")?
+            .call_method1("watch", (slf,))?;
+        future.call_method0("__await__")
+    }
+
+    /// Aborts the operation; its Rust future is dropped.
+    fn cancel(&self) {
+        self.abort.abort();
+    }
+}
+
+/// One per asyncio event loop: the queue of finished operations.
+#[pyclass(module = "mosaik._native", frozen)]
+pub struct Bridge {
+    queue: Arc<Queue>,
+    wake_reader: UnixStream,
+    next_id: AtomicU64,
+}
+
+#[pymethods]
+impl Bridge {
+    #[new]
+    fn new() -> PyResult<Self> {
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        Ok(Bridge {
+            queue: Arc::new(Queue {
+                ready: Mutex::new(Vec::new()),
+                wake: writer,
+            }),
+            wake_reader: reader,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The descriptor the loop watches for readability.
+    fn fileno(&self) -> i32 {
+        self.wake_reader.as_raw_fd()
+    }
+
+    /// Attaches `pending` to this bridge; returns the id its outcome will
+    /// carry, or None if it was awaited before.
+    fn watch(&self, pending: &Pending) -> Option<u64> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut slot = lock(&pending.slot);
+        match std::mem::replace(&mut *slot, Slot::Delivered) {
+            Slot::Running => *slot = Slot::Watched(self.queue.clone(), id),
+            Slot::Done(completion) => self.queue.push(id, completion),
+            other => {
+                *slot = other;
+                return None;
+            }
+        }
+        Some(id)
+    }
+
+    /// Every finished operation as `(id, ok, value_or_exception)`.
+    fn drain(&self, py: Python<'_>) -> Vec<(u64, bool, Py<PyAny>)> {
+        let mut sink = [0u8; 256];
+        loop {
+            match (&self.wake_reader).read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let ready = std::mem::take(&mut *lock(&self.queue.ready));
+        ready
+            .into_iter()
+            .map(|(id, completion)| match completion(py) {
+                Ok(value) => (id, true, value),
+                Err(err) => (id, false, err.into_value(py).into_any()),
+            })
+            .collect()
+    }
+}
