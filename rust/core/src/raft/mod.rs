@@ -24,8 +24,8 @@ mod catch_up;
 mod follower;
 mod leader;
 mod log;
-pub(crate) mod quorum;
-pub(crate) mod read_index;
+mod quorum;
+mod read_index;
 mod requests;
 
 use std::collections::BTreeMap;
@@ -260,6 +260,12 @@ impl<S: LogStore> RaftNode<S> {
             RoleState::Candidate(_) => Role::Candidate,
             RoleState::Leader(_) => Role::Leader,
         }
+    }
+
+    /// Voters this node counts now (itself unless an observer, plus bonded
+    /// peers not known to observe): `mosaik.groups.raft.committee.voters`.
+    pub fn voters(&self) -> usize {
+        self.voter_count()
     }
 
     /// Index up to which committed entries were handed out to apply.

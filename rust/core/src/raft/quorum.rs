@@ -6,7 +6,7 @@
 //!   the term, so two candidates can never both win a term.
 //! - Commit and read confirmation: `max(voters / 2 + 1, min_quorum)` voters
 //!   must hold the entry (or have acknowledged the round). Abstention does
-//!   not shrink this denominator; see `docs` in `raft/mod.rs` for why.
+//!   not shrink this denominator (the module docs of `raft` say why).
 
 use crate::entry::Index;
 

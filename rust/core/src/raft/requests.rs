@@ -37,7 +37,7 @@ struct Read {
 #[derive(Default)]
 pub(super) struct Requests {
     forwards: BTreeMap<RequestId, Forward>,
-    /// Keyed by (last index, request) so that commits settle them in order.
+    /// Keyed by (last index, request): settled in log order.
     awaiting: BTreeMap<(Index, RequestId), Awaiting>,
     reads: BTreeMap<RequestId, Read>,
     /// Something may be ready to send to the leader.
@@ -232,23 +232,34 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     /// Settles assigned proposals the commit index now covers: committed if
-    /// the log still holds them, offline if another leader overwrote them.
+    /// the log still holds them, offline as soon as another entry was
+    /// committed at their first index (then none of them can ever commit).
     pub(super) fn settle_committed(&mut self) -> Result<()> {
-        while let Some(entry) = self.requests.awaiting.first_entry() {
-            let last = entry.key().0;
-            if last > self.commit {
-                break;
+        let mut settled = Vec::new();
+        for (key, awaiting) in &self.requests.awaiting {
+            let (last, _) = *key;
+            if awaiting.first > self.commit {
+                continue;
             }
-            let awaiting = entry.remove();
-            let event = if self.term_at(last)? == Some(awaiting.term) {
+            let first_held = self.term_at(awaiting.first)? == Some(awaiting.term);
+            if !first_held {
+                settled.push((*key, false));
+            } else if last <= self.commit {
+                settled.push((*key, self.term_at(last)? == Some(awaiting.term)));
+            }
+        }
+        for (key, committed) in settled {
+            let awaiting = self.requests.awaiting.remove(&key).expect("listed above");
+            let (req, last) = (awaiting.req, key.0);
+            let event = if committed {
                 ClientEvent::Committed {
-                    req: awaiting.req,
+                    req,
                     first: awaiting.first,
                     last,
                 }
             } else {
                 ClientEvent::CommandOffline {
-                    req: awaiting.req,
+                    req,
                     commands: awaiting.commands,
                 }
             };

@@ -724,3 +724,48 @@ fn log_replay_catches_up_a_far_behind_node() {
     assert_eq!(joiner.last, cluster.at(leader).status().last);
     assert_eq!(joiner.committed, joiner.last.index);
 }
+
+#[test]
+fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index() {
+    let mut follower = follower_with(vec![]);
+    follower.propose(3, vec![cmd(4), cmd(5)]).unwrap();
+    follower.ready().unwrap();
+    let assigned = crate::wire::Assignment {
+        term: 1,
+        first: 1,
+        last: 2,
+    };
+    follower
+        .step(
+            id(9),
+            Message::ForwardReply {
+                req: 3,
+                assigned: Some(assigned),
+            },
+        )
+        .unwrap();
+    let events = follower.ready().unwrap().events;
+    assert_eq!(
+        events,
+        vec![ClientEvent::Assigned {
+            req: 3,
+            term: 1,
+            first: 1,
+            last: 2
+        }]
+    );
+    follower
+        .step(
+            id(8),
+            append(2, LogPosition::default(), vec![entry(2, 1, 7)], 1),
+        )
+        .unwrap();
+    let events = follower.ready().unwrap().events;
+    assert_eq!(
+        events,
+        vec![ClientEvent::CommandOffline {
+            req: 3,
+            commands: vec![cmd(4), cmd(5)]
+        }]
+    );
+}

@@ -1,5 +1,5 @@
-//! Invariants checked after every step: log matching (all modes); election
-//! safety, leader completeness, state machine safety, no lost acknowledged
+//! Invariants checked after every step: log matching and one leader per
+//! term (all modes); leader completeness, state machine safety, no lost acknowledged
 //! command and linearizable strong reads (full-safety modes); and the final
 //! state after convergence.
 
@@ -91,6 +91,10 @@ impl Checker {
         store: &InMemoryLogStore,
         regressed: Option<(Index, Index)>,
     ) {
+        if status.role == Role::Leader {
+            let leader = *self.leaders.entry(status.term).or_insert(node);
+            assert_eq!(leader, node, "two leaders in term {}", status.term);
+        }
         if !self.mode.full_safety() {
             return;
         }
@@ -98,12 +102,8 @@ impl Checker {
             regressed.is_none(),
             "node {node}: committed entries were cut: {regressed:?}"
         );
-        if status.role == Role::Leader {
-            let leader = *self.leaders.entry(status.term).or_insert(node);
-            assert_eq!(leader, node, "two leaders in term {}", status.term);
-            if newly_elected {
-                self.check_leader_completeness(node, status.term, store);
-            }
+        if newly_elected {
+            self.check_leader_completeness(node, status.term, store);
         }
         self.check_commit(node, status.committed, status.term, store);
     }

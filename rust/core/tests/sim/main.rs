@@ -3,7 +3,8 @@
 //! partitions, crashes, pauses, late joiners and observers; the Raft
 //! invariants are checked after every step.
 //!
-//! `MOSAIK_SIM_SEEDS=n` runs n seeds per mode (default 700, three modes);
+//! `MOSAIK_SIM_SEEDS=n` runs n seeds per mode (default 1000, three modes),
+//! starting at `MOSAIK_SIM_FIRST_SEED` (default 0) for an open-ended soak;
 //! `MOSAIK_SIM_SEED=s` replays one seed; `MOSAIK_SIM_TRACE=1` prints a trace.
 
 mod faults;
@@ -12,18 +13,17 @@ mod invariants;
 
 use harness::{Mode, Sim, Stats};
 
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("MOSAIK_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(seed) = env_number("MOSAIK_SIM_SEED") {
         return vec![seed];
     }
-    let count = std::env::var("MOSAIK_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(700);
-    (0..count).collect()
+    let first = env_number("MOSAIK_SIM_FIRST_SEED").unwrap_or(0);
+    let count = env_number("MOSAIK_SIM_SEEDS").unwrap_or(1000);
+    (first..first + count).collect()
 }
 
 fn run_mode(mode: Mode, test_name: &str) {
