@@ -1,5 +1,6 @@
 //! Leader duties: the term's marker entry, replication with per-peer
-//! progress (pipelining, probing after a rejection), heartbeats, commit by
+//! progress (pipelining, probing after a rejection), heartbeats with check
+//! quorum, commit by
 //! counting entries of its own term, accepting forwarded commands, and
 //! confirming read indices.
 
@@ -27,16 +28,19 @@ pub(super) struct Progress {
     probing: bool,
     /// The follower catches up with log replay: no immediate re-probe.
     syncing: bool,
+    /// When the follower last answered in this term (check quorum).
+    last_reply: Duration,
 }
 
 impl Progress {
-    fn new(next: Index) -> Self {
+    fn new(next: Index, now: Duration) -> Self {
         Progress {
             next,
             matched: 0,
             acked_round: 0,
             probing: false,
             syncing: false,
+            last_reply: now,
         }
     }
 }
@@ -54,7 +58,7 @@ impl<S: LogStore> RaftNode<S> {
         let progress = self
             .peers
             .keys()
-            .map(|p| (*p, Progress::new(next)))
+            .map(|p| (*p, Progress::new(next, self.now)))
             .collect();
         let state = LeaderState {
             progress,
@@ -70,9 +74,9 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     pub(super) fn leader_peer_added(&mut self, peer: PeerId) {
-        let next = self.last.index + 1;
+        let (next, now) = (self.last.index + 1, self.now);
         if let RoleState::Leader(state) = &mut self.role {
-            state.progress.insert(peer, Progress::new(next));
+            state.progress.insert(peer, Progress::new(next, now));
             self.send_empty_append(peer);
         }
     }
@@ -91,10 +95,25 @@ impl<S: LogStore> RaftNode<S> {
         state.heartbeat_due = self.now + interval;
         state.reads.start_round();
         let peers: Vec<PeerId> = state.progress.keys().copied().collect();
+        if !self.quorum_heard_lately() {
+            self.become_follower(None);
+            return Ok(());
+        }
         for peer in peers {
             self.heartbeat(peer)?;
         }
         self.leader_quorum_changed()
+    }
+
+    /// Check quorum: a quorum of voters (self included) answered within the
+    /// last election timeout. A leader cut off from its quorum steps down
+    /// instead of showing itself as leader and taking requests it cannot commit.
+    fn quorum_heard_lately(&self) -> bool {
+        let since = self
+            .now
+            .saturating_sub(self.config.consensus.election_timeout);
+        let heard = self.voter_values(1, |p| Index::from(p.last_reply >= since));
+        heard.iter().sum::<Index>() as usize >= self.quorum()
     }
 
     /// An empty append at the peer's `next - 1` (which also uncovers lost
@@ -209,9 +228,11 @@ impl<S: LogStore> RaftNode<S> {
             return Ok(());
         }
         self.note_observer(from, reply.observer);
+        let now = self.now;
         let Some(progress) = self.progress_mut(from) else {
             return Ok(());
         };
+        progress.last_reply = now;
         progress.acked_round = progress.acked_round.max(reply.round);
         progress.syncing = reply.syncing;
         let mut probe = false;
