@@ -7,7 +7,11 @@ machines written as plain Python classes. The hot path is the Rust extension
 """
 
 from . import groups
-from ._native import Digest, EndpointAddr, PeerId
+from ._native import ConsensusConfig, Digest, EndpointAddr, LogReplaySync, PeerId
+from .group import Bond, Bonds, Group, GroupBuilder, GroupConfig, Groups
+from .keys import GroupKey
+from .state_machine import LeadershipPreference, NoOp, StateMachine
+from .storage import InMemoryLogStore
 from .exceptions import (
     CodecError,
     CommandError,
@@ -28,15 +32,26 @@ NetworkId = Digest
 GroupId = Digest
 
 __all__ = [
+    "Bond",
+    "Bonds",
     "CodecError",
     "CommandError",
     "CommandOffline",
     "ConfigError",
+    "ConsensusConfig",
     "Digest",
     "EndpointAddr",
+    "Group",
+    "GroupBuilder",
+    "GroupConfig",
     "GroupId",
+    "GroupKey",
     "GroupTerminated",
+    "Groups",
+    "InMemoryLogStore",
+    "LeadershipPreference",
     "LocalNode",
+    "LogReplaySync",
     "MosaikError",
     "Network",
     "NetworkBuilder",
@@ -44,9 +59,11 @@ __all__ = [
     "NetworkError",
     "NetworkId",
     "NoCommands",
+    "NoOp",
     "PeerId",
     "QueryError",
     "QueryOffline",
+    "StateMachine",
     "UniqueId",
     "groups",
 ]

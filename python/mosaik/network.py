@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Any, TypeVar, cast
 
 from . import _native
 from ._durations import Duration, seconds
 from ._native import Digest, EndpointAddr, PeerId
+from .group import Group, GroupConfig, Groups
 from .groups import Config as GroupsConfig
+from .keys import GroupKey
+
+M = TypeVar("M")
 
 _DEFAULT_GOSSIP_INTERVAL = 3.0
 _DEFAULT_ENTRY_TTL = 30.0
@@ -37,11 +42,12 @@ class LocalNode:
 class Network:
     """A node on a mosaik network. Start one with `Network.new` or `Network.builder`."""
 
-    __slots__ = ("_groups_config", "_native")
+    __slots__ = ("_groups", "_groups_config", "_native")
 
     def __init__(self, native: _native.NativeNetwork, groups_config: GroupsConfig) -> None:
         self._native = native
         self._groups_config = groups_config
+        self._groups: dict[Digest, Group[Any]] = {}
 
     @staticmethod
     async def new(name: str) -> Network:
@@ -63,6 +69,21 @@ class Network:
     @property
     def groups_config(self) -> GroupsConfig:
         return self._groups_config
+
+    def groups(self) -> Groups:
+        """The groups API of this network (one per network)."""
+        return Groups(self)
+
+    def _join(self, config: GroupConfig, key: GroupKey, machine: M) -> Group[M]:
+        existing = self._groups.get(config.group_id)
+        if existing is not None and existing.active:
+            return cast(Group[M], existing)
+        native = self._native.join_group(
+            config.group_id, key.secret, config.consensus, config.handshake_timeout
+        )
+        group = Group(native, machine, config)
+        self._groups[config.group_id] = group
+        return group
 
     def known_peers(self) -> list[EndpointAddr]:
         """The peers in this node's discovery catalog."""

@@ -29,6 +29,7 @@ pub struct Accepted {
 
 pub struct Endpoint {
     quic: quinn::Endpoint,
+    bound: SocketAddr,
     identity: Arc<Identity>,
     transport: Arc<quinn::TransportConfig>,
     advertised: Vec<SocketAddr>,
@@ -56,7 +57,8 @@ impl Endpoint {
             tls::server_config(&identity, &[GROUPS_ALPN, DISCOVERY_ALPN], transport.clone())?;
         let quic = quinn::Endpoint::server(server, bind)
             .map_err(|e| NetError::Config(format!("cannot bind {bind}: {e}")))?;
-        let mut local = quic.local_addr()?;
+        let bound = quic.local_addr()?;
+        let mut local = bound;
         if local.ip().is_unspecified() {
             local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
@@ -64,6 +66,7 @@ impl Endpoint {
         advertised.extend(extra.iter().filter(|a| **a != local));
         Ok(Endpoint {
             quic,
+            bound,
             identity,
             transport,
             advertised,
@@ -140,11 +143,28 @@ impl Endpoint {
         Ok(Accepted { conn, peer, alpn })
     }
 
-    /// Closes every connection with `code` and waits until the socket is
-    /// released (bounded).
+    /// The socket address actually bound.
+    pub fn bound(&self) -> SocketAddr {
+        self.bound
+    }
+
+    /// Closes every connection with `code` and waits (bounded) until they
+    /// have drained. The socket is released once the last handle is dropped.
     pub async fn close(&self, code: u32) {
         self.quic
             .close(quinn::VarInt::from_u32(code), b"network closed");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.quic.wait_idle()).await;
     }
+}
+
+/// Waits (bounded) until `addr` can be bound again: quinn's driver releases
+/// the socket on its own task shortly after the last endpoint handle goes.
+pub async fn wait_until_released(addr: SocketAddr) {
+    for _ in 0..400 {
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    log::warn!("socket {addr} still bound after close");
 }

@@ -7,6 +7,7 @@ pub mod close;
 pub mod discovery;
 pub mod endpoint;
 pub mod error;
+pub mod groups;
 pub mod identity;
 pub mod link;
 pub mod metrics;

@@ -55,29 +55,39 @@ pub struct LinkReceiver {
     recv: RecvStream,
     conn: Connection,
     max_frame: usize,
+    last_frame_len: usize,
 }
 
 impl LinkReceiver {
     /// Reads and decodes the next message; on a protocol violation the
     /// connection is closed with 400 before the error is returned.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, NetError> {
-        let payload = self.recv_payload().await?;
-        postcard::from_bytes(&payload)
-            .map_err(|e| self.violation(format!("undecodable frame: {e}")))
+        self.recv_or_close(close::PROTOCOL_VIOLATION).await
     }
 
-    async fn recv_payload(&mut self) -> Result<Vec<u8>, NetError> {
+    /// Like `recv`, closing with `code` when the bytes are not a message.
+    pub async fn recv_or_close<T: DeserializeOwned>(&mut self, code: u32) -> Result<T, NetError> {
+        let payload = self.recv_payload(code).await?;
+        postcard::from_bytes(&payload)
+            .map_err(|e| self.violation(code, format!("undecodable frame: {e}")))
+    }
+
+    async fn recv_payload(&mut self, code: u32) -> Result<Vec<u8>, NetError> {
         let mut len = [0u8; 4];
         self.read_exact(&mut len).await?;
         let len = u32::from_be_bytes(len) as usize;
         if len > self.max_frame {
-            return Err(self.violation(format!(
-                "frame of {len} bytes exceeds the maximum of {}",
-                self.max_frame
-            )));
+            return Err(self.violation(
+                code,
+                format!(
+                    "frame of {len} bytes exceeds the maximum of {}",
+                    self.max_frame
+                ),
+            ));
         }
         let mut payload = vec![0u8; len];
         self.read_exact(&mut payload).await?;
+        self.last_frame_len = len + 4;
         Ok(payload)
     }
 
@@ -90,9 +100,13 @@ impl LinkReceiver {
         })
     }
 
-    fn violation(&self, why: String) -> NetError {
-        self.conn
-            .close(VarInt::from_u32(close::PROTOCOL_VIOLATION), why.as_bytes());
+    /// Bytes of the last frame received, length prefix included.
+    pub fn last_frame_len(&self) -> usize {
+        self.last_frame_len
+    }
+
+    fn violation(&self, code: u32, why: String) -> NetError {
+        self.conn.close(VarInt::from_u32(code), why.as_bytes());
         NetError::Protocol(why)
     }
 }
@@ -128,6 +142,7 @@ pub fn link(
             recv,
             conn: conn.clone(),
             max_frame,
+            last_frame_len: 0,
         },
     )
 }

@@ -11,8 +11,9 @@ use mosaik_core::{NetworkId, PeerId};
 use crate::addr::EndpointAddr;
 use crate::close;
 use crate::discovery::{Discovery, DiscoveryConfig};
-use crate::endpoint::{Accepted, Endpoint, DISCOVERY_ALPN, GROUPS_ALPN};
+use crate::endpoint::{self, Accepted, Endpoint, DISCOVERY_ALPN, GROUPS_ALPN};
 use crate::error::NetError;
+use crate::groups::{Group, GroupSpec, Groups, GroupsCtx};
 use crate::identity::Identity;
 use crate::link;
 use crate::metrics::Sample;
@@ -76,7 +77,8 @@ impl NetworkConfig {
 struct Running {
     endpoint: Arc<Endpoint>,
     discovery: Arc<Discovery>,
-    tasks: TaskSet,
+    groups: Arc<Groups>,
+    tasks: Arc<TaskSet>,
 }
 
 pub struct Network {
@@ -101,10 +103,23 @@ impl Network {
         )?);
         let network_id = config.network_id();
         let discovery = Discovery::new(endpoint.clone(), network_id, config.discovery.clone());
+        let tasks = Arc::new(TaskSet::new(tokio::runtime::Handle::current()));
+        let groups = Arc::new(Groups::new(
+            GroupsCtx {
+                local: endpoint.peer_id(),
+                network_id,
+                endpoint: endpoint.clone(),
+                discovery: discovery.clone(),
+                tasks: tasks.clone(),
+                max_frame: config.discovery.max_frame,
+            },
+            config.handshake_timeout,
+        ));
         let running = Arc::new(Running {
             endpoint: endpoint.clone(),
             discovery: discovery.clone(),
-            tasks: TaskSet::new(),
+            groups,
+            tasks,
         });
         running.tasks.spawn(discovery.run());
         running.tasks.spawn(route(Arc::downgrade(&running)));
@@ -147,6 +162,20 @@ impl Network {
         Ok(self.running()?.discovery.clone())
     }
 
+    pub fn groups(&self) -> Result<Arc<Groups>, NetError> {
+        Ok(self.running()?.groups.clone())
+    }
+
+    /// Joins a group (idempotent per group id).
+    pub fn join(&self, spec: GroupSpec) -> Result<Arc<Group>, NetError> {
+        Ok(self.groups()?.join(spec))
+    }
+
+    /// The endpoint, for tools and tests that speak a protocol by hand.
+    pub fn endpoint(&self) -> Result<Arc<Endpoint>, NetError> {
+        Ok(self.running()?.endpoint.clone())
+    }
+
     pub async fn sync_with(&self, addr: &EndpointAddr) -> Result<(), NetError> {
         if addr.peer_id == self.peer_id {
             return Err(NetError::Config(format!("cannot sync with self ({addr})")));
@@ -156,7 +185,12 @@ impl Network {
     }
 
     pub fn metrics(&self) -> Vec<Sample> {
-        self.discovery().map(|d| d.metrics()).unwrap_or_default()
+        let Ok(running) = self.running() else {
+            return Vec::new();
+        };
+        let mut out = running.discovery.metrics();
+        out.extend(running.groups.metrics());
+        out
     }
 
     /// Stops every task, closes all connections with 204 and releases the
@@ -168,8 +202,12 @@ impl Network {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(running) = running {
+            running.groups.leave_all().await;
             running.tasks.shutdown().await;
             running.endpoint.close(close::GRACEFUL_SHUTDOWN).await;
+            let bound = running.endpoint.bound();
+            drop(running);
+            endpoint::wait_until_released(bound).await;
         }
     }
 }
@@ -197,21 +235,19 @@ async fn route(running: std::sync::Weak<Running>) {
 }
 
 async fn dispatch(running: std::sync::Weak<Running>, accepted: Accepted) {
-    let Some(discovery) = running.upgrade().map(|r| r.discovery.clone()) else {
+    let Some((discovery, groups)) = running
+        .upgrade()
+        .map(|r| (r.discovery.clone(), r.groups.clone()))
+    else {
         return;
     };
     match accepted.alpn.as_slice() {
         DISCOVERY_ALPN => discovery.serve(accepted.conn).await,
         GROUPS_ALPN if !discovery.knows(&accepted.peer) => {
+            groups.reject(close::UNKNOWN_PEER);
             link::close_with(&accepted.conn, close::UNKNOWN_PEER, "unknown peer");
         }
-        GROUPS_ALPN => {
-            link::close_with(
-                &accepted.conn,
-                close::groups::GROUP_NOT_FOUND,
-                "no group joined",
-            );
-        }
+        GROUPS_ALPN => groups.accept(accepted.conn, accepted.peer).await,
         _ => link::close_with(&accepted.conn, close::INVALID_ALPN, "unsupported protocol"),
     }
 }

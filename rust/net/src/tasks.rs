@@ -29,19 +29,21 @@ impl Drop for LiveGuard {
     }
 }
 
-#[derive(Default)]
+/// Tasks spawned on the runtime the set was made in, from any thread.
 pub struct TaskSet {
     set: Mutex<Option<JoinSet<()>>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl TaskSet {
-    pub fn new() -> Self {
+    pub fn new(runtime: tokio::runtime::Handle) -> Self {
         TaskSet {
             set: Mutex::new(Some(JoinSet::new())),
+            runtime,
         }
     }
 
-    /// Spawns `fut` on the current runtime; false once the set is shut down.
+    /// Spawns `fut`; false once the set is shut down.
     pub fn spawn<F>(&self, fut: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
@@ -52,10 +54,13 @@ impl TaskSet {
         };
         while set.try_join_next().is_some() {}
         let live = LiveGuard::new();
-        set.spawn(async move {
-            let _live = live;
-            fut.await
-        });
+        set.spawn_on(
+            async move {
+                let _live = live;
+                fut.await
+            },
+            &self.runtime,
+        );
         true
     }
 

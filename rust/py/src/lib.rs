@@ -3,7 +3,9 @@
 //! asyncio; it holds no protocol logic.
 
 mod bridge;
+mod consensus;
 mod errors;
+mod group;
 mod ids;
 mod network;
 
@@ -29,6 +31,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ids::PyPeerId>()?;
     m.add_class::<network::PyEndpointAddr>()?;
     m.add_class::<network::PyNetwork>()?;
+    m.add_class::<group::PyGroup>()?;
+    m.add_class::<consensus::PyConsensusConfig>()?;
+    m.add_class::<consensus::PyLogReplaySync>()?;
     m.add_function(wrap_pyfunction!(network::start_network, m)?)?;
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;

@@ -12,7 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::bridge::{spawn, Pending};
+use crate::consensus::PyConsensusConfig;
 use crate::errors::{config_error, net_error};
+use crate::group::PyGroup;
 use crate::ids::{PyDigest, PyPeerId};
 
 /// A peer id and the socket addresses it listens on.
@@ -214,6 +216,17 @@ impl PyNetwork {
 
     fn metrics(&self) -> HashMap<String, f64> {
         self.net.metrics().into_iter().collect()
+    }
+
+    /// Joins (or finds) the group `group_id` keyed by `secret`.
+    fn join_group(
+        &self,
+        group_id: PyDigest,
+        secret: PyDigest,
+        consensus: PyConsensusConfig,
+        handshake_timeout: Duration,
+    ) -> PyResult<PyGroup> {
+        PyGroup::join(&self.net, group_id, secret, consensus, handshake_timeout)
     }
 
     fn close(&self) -> PyResult<Pending> {

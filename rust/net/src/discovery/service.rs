@@ -153,7 +153,13 @@ impl Discovery {
             .collect()
     }
 
-    fn merge_all(&self, entries: Vec<SignedEntry>) {
+    /// This node's current signed entry.
+    pub fn own_entry(&self) -> SignedEntry {
+        self.state().own.clone()
+    }
+
+    /// Merges entries learned from any source (syncs, bonds).
+    pub fn merge_all(&self, entries: Vec<SignedEntry>) {
         let now = Instant::now();
         let mut news = false;
         {

@@ -1,0 +1,201 @@
+"""Joining groups: `Groups`, the `GroupBuilder`, and the `Group` handle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from . import _native
+from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
+from .keys import GroupKey
+from .state_machine import NoOp, check_machine, machine_signature
+from .storage import InMemoryLogStore
+
+if TYPE_CHECKING:
+    from .network import Network
+
+M = TypeVar("M")
+N = TypeVar("N")
+
+
+def derive_group_id(
+    key: GroupKey, consensus: ConsensusConfig, machine_sig: Digest, sync_sig: Digest
+) -> Digest:
+    """``key.secret.hashed().derive(consensus.digest()).derive(machine).derive(sync)``."""
+    return key.secret.hashed().derive(consensus.digest()).derive(machine_sig).derive(sync_sig)
+
+
+@dataclass(frozen=True)
+class Bond:
+    """A persistent, authenticated connection to a fellow member."""
+
+    peer_id: PeerId
+
+
+class Bonds:
+    """The bonds of one node in one group, as seen at one moment."""
+
+    __slots__ = ("_peers",)
+
+    def __init__(self, peers: list[PeerId]) -> None:
+        self._peers = peers
+
+    def __iter__(self) -> Iterator[Bond]:
+        return (Bond(p) for p in self._peers)
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, Bond):
+            item = item.peer_id
+        return item in self._peers
+
+    def peer_ids(self) -> list[PeerId]:
+        return list(self._peers)
+
+    def __repr__(self) -> str:
+        return f"Bonds({[str(p) for p in self._peers]})"
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """What defines a group on this node."""
+
+    group_id: Digest
+    consensus: ConsensusConfig
+    handshake_timeout: timedelta
+    state_sync: LogReplaySync
+
+
+class Group(Generic[M]):
+    """A joined group. Get one from `GroupBuilder.join()`."""
+
+    __slots__ = ("_config", "_machine", "_native")
+
+    def __init__(self, native: _native.NativeGroup, machine: M, config: GroupConfig) -> None:
+        self._native = native
+        self._machine = machine
+        self._config = config
+
+    @property
+    def id(self) -> Digest:
+        return self._native.id
+
+    @property
+    def machine(self) -> M:
+        """The local state machine instance."""
+        return self._machine
+
+    def bonds(self) -> Bonds:
+        return Bonds(self._native.bonds())
+
+    def config(self) -> GroupConfig:
+        return self._config
+
+    def metrics(self) -> dict[str, float]:
+        return self._native.metrics()
+
+    @property
+    def active(self) -> bool:
+        """False once the group was left or its network closed."""
+        return self._native.active
+
+    async def leave(self) -> None:
+        """Tells every bonded peer of the departure and stops the group."""
+        await self._native.leave()
+
+    async def __aenter__(self) -> Group[M]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.leave()
+
+    def __repr__(self) -> str:
+        return f"Group(id={self.id}, bonds={len(self.bonds())})"
+
+
+class GroupBuilder(Generic[M]):
+    """Configures a group before joining; ``with_*`` calls come in any order."""
+
+    def __init__(
+        self,
+        network: Network,
+        key: GroupKey,
+        machine: M,
+        consensus: ConsensusConfig | None = None,
+        storage: object | None = None,
+    ) -> None:
+        self._network = network
+        self._key = key
+        self._machine = machine
+        self._consensus = consensus or ConsensusConfig()
+        self._storage = storage or InMemoryLogStore()
+
+    def with_key(self, key: GroupKey) -> GroupBuilder[M]:
+        if not isinstance(key, GroupKey):
+            raise TypeError(f"expected a GroupKey, not {type(key).__name__}")
+        return GroupBuilder(self._network, key, self._machine, self._consensus, self._storage)
+
+    def with_state_machine(self, machine: N) -> GroupBuilder[N]:
+        check_machine(machine)
+        machine_signature(machine)
+        return GroupBuilder(self._network, self._key, machine, self._consensus, self._storage)
+
+    def with_consensus_config(self, config: ConsensusConfig) -> GroupBuilder[M]:
+        if not isinstance(config, ConsensusConfig):
+            raise TypeError(f"expected a ConsensusConfig, not {type(config).__name__}")
+        return GroupBuilder(self._network, self._key, self._machine, config, self._storage)
+
+    def with_log_storage(self, storage: object) -> GroupBuilder[M]:
+        return GroupBuilder(self._network, self._key, self._machine, self._consensus, storage)
+
+    def group_id(self) -> Digest:
+        """The id this builder's group will have."""
+        sync = self._state_sync()
+        return derive_group_id(
+            self._key, self._consensus, machine_signature(self._machine), sync.signature()
+        )
+
+    def _state_sync(self) -> LogReplaySync:
+        state_sync = getattr(self._machine, "state_sync", None)
+        sync = state_sync() if callable(state_sync) else LogReplaySync()
+        if not isinstance(sync, LogReplaySync):
+            raise TypeError(f"state_sync() must return a LogReplaySync, not {type(sync).__name__}")
+        return sync
+
+    def join(self) -> Group[M]:
+        """Joins now; the group forms in the background. Joining the same
+        group id twice on one network returns the same `Group`."""
+        config = GroupConfig(
+            group_id=self.group_id(),
+            consensus=self._consensus,
+            handshake_timeout=self._network.groups_config.handshake_timeout,
+            state_sync=self._state_sync(),
+        )
+        return self._network._join(config, self._key, self._machine)
+
+
+class Groups:
+    """The groups API of one `Network`."""
+
+    __slots__ = ("_network",)
+
+    def __init__(self, network: Network) -> None:
+        self._network = network
+
+    def with_key(self, key: GroupKey) -> GroupBuilder[NoOp]:
+        if not isinstance(key, GroupKey):
+            raise TypeError(f"expected a GroupKey, not {type(key).__name__}")
+        return GroupBuilder(self._network, key, NoOp())
+
+
+__all__ = ["Bond", "Bonds", "Group", "GroupBuilder", "GroupConfig", "Groups", "derive_group_id"]

@@ -1,0 +1,104 @@
+"""Replicated state machines written as ordinary Python classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ._native import Digest, LogReplaySync
+
+
+@dataclass(frozen=True)
+class LeadershipPreference:
+    """How eagerly a node stands for leader; per node, not part of the GroupId.
+
+    ``NORMAL`` stands as usual; ``OBSERVER`` never stands, abstains from
+    every vote and never counts toward a quorum but replicates and applies;
+    ``reluctant(f)`` multiplies election timeout and bootstrap delay by ``f``.
+    """
+
+    kind: str
+    factor: int = 1
+
+    NORMAL: ClassVar[LeadershipPreference]
+    OBSERVER: ClassVar[LeadershipPreference]
+
+    @staticmethod
+    def reluctant(factor: int = 3) -> LeadershipPreference:
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"invalid reluctance factor {factor!r}: an int of at least 1")
+        return LeadershipPreference("reluctant", factor)
+
+
+LeadershipPreference.NORMAL = LeadershipPreference("normal")
+LeadershipPreference.OBSERVER = LeadershipPreference("observer")
+
+
+class StateMachine:
+    """Base class of replicated state machines.
+
+    Subclasses define ``signature()``, ``apply(command, ctx)`` and
+    ``query(query)``; the other methods have defaults.
+    """
+
+    def signature(self) -> str | bytes:
+        raise NotImplementedError
+
+    def apply(self, command: Any, ctx: Any) -> None:
+        raise NotImplementedError
+
+    def apply_batch(self, commands: list[Any], ctx: Any) -> None:
+        """Applies ``commands`` in order; override to apply them at once."""
+        for command in commands:
+            self.apply(command, ctx)
+
+    def query(self, query: Any) -> Any:
+        raise NotImplementedError
+
+    def state_sync(self) -> LogReplaySync:
+        return LogReplaySync()
+
+    def leadership_preference(self) -> LeadershipPreference:
+        return LeadershipPreference.NORMAL
+
+
+class NoOp(StateMachine):
+    """The machine behind a plain `join()`: commands are `None`, state is nothing."""
+
+    def signature(self) -> str:
+        return "mosaik_noop_state_machine"
+
+    def apply(self, command: Any, ctx: Any) -> None:
+        return None
+
+    def query(self, query: Any) -> None:
+        return None
+
+
+_REQUIRED = ("signature", "apply", "query")
+
+
+def check_machine(machine: object) -> None:
+    """`TypeError` unless ``machine`` defines every required method."""
+    for name in _REQUIRED:
+        method = getattr(type(machine), name, None)
+        if not callable(method) or method is getattr(StateMachine, name):
+            raise TypeError(
+                f"{type(machine).__name__} is not a state machine: it must define {name}()"
+            )
+
+
+def machine_signature(machine: object) -> Digest:
+    """The Digest of ``machine.signature()`` (a str or bytes)."""
+    sig = machine.signature()  # type: ignore[attr-defined]
+    if isinstance(sig, str):
+        return Digest.from_str(sig)
+    if isinstance(sig, bytes):
+        return Digest.from_bytes(sig)
+    raise TypeError(
+        f"{type(machine).__name__}.signature() must return str or bytes, "
+        f"not {type(sig).__name__}"
+    )
+
+
+__all__ = ["LeadershipPreference", "NoOp", "StateMachine"]
