@@ -3,6 +3,8 @@
 //! leader's appends meanwhile, appending fetched chunks, resuming normal
 //! replication afterwards; and the provider side every node runs.
 
+use std::collections::VecDeque;
+
 use super::RaftNode;
 use crate::error::Result;
 use crate::ids::PeerId;
@@ -17,7 +19,7 @@ const MAX_BUFFERED_APPENDS: usize = 64;
 /// A running session and the leader's appends that arrived meanwhile.
 pub(super) struct CatchUp {
     session: ReplaySession,
-    buffered: Vec<AppendEntries>,
+    buffered: VecDeque<AppendEntries>,
 }
 
 impl<S: LogStore> RaftNode<S> {
@@ -31,9 +33,9 @@ impl<S: LogStore> RaftNode<S> {
         match &mut self.replay {
             Some(catch_up) if catch_up.session.leader() == from => {
                 if catch_up.buffered.len() == MAX_BUFFERED_APPENDS {
-                    catch_up.buffered.remove(0);
+                    catch_up.buffered.pop_front();
                 }
-                catch_up.buffered.push(append.clone());
+                catch_up.buffered.push_back(append.clone());
                 let hint = catch_up.session.target() + 1;
                 self.reply_append(from, append.round, AppendOutcome::Rejected { hint });
                 Ok(true)
@@ -75,7 +77,7 @@ impl<S: LogStore> RaftNode<S> {
         }
         self.replay = Some(CatchUp {
             session,
-            buffered: vec![append.clone()],
+            buffered: VecDeque::from([append.clone()]),
         });
         self.reply_append(
             leader,

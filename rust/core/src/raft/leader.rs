@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::quorum::{commit_quorum, quorum_value};
 use super::read_index::{ReadOrigin, ReadQueue};
 use super::{RaftNode, RoleState};
-use crate::entry::{EntryKind, Index, LogPosition};
+use crate::entry::{Entry, EntryKind, Index, LogPosition};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::LogStore;
@@ -175,7 +175,7 @@ impl<S: LogStore> RaftNode<S> {
         self.leader_state().map_or(0, |s| s.reads.round())
     }
 
-    fn append_message(&self, next: Index, entries: Vec<crate::entry::Entry>) -> Result<Message> {
+    fn append_message(&self, next: Index, entries: Vec<Entry>) -> Result<Message> {
         let prev_index = next - 1;
         let prev_term = self.term_at(prev_index)?.unwrap_or(0);
         Ok(Message::Append(AppendEntries {
