@@ -8,10 +8,6 @@ machines written as plain Python classes. The hot path is the Rust extension
 
 from . import groups
 from ._native import ConsensusConfig, Digest, EndpointAddr, LogReplaySync, PeerId
-from .group import Bond, Bonds, Group, GroupBuilder, GroupConfig, Groups
-from .keys import GroupKey
-from .state_machine import LeadershipPreference, NoOp, StateMachine
-from .storage import InMemoryLogStore
 from .exceptions import (
     CodecError,
     CommandError,
@@ -25,7 +21,11 @@ from .exceptions import (
     QueryError,
     QueryOffline,
 )
+from .group import Bond, Bonds, Group, GroupBuilder, GroupConfig, Groups
+from .keys import GroupKey
 from .network import LocalNode, Network, NetworkBuilder
+from .state_machine import LeadershipPreference, NoOp, StateMachine
+from .storage import InMemoryLogStore
 
 UniqueId = Digest
 NetworkId = Digest

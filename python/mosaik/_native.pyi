@@ -1,7 +1,7 @@
 """Type stubs of the native module mosaik._native."""
 
-from collections.abc import Generator
-from datetime import timedelta, Iterable
+from collections.abc import Generator, Iterable
+from datetime import timedelta
 from typing import Any, Generic, TypeVar, final
 
 _T_co = TypeVar("_T_co", covariant=True)
@@ -11,10 +11,10 @@ __all__ = [
     "GROUPS_ALPN",
     "Bridge",
     "ConsensusConfig",
-    "LogReplaySync",
-    "NativeGroup",
     "Digest",
     "EndpointAddr",
+    "LogReplaySync",
+    "NativeGroup",
     "NativeNetwork",
     "PeerId",
     "Pending",
@@ -107,8 +107,8 @@ class NativeNetwork:
 
 @final
 class ConsensusConfig:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         heartbeat_interval: float | timedelta = ...,
         heartbeat_jitter: float | timedelta = ...,
@@ -119,7 +119,7 @@ class ConsensusConfig:
         forward_timeout: float | timedelta = ...,
         query_timeout: float | timedelta = ...,
         min_quorum: int = ...,
-    ) -> None: ...
+    ) -> ConsensusConfig: ...
     @staticmethod
     def builder() -> Any: ...
     def digest(self) -> Digest: ...
@@ -150,9 +150,9 @@ class ConsensusConfig:
 
 @final
 class LogReplaySync:
-    def __init__(
-        self, batch_size: int | None = None, fetch_timeout: float | timedelta | None = None
-    ) -> None: ...
+    def __new__(
+        cls, batch_size: int | None = None, fetch_timeout: float | timedelta | None = None
+    ) -> LogReplaySync: ...
     def signature(self) -> Digest: ...
     @property
     def batch_size(self) -> int: ...

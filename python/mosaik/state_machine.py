@@ -96,8 +96,7 @@ def machine_signature(machine: object) -> Digest:
     if isinstance(sig, bytes):
         return Digest.from_bytes(sig)
     raise TypeError(
-        f"{type(machine).__name__}.signature() must return str or bytes, "
-        f"not {type(sig).__name__}"
+        f"{type(machine).__name__}.signature() must return str or bytes, not {type(sig).__name__}"
     )
 
 

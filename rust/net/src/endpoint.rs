@@ -148,12 +148,13 @@ impl Endpoint {
         self.bound
     }
 
-    /// Closes every connection with `code` and waits (bounded) until they
-    /// have drained. The socket is released once the last handle is dropped.
+    /// Closes every connection with `code` and gives the close frames a
+    /// moment to leave. The socket is released once the last handle of the
+    /// endpoint and its connections is dropped.
     pub async fn close(&self, code: u32) {
         self.quic
             .close(quinn::VarInt::from_u32(code), b"network closed");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.quic.wait_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(250), self.quic.wait_idle()).await;
     }
 }
 

@@ -1,0 +1,268 @@
+//! The bond handshake refuses every kind of bad initiator with the exact
+//! close code, counts the refusal, and keeps bonding with honest peers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mosaik_core::{ConsensusConfig, Digest, GroupId, NetworkId};
+use mosaik_net::close::{self, groups as codes};
+use mosaik_net::endpoint::GROUPS_ALPN;
+use mosaik_net::groups::proof::{proof_for, session_material};
+use mosaik_net::groups::wire::{BondMessage, Proof};
+use mosaik_net::groups::{Group, GroupSpec};
+use mosaik_net::link::{self, encode_frame};
+use mosaik_net::{Network, NetworkConfig};
+
+const WAIT: Duration = Duration::from_secs(10);
+const SECRET: Digest = Digest([42; 32]);
+const GROUP: GroupId = Digest([7; 32]);
+
+fn spec() -> GroupSpec {
+    let consensus = ConsensusConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        heartbeat_jitter: Duration::from_millis(10),
+        ..ConsensusConfig::default()
+    };
+    GroupSpec {
+        group_id: GROUP,
+        secret: SECRET,
+        consensus,
+        handshake_timeout: Duration::from_millis(300),
+    }
+}
+
+async fn start() -> Arc<Network> {
+    let mut config = NetworkConfig::new("test");
+    config.handshake_timeout = Duration::from_millis(300);
+    Network::start(config).await.unwrap()
+}
+
+/// A node in the group and a client it knows through discovery.
+async fn node_and_client() -> (Arc<Network>, Arc<Group>, Arc<Network>) {
+    let node = start().await;
+    let group = node.join(spec()).unwrap();
+    let client = start().await;
+    client.sync_with(node.local_addr()).await.unwrap();
+    (node, group, client)
+}
+
+async fn dial(client: &Network, node: &Network) -> quinn::Connection {
+    let addr = node.local_addr();
+    client
+        .endpoint()
+        .unwrap()
+        .connect(addr.peer_id, &addr.addrs, GROUPS_ALPN)
+        .await
+        .unwrap()
+}
+
+/// The code `conn` ends with; the handle is dropped so the socket can go.
+async fn close_code(conn: quinn::Connection) -> u64 {
+    match tokio::time::timeout(WAIT, conn.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(c) => c.error_code.into_inner(),
+        other => panic!("closed without an application code: {other}"),
+    }
+}
+
+fn honest_proof(conn: &quinn::Connection, client: &Network) -> Proof {
+    let ekm = session_material(conn, &GROUP).unwrap();
+    proof_for(&SECRET, &ekm, &client.peer_id())
+}
+
+fn start_message(network_id: NetworkId, group_id: GroupId, proof: Proof) -> Vec<u8> {
+    encode_frame(&BondMessage::HandshakeStart {
+        network_id,
+        group_id,
+        proof,
+        bonds: vec![],
+    })
+    .unwrap()
+}
+
+/// Sends `frame` as the first bytes of the bond stream; the close code.
+async fn refused_with(conn: quinn::Connection, frame: &[u8]) -> u64 {
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(frame).await.unwrap();
+    drop(send);
+    close_code(conn).await
+}
+
+fn rejected(node: &Network, reason: &str) -> f64 {
+    let name = format!("mosaik.groups.bonds.rejected{{reason={reason}}}");
+    node.metrics()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0.0, |(_, v)| v)
+}
+
+/// A fresh honest member bonds with the node afterwards.
+async fn still_bonds_with_honest_peers(node: &Network, group: Arc<Group>) {
+    let honest = start().await;
+    let theirs = honest.join(spec()).unwrap();
+    honest.sync_with(node.local_addr()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !(group.is_bonded(&honest.peer_id()) && theirs.is_bonded(&node.peer_id())) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "honest peer never bonded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    honest.close().await;
+}
+
+async fn shut(nets: &[&Arc<Network>]) {
+    for net in nets {
+        net.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_instead_of_handshake_start_is_closed_with_30400() {
+    let (node, group, client) = node_and_client().await;
+    let conn = dial(&client, &node).await;
+    assert_eq!(
+        refused_with(conn, &[0, 0, 0, 3, 0xff, 0xff, 0xff]).await,
+        u64::from(codes::INVALID_HANDSHAKE)
+    );
+    assert_eq!(rejected(&node, "invalid_handshake"), 1.0);
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_past_the_handshake_timeout_is_closed_with_30408() {
+    let (node, group, client) = node_and_client().await;
+    let conn = dial(&client, &node).await;
+    assert_eq!(close_code(conn).await, u64::from(codes::TIMEOUT));
+    assert_eq!(rejected(&node, "timeout"), 1.0);
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_group_id_is_closed_with_30404() {
+    let (node, group, client) = node_and_client().await;
+    let conn = dial(&client, &node).await;
+    let frame = start_message(
+        node.network_id(),
+        Digest([8; 32]),
+        honest_proof(&conn, &client),
+    );
+    assert_eq!(
+        refused_with(conn, &frame).await,
+        u64::from(codes::GROUP_NOT_FOUND)
+    );
+    assert_eq!(rejected(&node, "group_not_found"), 1.0);
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_proof_is_closed_with_30405() {
+    let (node, group, client) = node_and_client().await;
+    let conn = dial(&client, &node).await;
+    let ekm = session_material(&conn, &GROUP).unwrap();
+    let forged = proof_for(&Digest([1; 32]), &ekm, &client.peer_id());
+    let frame = start_message(node.network_id(), GROUP, forged);
+    assert_eq!(
+        refused_with(conn, &frame).await,
+        u64::from(codes::INVALID_PROOF)
+    );
+    assert_eq!(rejected(&node, "invalid_proof"), 1.0);
+    assert!(!group.is_bonded(&client.peer_id()));
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_replayed_from_another_session_is_closed_with_30405() {
+    let (node, group, client) = node_and_client().await;
+    let first = dial(&client, &node).await;
+    let proof = honest_proof(&first, &client);
+    // The first session is refused for its network id, so no bond forms.
+    let frame = start_message(NetworkId::from_text("elsewhere"), GROUP, proof);
+    assert_eq!(
+        refused_with(first, &frame).await,
+        u64::from(close::DIFFERENT_NETWORK)
+    );
+    let second = dial(&client, &node).await;
+    let replay = start_message(node.network_id(), GROUP, proof);
+    assert_eq!(
+        refused_with(second, &replay).await,
+        u64::from(codes::INVALID_PROOF)
+    );
+    assert!(!group.is_bonded(&client.peer_id()));
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_network_id_is_closed_with_101() {
+    let (node, group, client) = node_and_client().await;
+    let conn = dial(&client, &node).await;
+    let frame = start_message(
+        NetworkId::from_text("elsewhere"),
+        GROUP,
+        honest_proof(&conn, &client),
+    );
+    assert_eq!(
+        refused_with(conn, &frame).await,
+        u64::from(close::DIFFERENT_NETWORK)
+    );
+    assert_eq!(rejected(&node, "different_network"), 1.0);
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_bond_to_an_already_bonded_peer_is_closed_with_30429() {
+    let (node, group, client) = node_and_client().await;
+    let first = dial(&client, &node).await;
+    let (mut tx, mut rx) = link::open(&first, link::DEFAULT_MAX_FRAME).await.unwrap();
+    tx.send_frame(&start_message(
+        node.network_id(),
+        GROUP,
+        honest_proof(&first, &client),
+    ))
+    .await
+    .unwrap();
+    let reply: BondMessage = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(reply, BondMessage::HandshakeEnd { .. }));
+    assert!(group.is_bonded(&client.peer_id()));
+    let second = dial(&client, &node).await;
+    let frame = start_message(node.network_id(), GROUP, honest_proof(&second, &client));
+    assert_eq!(
+        refused_with(second, &frame).await,
+        u64::from(codes::ALREADY_BONDED)
+    );
+    assert_eq!(rejected(&node, "already_bonded"), 1.0);
+    still_bonds_with_honest_peers(&node, group).await;
+    shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acceptor_proof_binds_to_its_own_id_so_reflection_fails() {
+    let (node, group, client) = node_and_client().await;
+    let conn = dial(&client, &node).await;
+    let (mut tx, mut rx) = link::open(&conn, link::DEFAULT_MAX_FRAME).await.unwrap();
+    let ours = honest_proof(&conn, &client);
+    tx.send_frame(&start_message(node.network_id(), GROUP, ours))
+        .await
+        .unwrap();
+    let reply: BondMessage = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let BondMessage::HandshakeEnd { proof, .. } = reply else {
+        panic!("expected HandshakeEnd")
+    };
+    let ekm = session_material(&conn, &GROUP).unwrap();
+    assert_eq!(proof, proof_for(&SECRET, &ekm, &node.peer_id()));
+    assert_ne!(proof, ours, "a reflected proof would equal the initiator's");
+    drop(group);
+    shut(&[&node, &client]).await;
+}
