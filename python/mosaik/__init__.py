@@ -6,8 +6,12 @@ machines written as plain Python classes. The hot path is the Rust extension
 `mosaik._native`; this package is its typed front.
 """
 
-from . import groups
+import atexit
+
+from . import codec, groups
 from ._native import ConsensusConfig, Digest, EndpointAddr, LogReplaySync, PeerId
+from ._native import stop_appliers as _stop_appliers
+from .cursor import ApplyContext, Cursor
 from .exceptions import (
     CodecError,
     CommandError,
@@ -21,24 +25,42 @@ from .exceptions import (
     QueryError,
     QueryOffline,
 )
-from .group import Bond, Bonds, Group, GroupBuilder, GroupConfig, Groups
+from .group import (
+    Bond,
+    Bonds,
+    CommittedQueryResult,
+    Consistency,
+    Group,
+    GroupBuilder,
+    GroupConfig,
+    Groups,
+)
 from .keys import GroupKey
 from .network import LocalNode, Network, NetworkBuilder
 from .state_machine import LeadershipPreference, NoOp, StateMachine
 from .storage import InMemoryLogStore
+from .when import CursorWatcher, When
+
+# Apply threads must not take the GIL while the interpreter shuts down.
+atexit.register(_stop_appliers)
 
 UniqueId = Digest
 NetworkId = Digest
 GroupId = Digest
 
 __all__ = [
+    "ApplyContext",
     "Bond",
     "Bonds",
     "CodecError",
     "CommandError",
     "CommandOffline",
+    "CommittedQueryResult",
     "ConfigError",
     "ConsensusConfig",
+    "Consistency",
+    "Cursor",
+    "CursorWatcher",
     "Digest",
     "EndpointAddr",
     "Group",
@@ -65,5 +87,7 @@ __all__ = [
     "QueryOffline",
     "StateMachine",
     "UniqueId",
+    "When",
+    "codec",
     "groups",
 ]

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import _native
 from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
+from ._replica import Replica
+from .cursor import Cursor
+from .exceptions import CommandOffline, GroupTerminated, NoCommands, QueryOffline
 from .keys import GroupKey
-from .state_machine import NoOp, check_machine, machine_signature
+from .state_machine import LeadershipPreference, NoOp, check_machine, machine_signature
 from .storage import InMemoryLogStore
+from .when import When
 
 if TYPE_CHECKING:
     from .network import Network
 
 M = TypeVar("M")
 N = TypeVar("N")
+R = TypeVar("R")
 
 
 def derive_group_id(
@@ -71,14 +77,34 @@ class GroupConfig:
     state_sync: LogReplaySync
 
 
+class Consistency(enum.Enum):
+    """How a query is answered."""
+
+    WEAK = "weak"
+    """From this node's state, at once."""
+    STRONG = "strong"
+    """Linearizable: after the leader confirmed, with a quorum, that it still leads."""
+
+
+@dataclass(frozen=True)
+class CommittedQueryResult(Generic[R]):
+    """A query's answer and the log index the state stood at."""
+
+    result: R
+    at_position: int
+
+    def state_position(self) -> int:
+        return self.at_position
+
+
 class Group(Generic[M]):
     """A joined group. Get one from `GroupBuilder.join()`."""
 
-    __slots__ = ("_config", "_machine", "_native")
+    __slots__ = ("_config", "_native", "_replica")
 
-    def __init__(self, native: _native.NativeGroup, machine: M, config: GroupConfig) -> None:
+    def __init__(self, native: _native.NativeGroup, replica: Replica, config: GroupConfig) -> None:
         self._native = native
-        self._machine = machine
+        self._replica = replica
         self._config = config
 
     @property
@@ -87,8 +113,77 @@ class Group(Generic[M]):
 
     @property
     def machine(self) -> M:
-        """The local state machine instance."""
-        return self._machine
+        """The local state machine instance (replaced if it is ever rebuilt)."""
+        return cast(M, self._replica.machine)
+
+    # -- commands ---------------------------------------------------------
+
+    def _encode(self, commands: list[Any]) -> list[bytes]:
+        encode = self._replica.codec.encode
+        return [encode(c) for c in commands]
+
+    async def _propose(self, commands: list[Any], on_assign: bool) -> range:
+        if not commands:
+            raise NoCommands("an empty batch of commands")
+        pending = self._native.propose(self._encode(commands), on_assign)
+        outcome = await pending
+        if outcome is None:
+            raise CommandOffline("no leader took the commands", list(commands))
+        first, last = outcome
+        return range(first, last + 1)
+
+    async def execute(self, command: Any) -> int:
+        """Commits ``command`` on a quorum and applies it here; its index."""
+        return (await self._propose([command], on_assign=False))[-1]
+
+    async def execute_many(self, commands: Iterable[Any]) -> range:
+        """Commits a batch; the range of its indices, applied here on return."""
+        return await self._propose(list(commands), on_assign=False)
+
+    async def feed(self, command: Any) -> int:
+        """Returns once the leader assigned ``command`` an index."""
+        return (await self._propose([command], on_assign=True))[-1]
+
+    async def feed_many(self, commands: Iterable[Any]) -> range:
+        return await self._propose(list(commands), on_assign=True)
+
+    # -- queries ----------------------------------------------------------
+
+    async def query(
+        self, query: Any, consistency: Consistency = Consistency.WEAK
+    ) -> CommittedQueryResult[Any]:
+        """Answers ``query`` from the local machine; with STRONG, only once a
+        read index confirmed by the leader is applied here."""
+        self._encode([query])
+        if consistency is Consistency.STRONG:
+            try:
+                index = await self._native.read()
+            except GroupTerminated:
+                raise
+            if index is None:
+                raise QueryOffline("no leader confirmed a read index in time", query)
+        elif not self._native.active:
+            raise GroupTerminated("the group was left or its network closed")
+        result, position = self._replica.query(query)
+        return CommittedQueryResult(result, position)
+
+    # -- status -----------------------------------------------------------
+
+    def leader(self) -> PeerId | None:
+        return self._native.leader()
+
+    def is_leader(self) -> bool:
+        return self._native.role() == "leader"
+
+    def committed(self) -> int:
+        """The committed index (0 = nothing committed)."""
+        return self._native.committed()
+
+    def log_position(self) -> Cursor:
+        return Cursor(*self._native.log_position())
+
+    def when(self) -> When:
+        return When(self._native)
 
     def bonds(self) -> Bonds:
         return Bonds(self._native.bonds())
@@ -172,6 +267,15 @@ class GroupBuilder(Generic[M]):
             raise TypeError(f"state_sync() must return a LogReplaySync, not {type(sync).__name__}")
         return sync
 
+    def _preference(self) -> LeadershipPreference:
+        prefer = getattr(self._machine, "leadership_preference", None)
+        pref = prefer() if callable(prefer) else LeadershipPreference.NORMAL
+        if not isinstance(pref, LeadershipPreference):
+            raise TypeError(
+                f"leadership_preference() must return a LeadershipPreference, not {pref!r}"
+            )
+        return pref
+
     def join(self) -> Group[M]:
         """Joins now; the group forms in the background. Joining the same
         group id twice on one network returns the same `Group`."""
@@ -181,7 +285,7 @@ class GroupBuilder(Generic[M]):
             handshake_timeout=self._network.groups_config.handshake_timeout,
             state_sync=self._state_sync(),
         )
-        return self._network._join(config, self._key, self._machine)
+        return self._network._join(config, self._key, self._machine, self._preference())
 
 
 class Groups:
@@ -198,4 +302,14 @@ class Groups:
         return GroupBuilder(self._network, key, NoOp())
 
 
-__all__ = ["Bond", "Bonds", "Group", "GroupBuilder", "GroupConfig", "Groups", "derive_group_id"]
+__all__ = [
+    "Bond",
+    "Bonds",
+    "CommittedQueryResult",
+    "Consistency",
+    "Group",
+    "GroupBuilder",
+    "GroupConfig",
+    "Groups",
+    "derive_group_id",
+]

@@ -9,9 +9,11 @@ from typing import Any, TypeVar, cast
 from . import _native
 from ._durations import Duration, seconds
 from ._native import Digest, EndpointAddr, PeerId
+from ._replica import Replica
 from .group import Group, GroupConfig, Groups
 from .groups import Config as GroupsConfig
 from .keys import GroupKey
+from .state_machine import LeadershipPreference
 
 M = TypeVar("M")
 
@@ -74,14 +76,23 @@ class Network:
         """The groups API of this network (one per network)."""
         return Groups(self)
 
-    def _join(self, config: GroupConfig, key: GroupKey, machine: M) -> Group[M]:
+    def _join(
+        self, config: GroupConfig, key: GroupKey, machine: M, preference: LeadershipPreference
+    ) -> Group[M]:
         existing = self._groups.get(config.group_id)
         if existing is not None and existing.active:
             return cast(Group[M], existing)
+        replica = Replica(machine, str(config.group_id)[:12])
         native = self._native.join_group(
-            config.group_id, key.secret, config.consensus, config.handshake_timeout
+            config.group_id,
+            key.secret,
+            config.consensus,
+            config.handshake_timeout,
+            replica,
+            (preference.kind, preference.factor),
+            config.state_sync,
         )
-        group = Group(native, machine, config)
+        group: Group[M] = Group(native, replica, config)
         self._groups[config.group_id] = group
         return group
 

@@ -13,7 +13,7 @@ use crate::close;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::endpoint::{self, Accepted, Endpoint, DISCOVERY_ALPN, GROUPS_ALPN};
 use crate::error::NetError;
-use crate::groups::{Group, GroupSpec, Groups, GroupsCtx};
+use crate::groups::{Group, GroupSpec, Groups, GroupsCtx, WorkerSetup};
 use crate::identity::Identity;
 use crate::link;
 use crate::metrics::Sample;
@@ -166,9 +166,14 @@ impl Network {
         Ok(self.running()?.groups.clone())
     }
 
-    /// Joins a group (idempotent per group id).
-    pub fn join(&self, spec: GroupSpec) -> Result<Arc<Group>, NetError> {
-        Ok(self.groups()?.join(spec))
+    /// Joins a group (idempotent per group id); with a `setup` it runs
+    /// consensus too.
+    pub fn join(
+        &self,
+        spec: GroupSpec,
+        setup: Option<WorkerSetup>,
+    ) -> Result<Arc<Group>, NetError> {
+        self.groups()?.join(spec, setup)
     }
 
     /// The endpoint, for tools and tests that speak a protocol by hand.

@@ -30,6 +30,8 @@ pub fn config_error(message: impl Into<String>) -> PyErr {
 #[derive(Debug)]
 pub enum Failure {
     Net(NetError),
+    /// The group was left or its network closed.
+    Terminated,
 }
 
 impl From<NetError> for Failure {
@@ -39,10 +41,20 @@ impl From<NetError> for Failure {
 }
 
 impl Failure {
-    pub fn into_pyerr(self, _py: Python<'_>) -> PyErr {
+    pub fn into_pyerr(self, py: Python<'_>) -> PyErr {
         match self {
             Failure::Net(e) => net_error(e),
+            Failure::Terminated => mosaik_error(
+                py,
+                "GroupTerminated",
+                ("the group was left or its network closed".to_string(),),
+            ),
         }
+    }
+
+    /// On a thread that may call into Python.
+    pub fn into_err(self) -> PyErr {
+        Python::attach(|py| self.into_pyerr(py))
     }
 }
 

@@ -1,18 +1,22 @@
 //! The native side of `mosaik.Group`: a group id on a network, resolved on
-//! every call so that a handle never keeps a closed network's socket alive.
+//! every call so that a handle never keeps a closed network's socket alive,
+//! plus the consensus handles of its worker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosaik_core::GroupId;
-use mosaik_net::groups::{Group, GroupSpec};
+use bytes::Bytes;
+use mosaik_core::{GroupId, LeadershipPreference, Role};
+use mosaik_net::groups::{Group, GroupSpec, GroupStatus, Request, WorkerHandle, WorkerSetup};
 use mosaik_net::Network;
 use pyo3::prelude::*;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::apply::spawn_applier;
 use crate::bridge::{spawn, Pending};
-use crate::consensus::PyConsensusConfig;
-use crate::errors::{mosaik_error, net_error};
+use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
+use crate::errors::{config_error, net_error, Failure};
 use crate::ids::{PyDigest, PyPeerId};
 
 #[pyclass(name = "NativeGroup", module = "mosaik._native", frozen)]
@@ -21,21 +25,96 @@ pub struct PyGroup {
     id: GroupId,
 }
 
+/// What `join` needs besides the group's identity.
+pub struct JoinArgs {
+    pub group_id: PyDigest,
+    pub secret: PyDigest,
+    pub consensus: PyConsensusConfig,
+    pub handshake_timeout: Duration,
+    pub replica: Py<PyAny>,
+    pub preference: (String, u32),
+    pub sync: PyLogReplaySync,
+}
+
+fn preference((kind, factor): (String, u32)) -> PyResult<LeadershipPreference> {
+    match kind.as_str() {
+        "normal" => Ok(LeadershipPreference::Normal),
+        "observer" => Ok(LeadershipPreference::Observer),
+        "reluctant" => Ok(LeadershipPreference::Reluctant(factor.max(1))),
+        other => Err(config_error(format!(
+            "unknown leadership preference {other:?}"
+        ))),
+    }
+}
+
 impl PyGroup {
-    fn group(&self) -> PyResult<Arc<Group>> {
+    /// Joins (or finds) the group and starts its worker and apply thread.
+    pub fn join(net: &Arc<Network>, args: JoinArgs) -> PyResult<Self> {
+        let spec = GroupSpec {
+            group_id: args.group_id.0,
+            secret: args.secret.0,
+            consensus: args.consensus.0,
+            handshake_timeout: args.handshake_timeout,
+        };
+        let fresh = net
+            .groups()
+            .map_err(net_error)?
+            .get(&spec.group_id)
+            .is_none();
+        let setup = if fresh {
+            let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+            let (applied_tx, applied_rx) = watch::channel(0);
+            spawn_applier(spec.group_id.to_hex(), args.replica, apply_rx, applied_tx)?;
+            Some(WorkerSetup {
+                preference: preference(args.preference)?,
+                sync: args.sync.0,
+                apply: apply_tx,
+                applied: applied_rx,
+            })
+        } else {
+            None
+        };
+        let group = net.join(spec, setup).map_err(net_error)?;
+        Ok(PyGroup {
+            net: net.clone(),
+            id: group.id(),
+        })
+    }
+
+    fn group(&self) -> Result<Arc<Group>, Failure> {
         self.net
             .groups()
             .ok()
             .and_then(|g| g.get(&self.id))
-            .ok_or_else(|| {
-                Python::attach(|py| {
-                    mosaik_error(
-                        py,
-                        "GroupTerminated",
-                        (format!("group {} was left or its network closed", self.id),),
-                    )
-                })
-            })
+            .filter(|g| !g.has_left())
+            .ok_or(Failure::Terminated)
+    }
+
+    fn worker(&self) -> Result<WorkerHandle, Failure> {
+        self.group()?.worker().cloned().ok_or(Failure::Terminated)
+    }
+
+    fn status(&self) -> PyResult<GroupStatus> {
+        let worker = self.worker().map_err(Failure::into_err)?;
+        let status = worker.status.borrow().clone();
+        Ok(status)
+    }
+}
+
+/// Waits until this node has applied `index`.
+async fn applied(mut applied: watch::Receiver<u64>, index: u64) -> Result<(), Failure> {
+    applied
+        .wait_for(|a| *a >= index)
+        .await
+        .map(|_| ())
+        .map_err(|_| Failure::Terminated)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Candidate => "candidate",
+        _ => "follower",
     }
 }
 
@@ -46,67 +125,125 @@ impl PyGroup {
         PyDigest(self.id)
     }
 
-    /// Peers bonded with this node in this group.
-    fn bonds(&self) -> PyResult<Vec<PyPeerId>> {
-        Ok(self
-            .group()?
-            .bond_peers()
-            .into_iter()
-            .map(PyPeerId)
-            .collect())
-    }
-
-    /// Each known member and the peers it reported bonds with.
-    fn mesh(&self) -> PyResult<Vec<(PyPeerId, Vec<PyPeerId>)>> {
-        Ok(self
-            .group()?
-            .mesh()
-            .into_iter()
-            .map(|(p, bonds)| (PyPeerId(p), bonds.into_iter().map(PyPeerId).collect()))
-            .collect())
-    }
-
-    fn metrics(&self) -> PyResult<HashMap<String, f64>> {
-        Ok(self.group()?.metrics().into_iter().collect())
-    }
-
     #[getter]
     fn active(&self) -> bool {
         self.group().is_ok()
     }
 
+    /// Peers bonded with this node in this group.
+    fn bonds(&self) -> PyResult<Vec<PyPeerId>> {
+        let group = self.group().map_err(Failure::into_err)?;
+        Ok(group.bond_peers().into_iter().map(PyPeerId).collect())
+    }
+
+    /// Proposes encoded commands; resolves to `(first, last)` once they are
+    /// committed and applied here (or assigned, with `on_assign`), or to
+    /// `None` when no leader took them.
+    fn propose(&self, commands: Vec<Vec<u8>>, on_assign: bool) -> PyResult<Pending> {
+        let worker = self.worker().map_err(Failure::into_err)?;
+        let (reply, answer) = oneshot::channel();
+        let commands = commands.into_iter().map(Bytes::from).collect();
+        worker
+            .requests
+            .send(Request::Propose {
+                commands,
+                on_assign,
+                reply,
+            })
+            .map_err(|_| Failure::Terminated.into_err())?;
+        Ok(spawn(async move {
+            let Ok(outcome) = answer.await else {
+                return Err(Failure::Terminated);
+            };
+            let Ok(range) = outcome else { return Ok(None) };
+            if !on_assign {
+                applied(worker.applied, *range.end()).await?;
+            }
+            Ok(Some((*range.start(), *range.end())))
+        }))
+    }
+
+    /// A confirmed read index, once applied here; `None` when no leader
+    /// confirmed one in time.
+    fn read(&self) -> PyResult<Pending> {
+        let worker = self.worker().map_err(Failure::into_err)?;
+        let (reply, answer) = oneshot::channel();
+        worker
+            .requests
+            .send(Request::Read { reply })
+            .map_err(|_| Failure::Terminated.into_err())?;
+        Ok(spawn(async move {
+            let Ok(index) = answer.await else {
+                return Err(Failure::Terminated);
+            };
+            let Some(index) = index else { return Ok(None) };
+            applied(worker.applied, index).await?;
+            Ok(Some(index))
+        }))
+    }
+
+    fn leader(&self) -> PyResult<Option<PyPeerId>> {
+        Ok(self.status()?.leader.map(PyPeerId))
+    }
+
+    fn role(&self) -> PyResult<&'static str> {
+        Ok(role_name(self.status()?.role))
+    }
+
+    fn committed(&self) -> PyResult<u64> {
+        Ok(self.status()?.committed)
+    }
+
+    fn log_position(&self) -> PyResult<(u64, u64)> {
+        let p = self.status()?.log_position;
+        Ok((p.term, p.index))
+    }
+
+    fn online(&self) -> PyResult<bool> {
+        Ok(self.status()?.online)
+    }
+
+    /// Resolves when the status satisfies `what` (see `mosaik/when.py`).
+    #[pyo3(signature = (what, value = None, peer = None))]
+    fn wait_for(
+        &self,
+        what: &str,
+        value: Option<u64>,
+        peer: Option<PyPeerId>,
+    ) -> PyResult<Pending> {
+        let worker = self.worker().map_err(Failure::into_err)?;
+        let condition = crate::when::Condition::parse(what, value, peer.map(|p| p.0), &worker)?;
+        Ok(spawn(crate::when::wait(worker, condition)))
+    }
+
+    fn metrics(&self) -> PyResult<HashMap<String, f64>> {
+        let group = self.group().map_err(Failure::into_err)?;
+        let mut out: HashMap<String, f64> = group.metrics().into_iter().collect();
+        if let Some(worker) = group.worker() {
+            let s = worker.status.borrow();
+            out.insert("mosaik.groups.raft.elections".into(), s.elections as f64);
+            out.insert(
+                "mosaik.groups.raft.leader.changes".into(),
+                s.leader_changes as f64,
+            );
+            out.insert("mosaik.groups.raft.committed".into(), s.committed as f64);
+            out.insert(
+                "mosaik.groups.raft.committee.voters".into(),
+                s.voters as f64,
+            );
+        }
+        Ok(out)
+    }
+
     /// Departs from every bond and stops the group.
-    fn leave(&self) -> PyResult<Pending> {
+    fn leave(&self) -> Pending {
         let net = self.net.clone();
         let id = self.id;
-        Ok(spawn(async move {
+        spawn(async move {
             if let Ok(groups) = net.groups() {
                 groups.leave(&id).await;
             }
             Ok(())
-        }))
-    }
-}
-
-impl PyGroup {
-    /// Joins (or finds) the group `group_id` keyed by `secret` on `net`.
-    pub fn join(
-        net: &Arc<Network>,
-        group_id: PyDigest,
-        secret: PyDigest,
-        consensus: PyConsensusConfig,
-        handshake_timeout: Duration,
-    ) -> PyResult<Self> {
-        let spec = GroupSpec {
-            group_id: group_id.0,
-            secret: secret.0,
-            consensus: consensus.0,
-            handshake_timeout,
-        };
-        let group = net.join(spec).map_err(net_error)?;
-        Ok(PyGroup {
-            net: net.clone(),
-            id: group.id(),
         })
     }
 }

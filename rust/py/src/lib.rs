@@ -2,12 +2,14 @@
 //! of mosaik-net and mosaik-core as Python classes and hands Rust futures to
 //! asyncio; it holds no protocol logic.
 
+mod apply;
 mod bridge;
 mod consensus;
 mod errors;
 mod group;
 mod ids;
 mod network;
+mod when;
 
 use pyo3::prelude::*;
 
@@ -37,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(network::start_network, m)?)?;
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
+    m.add_function(wrap_pyfunction!(apply::stop_appliers, m)?)?;
     m.add("GROUPS_ALPN", mosaik_net::endpoint::GROUPS_ALPN)?;
     m.add("DISCOVERY_ALPN", mosaik_net::endpoint::DISCOVERY_ALPN)?;
     Ok(())

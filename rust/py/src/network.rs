@@ -12,9 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::bridge::{spawn, Pending};
-use crate::consensus::PyConsensusConfig;
+use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
 use crate::errors::{config_error, net_error};
-use crate::group::PyGroup;
+use crate::group::{JoinArgs, PyGroup};
 use crate::ids::{PyDigest, PyPeerId};
 
 /// A peer id and the socket addresses it listens on.
@@ -218,15 +218,31 @@ impl PyNetwork {
         self.net.metrics().into_iter().collect()
     }
 
-    /// Joins (or finds) the group `group_id` keyed by `secret`.
+    /// Joins (or finds) the group `group_id` keyed by `secret`; `replica`
+    /// receives committed commands on the group's apply thread.
+    #[allow(clippy::too_many_arguments)]
     fn join_group(
         &self,
         group_id: PyDigest,
         secret: PyDigest,
         consensus: PyConsensusConfig,
         handshake_timeout: Duration,
+        replica: Py<PyAny>,
+        preference: (String, u32),
+        sync: PyLogReplaySync,
     ) -> PyResult<PyGroup> {
-        PyGroup::join(&self.net, group_id, secret, consensus, handshake_timeout)
+        PyGroup::join(
+            &self.net,
+            JoinArgs {
+                group_id,
+                secret,
+                consensus,
+                handshake_timeout,
+                replica,
+                preference,
+                sync,
+            },
+        )
     }
 
     fn close(&self) -> PyResult<Pending> {

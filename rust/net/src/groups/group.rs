@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use mosaik_core::{ConsensusConfig, Digest, GroupId, PeerId};
@@ -14,8 +14,10 @@ use super::bond::{self, Outgoing};
 use super::handshake;
 use super::metrics::BondMetrics;
 use super::wire::BondMessage;
+use super::worker::{self, WorkerHandle, WorkerSetup};
 use super::GroupsCtx;
 use crate::close;
+use crate::error::NetError;
 use crate::link::{self, LinkReceiver, LinkSender};
 use crate::metrics::Sample;
 
@@ -71,6 +73,7 @@ pub struct Group {
     left: AtomicBool,
     raft_sink: mpsc::UnboundedSender<(PeerId, Vec<u8>)>,
     raft_inbox: Mutex<Option<RaftInbox>>,
+    worker: OnceLock<WorkerHandle>,
 }
 
 /// Least pause between two dials of the same peer.
@@ -92,6 +95,7 @@ impl Group {
             left: AtomicBool::new(false),
             raft_sink,
             raft_inbox: Mutex::new(Some(raft_inbox)),
+            worker: OnceLock::new(),
         })
     }
 
@@ -147,12 +151,24 @@ impl Group {
         self.changes.subscribe()
     }
 
-    /// The receiver of consensus messages; handed out once.
-    pub fn take_raft_inbox(&self) -> Option<RaftInbox> {
-        self.raft_inbox
+    /// Starts consensus on this group (once; later calls do nothing).
+    pub(crate) fn start_worker(self: &Arc<Self>, setup: WorkerSetup) -> Result<(), NetError> {
+        let inbox = self
+            .raft_inbox
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
+            .take();
+        if let Some(inbox) = inbox {
+            let handle =
+                worker::start(self, inbox, setup).map_err(|e| NetError::Config(e.to_string()))?;
+            let _ = self.worker.set(handle);
+        }
+        Ok(())
+    }
+
+    /// The consensus worker's handles, once it runs.
+    pub fn worker(&self) -> Option<&WorkerHandle> {
+        self.worker.get()
     }
 
     pub(crate) fn deliver_raft(&self, from: PeerId, bytes: Vec<u8>) {
@@ -329,6 +345,7 @@ impl Group {
         if self.left.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.changes.send_modify(|n| *n += 1);
         for bond in self.state().bonds.values() {
             let _ = bond.out.send(Outgoing::Depart);
         }

@@ -7,6 +7,7 @@ pub mod handshake;
 pub mod metrics;
 pub mod proof;
 pub mod wire;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +17,11 @@ use mosaik_core::{GroupId, NetworkId, PeerId};
 
 pub use group::{Group, GroupSpec, RaftInbox};
 use metrics::BondMetrics;
+pub use worker::{ApplyWork, GroupStatus, Request, WorkerHandle, WorkerSetup};
 
 use crate::discovery::Discovery;
 use crate::endpoint::Endpoint;
+use crate::error::NetError;
 use crate::metrics::Sample;
 use crate::tasks::TaskSet;
 
@@ -68,8 +71,12 @@ impl Groups {
     }
 
     /// Joins the group of `spec`, or returns the group already joined under
-    /// that id.
-    pub fn join(&self, spec: GroupSpec) -> Arc<Group> {
+    /// that id. With a `setup`, a fresh group also runs consensus.
+    pub fn join(
+        &self,
+        spec: GroupSpec,
+        setup: Option<WorkerSetup>,
+    ) -> Result<Arc<Group>, NetError> {
         let (group, fresh) = {
             let mut joined = self.joined();
             match joined.get(&spec.group_id) {
@@ -82,10 +89,13 @@ impl Groups {
             }
         };
         if fresh {
+            if let Some(setup) = setup {
+                group.start_worker(setup)?;
+            }
             self.publish();
             self.ctx.tasks.spawn(group.clone().maintain());
         }
-        group
+        Ok(group)
     }
 
     /// Leaves the group: departure on every bond, then the id leaves the

@@ -1,0 +1,346 @@
+//! The group worker: drives one node's consensus core with real time, the
+//! group's bonds and its log store, hands committed entries to the apply
+//! side, answers client requests and publishes status.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mosaik_core::{
+    ClientEvent, Entry, EntryKind, InMemoryLogStore, LeadershipPreference, LogPosition,
+    LogReplaySync, NodeConfig, PeerId, RaftNode, Ready, Role, Status,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::group::Group;
+
+/// What a client asks of the worker.
+pub enum Request {
+    Propose {
+        commands: Vec<Bytes>,
+        /// Answer when the leader assigned indices (`feed`) rather than on commit.
+        on_assign: bool,
+        reply: oneshot::Sender<Result<RangeInclusive<u64>, Vec<Bytes>>>,
+    },
+    /// A read index for a strong query; `None` when no leader confirmed one.
+    Read { reply: oneshot::Sender<Option<u64>> },
+}
+
+/// Committed entries for the state machine, in log order.
+pub struct ApplyWork {
+    /// Start over from an empty machine: `entries` begin at index 1.
+    pub rebuild: bool,
+    pub entries: Vec<(u64, u64, Bytes)>,
+    /// Index the machine stands at once this work is applied.
+    pub last_index: u64,
+}
+
+/// Everything the outside sees of one node's consensus state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub role: Role,
+    pub leader: Option<PeerId>,
+    pub term: u64,
+    pub committed: u64,
+    pub log_position: LogPosition,
+    pub online: bool,
+    pub elections: u64,
+    pub leader_changes: u64,
+    pub voters: u64,
+}
+
+impl GroupStatus {
+    fn from_core(s: &Status, prev: Option<&GroupStatus>, voters: usize) -> Self {
+        let (mut elections, mut leader_changes) =
+            prev.map_or((0, 0), |p| (p.elections, p.leader_changes));
+        if s.role == Role::Candidate
+            && prev.is_none_or(|p| p.role != Role::Candidate || p.term != s.term)
+        {
+            elections += 1;
+        }
+        if s.leader.is_some() && prev.is_none_or(|p| p.leader != s.leader) {
+            leader_changes += 1;
+        }
+        GroupStatus {
+            role: s.role,
+            leader: s.leader,
+            term: s.term,
+            committed: s.committed,
+            log_position: s.last,
+            online: s.online,
+            elections,
+            leader_changes,
+            voters: voters as u64,
+        }
+    }
+}
+
+/// The handles a client of the worker holds.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub requests: mpsc::UnboundedSender<Request>,
+    pub status: watch::Receiver<GroupStatus>,
+    pub applied: watch::Receiver<u64>,
+}
+
+/// Per-node settings of the worker that are not part of the group id.
+pub struct WorkerSetup {
+    pub preference: LeadershipPreference,
+    pub sync: LogReplaySync,
+    pub apply: mpsc::UnboundedSender<ApplyWork>,
+    pub applied: watch::Receiver<u64>,
+}
+
+struct Pending {
+    on_assign: bool,
+    reply: PendingReply,
+}
+
+enum PendingReply {
+    Propose(oneshot::Sender<Result<RangeInclusive<u64>, Vec<Bytes>>>),
+    Read(oneshot::Sender<Option<u64>>),
+}
+
+/// Process-wide time origin for the core's clock.
+fn now() -> Duration {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    // Offset so that the first reading is not zero.
+    EPOCH.get_or_init(Instant::now).elapsed() + Duration::from_secs(1)
+}
+
+fn random_seed() -> u64 {
+    let mut seed = [0u8; 8];
+    let _ = getrandom::getrandom(&mut seed);
+    u64::from_le_bytes(seed)
+}
+
+fn tick_every(heartbeat: Duration) -> Duration {
+    (heartbeat / 5).clamp(Duration::from_millis(1), Duration::from_millis(20))
+}
+
+struct Worker {
+    group: Arc<Group>,
+    node: RaftNode<InMemoryLogStore>,
+    peers: BTreeSet<PeerId>,
+    pending: HashMap<u64, Pending>,
+    next_req: u64,
+    apply: mpsc::UnboundedSender<ApplyWork>,
+    status: watch::Sender<GroupStatus>,
+}
+
+/// Starts the worker of `group` as one of its network's tasks; `inbox` is
+/// the group's consensus inbox.
+pub(crate) fn start(
+    group: &Arc<Group>,
+    inbox: super::group::RaftInbox,
+    setup: WorkerSetup,
+) -> Result<WorkerHandle, mosaik_core::Error> {
+    let spec = group.spec();
+    let mut config = NodeConfig::new(group.local(), spec.consensus.clone(), random_seed());
+    config.preference = setup.preference;
+    config.sync = setup.sync;
+    let node = RaftNode::new(config, InMemoryLogStore::new(), now())?;
+    let initial = GroupStatus::from_core(&node.status(), None, node.voters());
+    let (status_tx, status_rx) = watch::channel(initial);
+    let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+    let worker = Worker {
+        group: group.clone(),
+        node,
+        peers: BTreeSet::new(),
+        pending: HashMap::new(),
+        next_req: 1,
+        apply: setup.apply,
+        status: status_tx,
+    };
+    group.ctx().tasks.spawn(worker.run(requests_rx, inbox));
+    Ok(WorkerHandle {
+        requests: requests_tx,
+        status: status_rx,
+        applied: setup.applied,
+    })
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut inbox: super::group::RaftInbox,
+    ) {
+        let mut bonds = self.group.subscribe();
+        bonds.mark_changed();
+        let mut ticker =
+            tokio::time::interval(tick_every(self.group.spec().consensus.heartbeat_interval));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let outcome = tokio::select! {
+                req = requests.recv() => match req {
+                    Some(req) => self.request(req),
+                    None => return,
+                },
+                msg = inbox.recv() => match msg {
+                    Some((from, bytes)) => self.message(from, &bytes),
+                    None => return,
+                },
+                changed = bonds.changed() => match changed {
+                    Ok(()) if !self.group.has_left() => self.sync_peers(),
+                    _ => return,
+                },
+                _ = ticker.tick() => self.node.tick(now()),
+            };
+            if let Err(e) = outcome.and_then(|()| self.process_ready()) {
+                log::error!("group {}: consensus stopped: {e}", self.group.id());
+                return;
+            }
+        }
+    }
+
+    fn request(&mut self, req: Request) -> mosaik_core::Result<()> {
+        let id = self.next_req;
+        self.next_req += 1;
+        match req {
+            Request::Propose {
+                commands,
+                on_assign,
+                reply,
+            } => {
+                self.pending.insert(
+                    id,
+                    Pending {
+                        on_assign,
+                        reply: PendingReply::Propose(reply),
+                    },
+                );
+                self.node.propose(id, commands)
+            }
+            Request::Read { reply } => {
+                self.pending.insert(
+                    id,
+                    Pending {
+                        on_assign: false,
+                        reply: PendingReply::Read(reply),
+                    },
+                );
+                self.node.read(id)
+            }
+        }
+    }
+
+    fn message(&mut self, from: PeerId, bytes: &[u8]) -> mosaik_core::Result<()> {
+        match mosaik_core::decode(bytes) {
+            Ok(msg) => self.node.step(from, msg),
+            Err(e) => {
+                log::warn!(
+                    "group {}: undecodable consensus message from {from}: {e}",
+                    self.group.id()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells the core about bonds that formed or went away.
+    fn sync_peers(&mut self) -> mosaik_core::Result<()> {
+        let now: BTreeSet<PeerId> = self.group.bond_peers().into_iter().collect();
+        for gone in self.peers.difference(&now) {
+            self.node.remove_peer(*gone)?;
+        }
+        for new in now.difference(&self.peers) {
+            self.node.add_peer(*new);
+        }
+        self.peers = now;
+        Ok(())
+    }
+
+    fn process_ready(&mut self) -> mosaik_core::Result<()> {
+        let ready = self.node.ready()?;
+        if ready.must_sync {
+            self.node.sync_storage()?;
+        }
+        self.send(&ready);
+        self.apply(&ready);
+        for event in ready.events {
+            self.event(event);
+        }
+        if let Some(status) = ready.status {
+            let voters = self.node.voters();
+            self.status
+                .send_modify(|s| *s = GroupStatus::from_core(&status, Some(s), voters));
+        }
+        Ok(())
+    }
+
+    fn send(&self, ready: &Ready) {
+        for (peer, msg) in ready.messages.iter().chain(&ready.persisted_messages) {
+            match mosaik_core::encode(msg) {
+                Ok(bytes) => {
+                    self.group.send_raft(peer, bytes);
+                }
+                Err(e) => log::error!("group {}: cannot encode a message: {e}", self.group.id()),
+            }
+        }
+    }
+
+    fn apply(&self, ready: &Ready) {
+        let Some(last) = ready.committed_entries.last() else {
+            if ready.rebuild {
+                let _ = self.apply.send(ApplyWork {
+                    rebuild: true,
+                    entries: Vec::new(),
+                    last_index: 0,
+                });
+            }
+            return;
+        };
+        let entries = ready
+            .committed_entries
+            .iter()
+            .filter_map(|e: &Entry| match &e.kind {
+                EntryKind::Command(c) => Some((e.index, e.term, c.clone())),
+                EntryKind::Marker => None,
+            })
+            .collect();
+        let _ = self.apply.send(ApplyWork {
+            rebuild: ready.rebuild,
+            entries,
+            last_index: last.index,
+        });
+    }
+
+    fn event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Assigned {
+                req, first, last, ..
+            } => {
+                if self.pending.get(&req).is_some_and(|p| p.on_assign) {
+                    self.resolve(req, Ok(first..=last));
+                }
+            }
+            ClientEvent::Committed { req, first, last } => self.resolve(req, Ok(first..=last)),
+            ClientEvent::CommandOffline { req, commands } => self.resolve(req, Err(commands)),
+            ClientEvent::ReadReady { req, index } => self.resolve_read(req, Some(index)),
+            ClientEvent::QueryOffline { req } => self.resolve_read(req, None),
+        }
+    }
+
+    fn resolve(&mut self, req: u64, outcome: Result<RangeInclusive<u64>, Vec<Bytes>>) {
+        if let Some(Pending {
+            reply: PendingReply::Propose(reply),
+            ..
+        }) = self.pending.remove(&req)
+        {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn resolve_read(&mut self, req: u64, index: Option<u64>) {
+        if let Some(Pending {
+            reply: PendingReply::Read(reply),
+            ..
+        }) = self.pending.remove(&req)
+        {
+            let _ = reply.send(index);
+        }
+    }
+}
