@@ -1,7 +1,7 @@
 //! One QUIC endpoint per `Network`: binds the socket, dials peers by
 //! `PeerId` and accepts authenticated connections tagged with their ALPN.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub const GROUPS_ALPN: &[u8] = b"/mosaik/groups/1";
 pub const DISCOVERY_ALPN: &[u8] = b"/mosaik/discovery/1";
 
 /// How long one dial attempt to one address may take.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An authenticated incoming connection.
 pub struct Accepted {
@@ -60,7 +60,10 @@ impl Endpoint {
         let bound = quic.local_addr()?;
         let mut local = bound;
         if local.ip().is_unspecified() {
-            local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            local.set_ip(match local {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
         }
         let mut advertised = vec![local];
         advertised.extend(extra.iter().filter(|a| **a != local));

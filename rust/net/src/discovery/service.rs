@@ -14,10 +14,13 @@ use super::entry::{PeerEntry, SignedEntry};
 use super::wire::DiscoveryMessage;
 use crate::addr::EndpointAddr;
 use crate::close;
-use crate::endpoint::{Endpoint, DISCOVERY_ALPN};
+use crate::endpoint::{Endpoint, DIAL_TIMEOUT, DISCOVERY_ALPN};
 use crate::error::NetError;
 use crate::link;
 use crate::metrics::{Counter, Sample};
+
+/// Addresses of one peer tried per gossip sync; the rest are ignored.
+const MAX_DIALLED_ADDRS: usize = 2;
 
 /// Settings of the discovery service.
 #[derive(Clone, Debug)]
@@ -280,23 +283,30 @@ impl Discovery {
         Ok(())
     }
 
-    /// The gossip loop; runs until its task is aborted.
+    /// The gossip loop; runs until its task is aborted. Refreshes and purges
+    /// never wait for a round of syncs; at most one round runs at a time.
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.config.gossip_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round: JoinSet<()> = JoinSet::new();
+        let mut push_waiting = false;
         loop {
-            let targets = tokio::select! {
+            tokio::select! {
                 _ = tick.tick() => {
                     self.republish(None);
                     self.purge();
-                    self.periodic_targets()
+                    if round.is_empty() {
+                        self.start_round(&mut round, self.periodic_targets());
+                    }
                 }
-                _ = self.push.notified() => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    self.known_targets()
-                }
-            };
-            self.sync_round(targets).await;
+                _ = self.push.notified() => push_waiting = true,
+                Some(_) = round.join_next(), if !round.is_empty() => {}
+            }
+            if push_waiting && round.is_empty() {
+                push_waiting = false;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                self.start_round(&mut round, self.known_targets());
+            }
         }
     }
 
@@ -324,17 +334,20 @@ impl Discovery {
         known
     }
 
-    async fn sync_round(self: &Arc<Self>, targets: Vec<EndpointAddr>) {
-        let mut round = JoinSet::new();
-        for target in targets {
+    /// One bounded sync per target, run concurrently in `round`.
+    fn start_round(self: &Arc<Self>, round: &mut JoinSet<()>, targets: Vec<EndpointAddr>) {
+        let bound = self.config.reply_timeout + DIAL_TIMEOUT * MAX_DIALLED_ADDRS as u32;
+        for mut target in targets {
+            target.addrs.truncate(MAX_DIALLED_ADDRS);
             let me = self.clone();
             round.spawn(async move {
-                if let Err(e) = me.sync_with(&target).await {
-                    log::debug!("discovery sync with {} failed: {e}", target.peer_id);
+                match tokio::time::timeout(bound, me.sync_with(&target)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => log::debug!("discovery sync with {} failed: {e}", target.peer_id),
+                    Err(_) => log::debug!("discovery sync with {} timed out", target.peer_id),
                 }
             });
         }
-        while round.join_next().await.is_some() {}
     }
 
     pub fn metrics(&self) -> Vec<Sample> {

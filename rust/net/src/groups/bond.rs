@@ -27,6 +27,8 @@ enum End {
     Silent,
     Lost,
     Leaving,
+    /// The peer sent something a bond never carries.
+    Violation,
 }
 
 fn next_tick(interval: Duration, jitter: Duration) -> Duration {
@@ -64,6 +66,7 @@ pub async fn run(
         End::Departed | End::Leaving => close::GRACEFUL_SHUTDOWN,
         End::Silent => close::groups::TIMEOUT,
         End::Lost => close::CANCELLED,
+        End::Violation => close::PROTOCOL_VIOLATION,
     };
     link::close_with(&conn, code, "bond ended");
     group.remove(&peer, generation, matches!(end, End::Departed));
@@ -169,7 +172,7 @@ fn handle(group: &Arc<Group>, peer: PeerId, msg: BondMessage) -> Reply {
         }
         BondMessage::HandshakeStart { .. } | BondMessage::HandshakeEnd { .. } => {
             log::debug!("bond with {peer}: handshake message after the handshake");
-            Reply::End(End::Lost)
+            Reply::End(End::Violation)
         }
     }
 }

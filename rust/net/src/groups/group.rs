@@ -206,6 +206,11 @@ impl Group {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let generation = {
             let mut state = self.state();
+            if self.has_left() {
+                drop(state);
+                link::close_with(&new.conn, close::GRACEFUL_SHUTDOWN, "group left");
+                return;
+            }
             if let Some(existing) = state.bonds.get(&new.peer) {
                 if existing.initiator == winner || new.initiator != winner {
                     drop(state);
@@ -271,7 +276,13 @@ impl Group {
     }
 
     pub(crate) fn record_bond_formed(self: &Arc<Self>, reporter: PeerId, peer: PeerId) {
-        self.state().mesh.entry(reporter).or_default().insert(peer);
+        {
+            let mut state = self.state();
+            if !state.bonds.contains_key(&reporter) {
+                return;
+            }
+            state.mesh.entry(reporter).or_default().insert(peer);
+        }
         if peer != self.local() {
             self.dial_all(&[peer]);
         }
@@ -282,6 +293,9 @@ impl Group {
     fn dial_all(self: &Arc<Self>, peers: &[PeerId]) {
         let now = Instant::now();
         let pause = redial_pause(&self.spec);
+        self.state()
+            .last_dial
+            .retain(|_, t| now.duration_since(*t) < pause);
         for peer in peers {
             let go = {
                 let mut state = self.state();
@@ -314,12 +328,19 @@ impl Group {
 
     /// Fellow members in the catalog that we should be bonded with.
     fn members_to_dial(&self) -> Vec<PeerId> {
-        let departed = self.state().departed.clone();
-        self.ctx
-            .discovery
-            .entries()
+        let entries = self.ctx.discovery.entries();
+        let departed = {
+            let mut state = self.state();
+            state
+                .departed
+                .retain(|p, _| entries.iter().any(|e| e.peer_id == *p));
+            state.departed.clone()
+        };
+        entries
             .into_iter()
             .filter(|e| e.groups.contains(&self.spec.group_id))
+            // Of two members that find each other, the lower id dials.
+            .filter(|e| self.local() < e.peer_id)
             .filter(|e| departed.get(&e.peer_id).is_none_or(|v| e.version > *v))
             .map(|e| e.peer_id)
             .collect()

@@ -89,8 +89,11 @@ pub async fn accept(groups: &Groups, conn: quinn::Connection, peer: PeerId) {
     .await;
     let result = match first {
         Err(_) => Err(codes::TIMEOUT),
-        Ok(Err(NetError::Protocol(_))) => Err(codes::INVALID_HANDSHAKE),
-        Ok(Err(e)) => return log::debug!("bond handshake from {peer} failed: {e}"),
+        Ok(Err(NetError::ClosedByPeer { .. })) => return,
+        Ok(Err(e)) => {
+            log::debug!("bond handshake from {peer} failed: {e}");
+            Err(codes::INVALID_HANDSHAKE)
+        }
         Ok(Ok((tx, rx, msg))) => check_start(groups, &conn, peer, msg).map(|g| (g, tx, rx)),
     };
     match result {
@@ -121,7 +124,10 @@ fn check_start(
     if network_id != groups.ctx().network_id {
         return Err(close::DIFFERENT_NETWORK);
     }
-    let group = groups.get(&group_id).ok_or(codes::GROUP_NOT_FOUND)?;
+    let group = groups
+        .get(&group_id)
+        .filter(|g| !g.has_left())
+        .ok_or(codes::GROUP_NOT_FOUND)?;
     if group.is_bonded(&peer) {
         return Err(codes::ALREADY_BONDED);
     }

@@ -83,15 +83,15 @@ impl Groups {
                 Some(g) => (g.clone(), false),
                 None => {
                     let g = Group::new(spec, self.ctx.clone());
+                    if let Some(setup) = setup {
+                        g.start_worker(setup)?;
+                    }
                     joined.insert(g.id(), g.clone());
                     (g, true)
                 }
             }
         };
         if fresh {
-            if let Some(setup) = setup {
-                group.start_worker(setup)?;
-            }
             self.publish();
             self.ctx.tasks.spawn(group.clone().maintain());
         }
@@ -101,10 +101,11 @@ impl Groups {
     /// Leaves the group: departure on every bond, then the id leaves the
     /// discovery entry.
     pub async fn leave(&self, id: &GroupId) {
-        let Some(group) = self.get(id) else { return };
-        group.leave().await;
-        self.joined().remove(id);
+        let Some(group) = self.joined().remove(id) else {
+            return;
+        };
         self.publish();
+        group.leave().await;
     }
 
     pub async fn leave_all(&self) {
