@@ -3,7 +3,9 @@
 The default, `MSGPACK`, carries `None`, `bool`, 64-bit `int`, `float`, `str`,
 `bytes`, `list`, `tuple` and `dict` and gives each back with its type
 (tuples travel as a msgpack extension). Anything else raises `CodecError`
-at the call that passed it, before anything is sent. A custom codec is any
+at the call that passed it, before anything is sent (``bytearray`` and
+``memoryview`` are the one leniency: they travel as, and come back as,
+``bytes``). A custom codec is any
 object with ``encode(obj) -> bytes`` and ``decode(data) -> obj``; set it as
 the ``codec`` class attribute of a state machine. Nothing here ever unpickles.
 """

@@ -1,19 +1,35 @@
 """`When` and `CursorWatcher`: awaitable conditions on a group's status.
 
-Every awaitable can be cancelled; the baseline of ``leader_changed``,
-``advanced``, ``changed`` and ``reverted`` is taken when the method is
-called.
+Each method starts waiting when it is called (not when first awaited), so
+the baseline of ``leader_changed``, ``advanced``, ``changed`` and
+``reverted`` is the status at the call. Every awaitable can be cancelled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from . import _native
 from ._native import PeerId
 from .cursor import Cursor
 
-T = TypeVar("T", int, Cursor)
+T = TypeVar("T")
+V = TypeVar("V", int, Cursor)
+
+
+class Waiting(Generic[T]):
+    """A native wait whose value is converted when it arrives."""
+
+    __slots__ = ("_convert", "_pending")
+
+    def __init__(self, pending: _native.Pending[Any], convert: Callable[[Any], T]) -> None:
+        self._pending = pending
+        self._convert = convert
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        value = yield from self._pending.__await__()
+        return self._convert(value)
 
 
 def _last_index(target: int | range | Cursor) -> int:
@@ -28,34 +44,44 @@ def _last_index(target: int | range | Cursor) -> int:
     return target
 
 
-class CursorWatcher(Generic[T]):
+def _same(value: Any) -> Any:
+    return value
+
+
+def _to_cursor(value: Any) -> Any:
+    return Cursor(*value)
+
+
+def _nothing(value: Any) -> None:
+    return None
+
+
+class CursorWatcher(Generic[V]):
     """Waits on the committed index (ints) or the log position (Cursors)."""
 
-    __slots__ = ("_kind", "_native")
+    __slots__ = ("_convert", "_kind", "_native")
 
     def __init__(self, native: _native.NativeGroup, kind: str) -> None:
         self._native = native
         self._kind = kind
+        self._convert: Callable[[Any], V] = _to_cursor if kind == "log" else _same
 
-    def _convert(self, value: Any) -> T:
-        if self._kind == "log":
-            return Cursor(*value)  # type: ignore[return-value]
-        return value  # type: ignore[no-any-return]
+    def _wait(self, what: str, value: int | None = None) -> Waiting[V]:
+        return Waiting(self._native.wait_for(f"{self._kind}_{what}", value), self._convert)
 
-    async def reaches(self, target: int | range | Cursor) -> T:
+    def reaches(self, target: int | range | Cursor) -> Waiting[V]:
         """Resolves once ``target`` (an index, or a range's last) is reached;
         for the committed index, entries up to it are applied here by then."""
-        value = await self._native.wait_for(f"{self._kind}_reaches", _last_index(target))
-        return self._convert(value)
+        return self._wait("reaches", _last_index(target))
 
-    async def advanced(self) -> T:
-        return self._convert(await self._native.wait_for(f"{self._kind}_advanced"))
+    def advanced(self) -> Waiting[V]:
+        return self._wait("advanced")
 
-    async def changed(self) -> T:
-        return self._convert(await self._native.wait_for(f"{self._kind}_changed"))
+    def changed(self) -> Waiting[V]:
+        return self._wait("changed")
 
-    async def reverted(self) -> T:
-        return self._convert(await self._native.wait_for(f"{self._kind}_reverted"))
+    def reverted(self) -> Waiting[V]:
+        return self._wait("reverted")
 
 
 class When:
@@ -66,33 +92,36 @@ class When:
     def __init__(self, native: _native.NativeGroup) -> None:
         self._native = native
 
-    async def leader_elected(self) -> PeerId:
+    def _peer(self, what: str, peer: PeerId | None = None) -> Waiting[PeerId]:
+        return Waiting(self._native.wait_for(what, None, peer), _same)
+
+    def _flag(self, what: str) -> Waiting[None]:
+        return Waiting(self._native.wait_for(what), _nothing)
+
+    def leader_elected(self) -> Waiting[PeerId]:
         """The leader; at once if one is known."""
-        leader: PeerId = await self._native.wait_for("leader_elected")
-        return leader
+        return self._peer("leader_elected")
 
-    async def leader_changed(self) -> PeerId:
+    def leader_changed(self) -> Waiting[PeerId]:
         """The next leader different from the one known at the call."""
-        leader: PeerId = await self._native.wait_for("leader_changed")
-        return leader
+        return self._peer("leader_changed")
 
-    async def leader_is(self, peer_id: PeerId) -> PeerId:
-        leader: PeerId = await self._native.wait_for("leader_is", None, peer_id)
-        return leader
+    def leader_is(self, peer_id: PeerId) -> Waiting[PeerId]:
+        return self._peer("leader_is", peer_id)
 
-    async def is_leader(self) -> None:
-        await self._native.wait_for("is_leader")
+    def is_leader(self) -> Waiting[None]:
+        return self._flag("is_leader")
 
-    async def is_follower(self) -> None:
+    def is_follower(self) -> Waiting[None]:
         """Not the leader, whether a leader is known or not."""
-        await self._native.wait_for("is_follower")
+        return self._flag("is_follower")
 
-    async def online(self) -> None:
+    def online(self) -> Waiting[None]:
         """Leader, or a follower with a known leader that is not catching up."""
-        await self._native.wait_for("online")
+        return self._flag("online")
 
-    async def offline(self) -> None:
-        await self._native.wait_for("offline")
+    def offline(self) -> Waiting[None]:
+        return self._flag("offline")
 
     def committed(self) -> CursorWatcher[int]:
         return CursorWatcher(self._native, "committed")
@@ -101,4 +130,4 @@ class When:
         return CursorWatcher(self._native, "log")
 
 
-__all__ = ["CursorWatcher", "When"]
+__all__ = ["CursorWatcher", "Waiting", "When"]
