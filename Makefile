@@ -29,6 +29,7 @@ test-rust:
 
 test-python: build
 	$(PY) -m pytest tests
+	$(PY) benches/replication.py --smoke
 
 lint: build
 	cargo fmt --all --check
@@ -44,6 +45,8 @@ demo: build
 
 bench: build
 	$(PY) benches/transport.py
+	$(PY) benches/mesh.py
+	$(PY) benches/replication.py
 
 clean:
 	rm -rf $(VENV) target

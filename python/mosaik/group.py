@@ -250,7 +250,10 @@ class GroupBuilder(Generic[M]):
             raise TypeError(f"expected a ConsensusConfig, not {type(config).__name__}")
         return GroupBuilder(self._network, self._key, self._machine, config, self._storage)
 
-    def with_log_storage(self, storage: object) -> GroupBuilder[M]:
+    def with_log_storage(self, storage: InMemoryLogStore) -> GroupBuilder[M]:
+        """Where the log lives; only `InMemoryLogStore` exists so far."""
+        if not isinstance(storage, InMemoryLogStore):
+            raise TypeError(f"expected a log store, not {type(storage).__name__}")
         return GroupBuilder(self._network, self._key, self._machine, self._consensus, storage)
 
     def group_id(self) -> Digest:

@@ -50,6 +50,10 @@ pub(super) struct LeaderState {
     pub(super) reads: ReadQueue,
     term_start: Index,
     heartbeat_due: Duration,
+    /// Highest commit index already sent to the followers; a higher one is
+    /// announced at once so that they apply (and answer their clients)
+    /// without waiting for the next heartbeat.
+    commit_announced: Index,
 }
 
 impl<S: LogStore> RaftNode<S> {
@@ -65,6 +69,7 @@ impl<S: LogStore> RaftNode<S> {
             reads: ReadQueue::default(),
             term_start: next,
             heartbeat_due: self.now,
+            commit_announced: self.commit,
         };
         self.role = RoleState::Leader(Box::new(state));
         self.set_leader(Some(self.id));
@@ -138,6 +143,8 @@ impl<S: LogStore> RaftNode<S> {
         if new_round {
             state.reads.start_round();
         }
+        let announce = self.commit > state.commit_announced;
+        state.commit_announced = self.commit;
         let last = self.last.index;
         let targets: Vec<(PeerId, bool)> = state
             .progress
@@ -147,7 +154,7 @@ impl<S: LogStore> RaftNode<S> {
         for (peer, has_data) in targets {
             if has_data {
                 self.send_batches(peer, false)?;
-            } else if new_round {
+            } else if new_round || announce {
                 self.send_empty_append(peer);
             }
         }
