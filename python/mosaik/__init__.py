@@ -7,9 +7,11 @@ machines written as plain Python classes. The hot path is the Rust extension
 """
 
 import atexit
+import logging
 
 from . import codec, groups
 from ._native import ConsensusConfig, Digest, EndpointAddr, LogReplaySync, PeerId
+from ._native import set_log_level as _set_log_level
 from ._native import stop_appliers as _stop_appliers
 from .cursor import ApplyContext, Cursor
 from .exceptions import (
@@ -43,6 +45,15 @@ from .when import CursorWatcher, When
 
 # Apply threads must not take the GIL while the interpreter shuts down.
 atexit.register(_stop_appliers)
+
+
+def set_log_level(level: int) -> None:
+    """Sets the `mosaik` logger's level and which native records reach it."""
+    logging.getLogger("mosaik").setLevel(level)
+    _set_log_level(level)
+
+
+_set_log_level(logging.getLogger("mosaik").getEffectiveLevel())
 
 UniqueId = Digest
 NetworkId = Digest
@@ -90,4 +101,5 @@ __all__ = [
     "When",
     "codec",
     "groups",
+    "set_log_level",
 ]

@@ -20,6 +20,11 @@ pub fn stop_appliers() {
     STOPPING.store(true, Ordering::SeqCst);
 }
 
+/// True once the interpreter is exiting: threads must not take the GIL.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
 /// Starts the apply thread of one group.
 pub fn spawn_applier(
     label: String,
@@ -35,7 +40,7 @@ pub fn spawn_applier(
                 while let Ok(more) = work.try_recv() {
                     batch.push(more);
                 }
-                if STOPPING.load(Ordering::SeqCst) {
+                if stopping() {
                     return;
                 }
                 let last = batch.last().map_or(0, |w| w.last_index);

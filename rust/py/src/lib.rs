@@ -8,6 +8,7 @@ mod consensus;
 mod errors;
 mod group;
 mod ids;
+mod logs;
 mod network;
 mod when;
 
@@ -40,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(apply::stop_appliers, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::set_log_level, m)?)?;
     m.add("GROUPS_ALPN", mosaik_net::endpoint::GROUPS_ALPN)?;
     m.add("DISCOVERY_ALPN", mosaik_net::endpoint::DISCOVERY_ALPN)?;
     Ok(())
