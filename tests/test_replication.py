@@ -296,6 +296,16 @@ async def test_isolated_leaders_merge_into_one_group_with_the_surviving_log() ->
         assert values.pop() in {1003, 1030, 1300}
 
 
+async def test_plain_join_runs_the_noop_machine() -> None:
+    key = mosaik.GroupKey.generate()
+    async with networks(2, chain=True) as nets:
+        groups = [n.groups().with_key(key).with_consensus_config(fast()).join() for n in nets]
+        assert isinstance(groups[0].machine, mosaik.NoOp)
+        index = await bounded(groups[1].execute(None))
+        await bounded(groups[0].when().committed().reaches(index))
+        assert (await bounded(groups[0].query(None, mosaik.Consistency.STRONG))).result is None
+
+
 # -- bad input -------------------------------------------------------------
 
 
