@@ -6,6 +6,7 @@
 //! (30405). The router has already refused peers discovery does not know
 //! (401). The initiator checks the acceptor's proof the same way.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mosaik_core::PeerId;
@@ -15,6 +16,7 @@ use super::proof::{proof_for, proof_matches, session_material};
 use super::wire::BondMessage;
 use super::Groups;
 use crate::close::{self, groups as codes};
+use crate::discovery::Discovery;
 use crate::endpoint::GROUPS_ALPN;
 use crate::error::NetError;
 use crate::link::{self, LinkReceiver, LinkSender};
@@ -31,10 +33,17 @@ pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> 
         .discovery
         .entry(&peer)
         .ok_or_else(|| NetError::Protocol(format!("{peer} is not in the catalog")))?;
-    let conn = ctx
-        .endpoint
-        .connect(peer, &entry.addrs, GROUPS_ALPN)
-        .await?;
+    // A peer that restarted elsewhere publishes new addresses: give up on
+    // the old ones at once rather than after the dial timeout.
+    let conn = tokio::select! {
+        conn = ctx.endpoint.connect(peer, &entry.addrs, GROUPS_ALPN) => conn?,
+        () = addresses_change(&ctx.discovery, peer, &entry.addrs) => {
+            return Err(NetError::Connect {
+                peer: peer.to_string(),
+                reason: "its addresses changed while dialling".into(),
+            });
+        }
+    };
     let spec = group.spec();
     let ekm = session_material(&conn, &spec.group_id)?;
     let (mut tx, mut rx) = link::open(&conn, ctx.max_frame).await?;
@@ -74,6 +83,17 @@ pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> 
         their_bonds: bonds,
     });
     Ok(())
+}
+
+/// Resolves when the catalog shows `peer` at other addresses than `addrs`.
+async fn addresses_change(discovery: &Discovery, peer: PeerId, addrs: &[SocketAddr]) {
+    let mut changes = discovery.subscribe();
+    while changes.changed().await.is_ok() {
+        if discovery.entry(&peer).is_some_and(|e| e.addrs != addrs) {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// The acceptor's side: checks the handshake and installs the bond.

@@ -103,6 +103,9 @@ enum PendingReply {
     Read(oneshot::Sender<Option<u64>>),
 }
 
+/// Most waiting requests or messages taken before one `ready`.
+const BATCH: usize = 1024;
+
 /// Process-wide time origin for the core's clock.
 fn now() -> Duration {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -176,11 +179,11 @@ impl Worker {
         loop {
             let outcome = tokio::select! {
                 req = requests.recv() => match req {
-                    Some(req) => self.request(req),
+                    Some(req) => self.request(req).and_then(|()| self.more_requests(&mut requests)),
                     None => return,
                 },
                 msg = inbox.recv() => match msg {
-                    Some((from, bytes)) => self.message(from, &bytes),
+                    Some((from, bytes)) => self.message(from, &bytes).and_then(|()| self.more_messages(&mut inbox)),
                     None => return,
                 },
                 changed = bonds.changed() => match changed {
@@ -225,6 +228,29 @@ impl Worker {
                 self.node.read(id)
             }
         }
+    }
+
+    /// Takes requests already waiting, so one `ready` serves them all.
+    fn more_requests(
+        &mut self,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+    ) -> mosaik_core::Result<()> {
+        for _ in 0..BATCH {
+            let Ok(req) = requests.try_recv() else { break };
+            self.request(req)?;
+        }
+        Ok(())
+    }
+
+    /// Steps messages already waiting before the next `ready`.
+    fn more_messages(&mut self, inbox: &mut super::group::RaftInbox) -> mosaik_core::Result<()> {
+        for _ in 0..BATCH {
+            let Ok((from, bytes)) = inbox.try_recv() else {
+                break;
+            };
+            self.message(from, &bytes)?;
+        }
+        Ok(())
     }
 
     fn message(&mut self, from: PeerId, bytes: &[u8]) -> mosaik_core::Result<()> {

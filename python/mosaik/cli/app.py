@@ -1,0 +1,29 @@
+"""The `mosaik` command group and its subcommands."""
+
+from __future__ import annotations
+
+import click
+
+from .demo import demo
+from .keygen import keygen
+from .node import node
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="mosaik", prog_name="mosaik")
+def cli() -> None:
+    """mosaik: Availability Groups for Python.
+
+    Nodes that share a group key bond over authenticated QUIC, elect a leader
+    and replicate a log of commands to a state machine. `mosaik demo` shows
+    this on your machine; `mosaik node` runs one node for real.
+    """
+
+
+cli.add_command(demo)
+cli.add_command(node)
+cli.add_command(keygen)
+
+__all__ = ["cli"]

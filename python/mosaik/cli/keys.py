@@ -1,0 +1,82 @@
+"""Reading node secret keys and group keys: 64 hex characters, inline or in a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..keys import GroupKey
+from .errors import CliError
+
+HEX_LENGTH = 64
+
+
+def parse_hex_key(text: str, what: str) -> str:
+    """``text`` stripped, if it is 64 hex characters; else a `CliError` naming ``what``."""
+    value = text.strip()
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(value) != HEX_LENGTH or len(raw) != HEX_LENGTH // 2:
+        raise CliError(f"malformed {what}: expected {HEX_LENGTH} hex characters")
+    return value.lower()
+
+
+def read_key_file(path: Path, what: str) -> str:
+    """The hex key in ``path``; a `CliError` if it is missing or malformed."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise CliError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {what} file {path}: {exc}") from None
+    return parse_hex_key(text, f"{what} file {path}")
+
+
+def pick_key(inline: str | None, path: Path | None, what: str, flags: str) -> str | None:
+    """The key given inline or by file (not both), or None if neither."""
+    if inline is not None and path is not None:
+        raise CliError(f"give the {what} once: {flags}")
+    if path is not None:
+        return read_key_file(path, what)
+    if inline is not None:
+        return parse_hex_key(inline, what)
+    return None
+
+
+def group_key(inline: str | None, path: Path | None) -> GroupKey:
+    key = pick_key(inline, path, "group key", "--group-key or --key-file")
+    if key is None:
+        raise CliError(
+            "no group key: pass --key-file or --group-key (make one with `mosaik keygen --group`)"
+        )
+    return GroupKey.from_hex(key)
+
+
+def new_key_hex() -> str:
+    """64 hex characters from the operating system's random source."""
+    return os.urandom(HEX_LENGTH // 2).hex()
+
+
+def write_key_file(path: Path, key: str, force: bool) -> None:
+    """Writes ``key`` to a new file readable only by its owner."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path} exists already (use --force to overwrite it)") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(key + "\n")
+
+
+__all__ = [
+    "group_key",
+    "new_key_hex",
+    "parse_hex_key",
+    "pick_key",
+    "read_key_file",
+    "write_key_file",
+]

@@ -1,0 +1,133 @@
+"""`mosaik node`: one long-lived node for real deployments."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from . import keys
+from .errors import CliError
+from .logs import log_level_option
+from .machines import DEFAULT_MACHINE
+from .node_runner import NodeSettings, run_node
+from .timings import PRESETS, consensus_for
+
+KEY_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--network", default="mosaik", show_default=True, help="Network name.")
+@click.option(
+    "--listen", default="127.0.0.1:0", show_default=True, help="ip:port to bind (0: any port)."
+)
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    metavar="PEER@IP:PORT",
+    help="A peer's address as printed by `mosaik node` (repeatable).",
+)
+@click.option("--key-file", type=KEY_PATH, help="File holding the group key (64 hex chars).")
+@click.option("--group-key", metavar="HEX", help="The group key as 64 hex characters.")
+@click.option(
+    "--secret-key-file",
+    type=KEY_PATH,
+    help="File holding this node's secret key (`mosaik keygen`); default: a random one.",
+)
+@click.option(
+    "--secret-key",
+    metavar="HEX",
+    help="This node's secret key as 64 hex characters (visible in ps: prefer the file or "
+    "MOSAIK_NODE_SECRET_KEY).",
+)
+@click.option(
+    "--state-machine",
+    default=DEFAULT_MACHINE,
+    show_default=True,
+    metavar="MODULE:CLASS",
+    help="The replicated state machine; the class must take no arguments.",
+)
+@click.option(
+    "--timings",
+    type=click.Choice(PRESETS),
+    default="default",
+    show_default=True,
+    help="Consensus timings; every member must use the same.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="For a disk log store; not available yet, so giving it is an error.",
+)
+@click.option(
+    "--bootstrap-timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Give up (exit 1) if no bootstrap peer answers within this many seconds.",
+)
+@click.option(
+    "--gossip-interval",
+    type=click.FloatRange(min=0.05),
+    default=3.0,
+    show_default=True,
+    help="Seconds between discovery refreshes.",
+)
+@click.option(
+    "--status-interval",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between status checks (a line is printed when something changes).",
+)
+@click.option("--control", is_flag=True, hidden=True, help="JSON lines on stdin/stdout.")
+@log_level_option
+def node(
+    network: str,
+    listen: str,
+    bootstrap: tuple[str, ...],
+    key_file: Path | None,
+    group_key: str | None,
+    secret_key_file: Path | None,
+    secret_key: str | None,
+    state_machine: str,
+    timings: str,
+    data_dir: Path | None,
+    bootstrap_timeout: float,
+    gossip_interval: float,
+    status_interval: float,
+    control: bool,
+) -> None:
+    """Run one node of a group until SIGINT or SIGTERM.
+
+    Prints the node's address; give it to other nodes as --bootstrap. Every
+    member needs the same group key, network name, state machine and
+    timings. Each option can also be set in the environment as
+    MOSAIK_NODE_<OPTION>, e.g. MOSAIK_NODE_NETWORK or MOSAIK_NODE_GROUP_KEY.
+    An unreachable --bootstrap peer is fatal after --bootstrap-timeout.
+    """
+    if data_dir is not None:
+        raise CliError(
+            f"--data-dir {data_dir}: disk log storage is not available yet "
+            "(logs are in memory only); run without --data-dir"
+        )
+    settings = NodeSettings(
+        network=network,
+        listen=listen,
+        bootstrap=bootstrap,
+        group_key=keys.group_key(group_key, key_file),
+        secret_key=keys.pick_key(
+            secret_key, secret_key_file, "secret key", "--secret-key or --secret-key-file"
+        ),
+        machine=state_machine,
+        consensus=consensus_for(timings),
+        gossip_interval=gossip_interval,
+        bootstrap_timeout=bootstrap_timeout,
+        status_interval=status_interval,
+        control=control,
+    )
+    asyncio.run(run_node(settings))
+
+
+__all__ = ["node"]

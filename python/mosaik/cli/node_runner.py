@@ -1,0 +1,147 @@
+"""Runs one long-lived node: start the network, join the group, report, stop
+cleanly on SIGINT/SIGTERM (closing the network sends `Departure` to peers)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from .._native import ConsensusConfig
+from ..exceptions import ConfigError, NetworkError
+from ..group import Group
+from ..keys import GroupKey
+from ..network import Network
+from .control import ControlServer
+from .errors import CliError, one_line
+from .machines import load_machine
+from .node_report import HumanReporter, JsonReporter, Reporter
+from .node_status import NodeStatus
+
+START_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    network: str
+    listen: str
+    bootstrap: tuple[str, ...]
+    group_key: GroupKey
+    secret_key: str | None
+    machine: str
+    consensus: ConsensusConfig
+    gossip_interval: float
+    bootstrap_timeout: float
+    status_interval: float
+    control: bool
+
+
+async def start_network(settings: NodeSettings) -> Network:
+    builder = (
+        Network.builder(settings.network)
+        .with_addresses([settings.listen])
+        .with_bootstrap(settings.bootstrap)
+        .with_gossip_interval(settings.gossip_interval)
+    )
+    if settings.secret_key is not None:
+        builder = builder.with_secret_key(settings.secret_key)
+    try:
+        return await asyncio.wait_for(builder.build(), START_TIMEOUT)
+    except ConfigError as exc:
+        raise CliError(f"cannot start the node: {one_line(str(exc))}") from exc
+    except TimeoutError:
+        raise CliError(f"the node did not start within {START_TIMEOUT:g}s") from None
+
+
+async def reach_bootstrap(net: Network, peers: Sequence[str], limit: float) -> None:
+    """Returns once a catalog exchange with one of ``peers`` succeeded.
+
+    Fatal (a `CliError`) if none answers within ``limit`` seconds: a node told to
+    join through given peers that cannot reach any of them is misconfigured,
+    and running alone would only hide that.
+    """
+    if not peers:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    last = "no answer"
+    while loop.time() < deadline:
+        for peer in peers:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(net.sync_with(peer), remaining)
+                return
+            except TimeoutError:
+                last = "no answer"
+            except NetworkError as exc:
+                last = one_line(str(exc))
+        await asyncio.sleep(max(0.0, min(0.5, deadline - loop.time())))
+    raise CliError(f"bootstrap peer unreachable within {limit:g}s: {', '.join(peers)} ({last})")
+
+
+def install_stop_signals(stop: asyncio.Event, why: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+
+        def on_signal(name: str = sig.name) -> None:
+            why.append(f"got {name}")
+            stop.set()
+
+        loop.add_signal_handler(sig, on_signal)
+
+
+async def report_until(
+    group: Group[Any], reporter: Reporter, interval: float, stop: asyncio.Event
+) -> None:
+    """Reports the status every ``interval`` seconds until ``stop`` is set."""
+    while not stop.is_set():
+        reporter.status(NodeStatus.of(group))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+async def serve(net: Network, settings: NodeSettings, reporter: Reporter, machine: Any) -> str:
+    """Joins the group and serves until stopped; says why it stopped."""
+    group = (
+        net.groups()
+        .with_key(settings.group_key)
+        .with_state_machine(machine)
+        .with_consensus_config(settings.consensus)
+        .join()
+    )
+    reporter.started(net, group, settings.machine)
+    await reach_bootstrap(net, settings.bootstrap, settings.bootstrap_timeout)
+    stop = asyncio.Event()
+    why: list[str] = []
+    install_stop_signals(stop, why)
+    control = None
+    if settings.control:
+        control = asyncio.create_task(ControlServer(group, reporter, stop).run())
+    try:
+        await report_until(group, reporter, settings.status_interval, stop)
+    finally:
+        if control is not None:
+            control.cancel()
+            with suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(control, CLOSE_TIMEOUT)
+    return why[0] if why else "end of input"
+
+
+async def run_node(settings: NodeSettings) -> None:
+    machine = load_machine(settings.machine)  # fail on a bad machine before binding a port
+    reporter: Reporter = JsonReporter() if settings.control else HumanReporter()
+    net = await start_network(settings)
+    try:
+        reporter.stopping(await serve(net, settings, reporter, machine))
+    finally:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(net.close(), CLOSE_TIMEOUT)
+
+
+__all__ = ["NodeSettings", "reach_bootstrap", "run_node"]

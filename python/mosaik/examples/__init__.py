@@ -1,0 +1,1 @@
+"""Example state machines that ship with mosaik; `kv` backs `mosaik demo`."""

@@ -1,0 +1,331 @@
+"""The `mosaik` command line, run as ``python -m mosaik`` in child processes:
+the demo end to end, every bad input, --help, keygen, and three hand-started
+nodes forming a group. Every process a test starts is killed in ``finally``."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+MOSAIK = [sys.executable, "-m", "mosaik"]
+HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
+QUICK = 30.0  # a command that fails on bad input answers well within this
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Our environment without MOSAIK_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIK_")}
+    env.update(extra, PYTHONUNBUFFERED="1")
+    return env
+
+
+def mosaik(*args: str, limit: float = QUICK, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MOSAIK, *args],
+        capture_output=True,
+        text=True,
+        timeout=limit,
+        env=clean_env(**env),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def group_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "group.key"
+    assert mosaik("keygen", "--group", "-o", str(path)).returncode == 0
+    return path
+
+
+# -- the demo -----------------------------------------------------------------
+
+
+def test_demo_with_three_nodes_kills_the_leader_and_ends_consistent() -> None:
+    started = time.monotonic()
+    done = mosaik("demo", "--nodes", "3", "--duration", "1", "--rate", "100", limit=60.0)
+    took = time.monotonic() - started
+    out = done.stdout
+    assert done.returncode == 0, f"rc={done.returncode}\n{out}\n{done.stderr}"
+    assert took < 45.0, f"the demo took {took:.1f}s"
+    assert "Traceback" not in out + done.stderr
+    assert "elected leader" in out
+    assert "killing the leader" in out
+    assert re.search(r"failover: node-\d leads \d+\.\d+s after the kill", out), out
+    assert "rejoined and caught up" in out
+    assert len(re.findall(r"node-\d state digest [0-9a-f]{64}", out)) == 3, out
+    assert out.strip().splitlines()[-1].startswith("CONSISTENT: all 3 nodes hold the same state")
+    assert "\x1b[" not in out, "colour codes on a stdout that is not a terminal"
+
+
+# -- help and keygen ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["node"], ["keygen"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    done = mosaik(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: mosaik"), done.stdout
+    assert done.stderr == ""
+
+
+def test_help_lists_the_subcommands() -> None:
+    out = mosaik("--help").stdout
+    for name in ("demo", "node", "keygen"):
+        assert re.search(rf"^\s+{name}\s", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize("kind", [[], ["--node"], ["--group"]])
+def test_keygen_prints_64_hex_characters(kind: list[str]) -> None:
+    first, second = mosaik("keygen", *kind), mosaik("keygen", *kind)
+    assert first.returncode == 0 and second.returncode == 0
+    assert HEX_KEY.match(first.stdout.strip()) and first.stdout.endswith("\n")
+    assert first.stdout != second.stdout
+
+
+def test_keygen_writes_a_private_file_and_will_not_overwrite_it(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    done = mosaik("keygen", "-o", str(path))
+    assert done.returncode == 0 and done.stdout == ""
+    assert HEX_KEY.match(path.read_text().strip())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = mosaik("keygen", "-o", str(path))
+    assert again.returncode != 0
+    assert "exists already" in again.stderr
+    assert mosaik("keygen", "--force", "-o", str(path)).returncode == 0
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0, f"exit 0 on bad input; stdout {done.stdout!r}"
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    for word in words:
+        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+
+
+@pytest.fixture
+def bad_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.key"
+    path.write_text("not a key\n")
+    return path
+
+
+def test_missing_group_key_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.key"
+    assert_one_line_error(mosaik("node", "--key-file", str(missing)), "not found", str(missing))
+
+
+def test_malformed_group_key_file(bad_key_file: Path) -> None:
+    done = mosaik("node", "--key-file", str(bad_key_file))
+    assert_one_line_error(done, "malformed group key", str(bad_key_file))
+
+
+def test_malformed_secret_key_file(group_key_file: Path, bad_key_file: Path) -> None:
+    done = mosaik("node", "--key-file", str(group_key_file), "--secret-key-file", str(bad_key_file))
+    assert_one_line_error(done, "malformed secret key", str(bad_key_file))
+
+
+def test_malformed_group_key_from_the_environment() -> None:
+    assert_one_line_error(mosaik("node", MOSAIK_NODE_GROUP_KEY="abc"), "malformed group key")
+
+
+def test_no_group_key() -> None:
+    assert_one_line_error(mosaik("node"), "no group key", "--key-file")
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("no_such_module_xyz:Machine", ["cannot import", "no_such_module_xyz"]),
+        ("mosaik.examples.kv:Missing", ["has no class Missing"]),
+        ("mosaik.examples.kv", ["expected module:Class"]),
+    ],
+)
+def test_unusable_state_machine(group_key_file: Path, spec: str, words: list[str]) -> None:
+    done = mosaik("node", "--key-file", str(group_key_file), "--state-machine", spec)
+    assert_one_line_error(done, *words)
+
+
+def test_debug_log_level_shows_the_traceback(group_key_file: Path) -> None:
+    done = mosaik(
+        "node",
+        "--log-level",
+        "debug",
+        "--key-file",
+        str(group_key_file),
+        "--state-machine",
+        "no_such_module_xyz:Machine",
+    )
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("mosaik: error: cannot import")
+
+
+def test_port_in_use(group_key_file: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # QUIC is UDP
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        done = mosaik("node", "--key-file", str(group_key_file), "--listen", f"127.0.0.1:{port}")
+    assert_one_line_error(done, f"127.0.0.1:{port}", "in use")
+
+
+def test_unreachable_bootstrap_is_fatal(group_key_file: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        peer = f"{'ab' * 32}@127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        done = mosaik(
+            "node",
+            "--key-file",
+            str(group_key_file),
+            "--timings",
+            "fast",
+            "--bootstrap",
+            peer,
+            "--bootstrap-timeout",
+            "1.5",
+        )
+    assert_one_line_error(done, "bootstrap peer unreachable within 1.5s", peer)
+    assert time.monotonic() - started < QUICK
+
+
+def test_malformed_bootstrap_address(group_key_file: Path) -> None:
+    done = mosaik("node", "--key-file", str(group_key_file), "--bootstrap", "nonsense")
+    assert_one_line_error(done, "invalid endpoint address", "nonsense")
+
+
+def test_data_dir_is_refused_until_there_is_disk_storage(
+    group_key_file: Path, tmp_path: Path
+) -> None:
+    done = mosaik("node", "--key-file", str(group_key_file), "--data-dir", str(tmp_path))
+    assert_one_line_error(done, "--data-dir", "not available yet")
+
+
+@pytest.mark.parametrize("nodes", ["0", "-1", "many"])
+def test_demo_refuses_a_bad_node_count(nodes: str) -> None:
+    assert_one_line_error(mosaik("demo", "--nodes", nodes), "--nodes", nodes)
+
+
+def test_unknown_command() -> None:
+    assert_one_line_error(mosaik("frobnicate"), "No such command", "frobnicate")
+
+
+# -- nodes started by hand ----------------------------------------------------
+
+
+class Node:
+    """A `mosaik node` process whose stdout lines are collected by a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*MOSAIK, "node", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, matches: Callable[[str], bool], limit: float, what: str) -> str:
+        deadline = time.monotonic() + limit
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if matches(line):
+                return line
+        raise AssertionError(f"{what} not printed within {limit}s; got {self.seen}")
+
+    def address(self) -> str:
+        return self.expect(lambda s: s.startswith("address: "), 15.0, "address").split()[1]
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; the exit code and stderr."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10.0)
+        finally:
+            self.kill()
+        assert self.proc.stderr is not None
+        return self.proc.returncode, self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10.0)
+
+
+@contextmanager
+def nodes() -> Iterator[Callable[..., Node]]:
+    started: list[Node] = []
+
+    def start(*args: str, **env: str) -> Node:
+        node = Node([*args], clean_env(**env))
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.kill()
+
+
+def bonds(count: int) -> Callable[[str], bool]:
+    return lambda line: line.startswith("status: ") and f" bonds={count}" in line
+
+
+def test_two_nodes_form_a_group_and_a_third_joins_by_bootstrap(group_key_file: Path) -> None:
+    common = ["--key-file", str(group_key_file), "--timings", "fast", "--status-interval", "0.1"]
+    with nodes() as start:
+        first = start(*common)
+        first_addr = first.address()
+        second = start(*common, "--bootstrap", first_addr)
+        second.address()
+        for node in (first, second):
+            node.expect(bonds(1), 15.0, "a bond between the first two")
+        # The third takes its settings from the environment.
+        third = start(
+            MOSAIK_NODE_KEY_FILE=str(group_key_file),
+            MOSAIK_NODE_TIMINGS="fast",
+            MOSAIK_NODE_BOOTSTRAP=first_addr,
+        )
+        third.address()
+        meshed = [
+            node.expect(lambda s: bonds(2)(s) and "leader=none" not in s, 15.0, "a full mesh")
+            for node in (first, second, third)
+        ]
+        leaders = {re.findall(r"leader=(\w+)", line)[0] for line in meshed}
+        assert len(leaders) == 1, f"not one leader: {meshed}"
+        assert sum(" role=leader " in line for line in meshed) == 1, meshed
+        for node in (third, second, first):
+            code, err = node.stop()
+            assert code == 0, err
+            assert "got SIGTERM: leaving the group" in err
+            assert "Traceback" not in err
