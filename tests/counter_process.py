@@ -21,18 +21,9 @@ import asyncio
 import sys
 from typing import Any
 
-import mosaik
+from timings import FAST
 
-FAST: dict[str, Any] = {
-    "heartbeat_interval": 0.05,
-    "heartbeat_jitter": 0.01,
-    "max_missed_heartbeats": 10,
-    "election_timeout": 0.3,
-    "election_timeout_jitter": 0.1,
-    "bootstrap_delay": 0.1,
-    "forward_timeout": 1.0,
-    "query_timeout": 1.0,
-}
+import mosaik
 
 # A command that takes longer than this is reported as TIMEOUT, so that a
 # hang in the node shows up as an answer instead of a silent test timeout.

@@ -10,16 +10,9 @@ import argparse
 import asyncio
 import contextlib
 
-import mosaik
+from timings import FAST
 
-FAST = {
-    "heartbeat_interval": 0.05,
-    "heartbeat_jitter": 0.01,
-    "max_missed_heartbeats": 10,
-    "election_timeout": 0.3,
-    "election_timeout_jitter": 0.1,
-    "bootstrap_delay": 0.1,
-}
+import mosaik
 
 
 async def main() -> None:

@@ -11,19 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timings import FAST
 
 import mosaik
 from conftest import bounded, eventually, networks
 from mosaik import _native
-
-FAST: dict[str, Any] = {
-    "heartbeat_interval": 0.05,
-    "heartbeat_jitter": 0.01,
-    "max_missed_heartbeats": 10,
-    "election_timeout": 0.3,
-    "election_timeout_jitter": 0.1,
-    "bootstrap_delay": 0.1,
-}
 
 
 def fast() -> mosaik.ConsensusConfig:
