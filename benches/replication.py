@@ -87,16 +87,17 @@ async def sequential(group: mosaik.Group[Counter], seconds: float, limit: int) -
 async def pipelined(
     groups: list[mosaik.Group[Counter]], leader: mosaik.Group[Counter], window: int, total: int
 ) -> float:
-    sem = asyncio.Semaphore(window)
+    """``window`` clients, each feeding its share of ``total`` one at a time."""
     last = 0
 
-    async def one() -> None:
+    async def client(count: int) -> None:
         nonlocal last
-        async with sem:
+        for _ in range(count):
             last = max(last, await leader.feed(1))
 
     start = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(total)))
+    share, extra = divmod(total, window)
+    await asyncio.gather(*(client(share + (i < extra)) for i in range(window)))
     for g in groups:
         await g.when().committed().reaches(last)
     return total / (time.perf_counter() - start)

@@ -434,3 +434,10 @@ async def test_custom_codec_is_used_for_commands() -> None:
     async with counter_group(2, machine=JsonCounter) as (_, groups):
         await bounded(followers_of(groups)[0].execute({"add": 4}))
         assert leader_of(groups).machine.value == 4
+
+
+def test_cursors_order_by_term_then_index() -> None:
+    assert mosaik.Cursor(1, 9) < mosaik.Cursor(2, 0) < mosaik.Cursor(2, 1)
+    assert mosaik.Cursor(2, 1) == mosaik.Cursor(2, 1) != mosaik.Cursor(1, 2)
+    assert len({mosaik.Cursor(1, 1), mosaik.Cursor(1, 1)}) == 1
+    assert max(mosaik.Cursor(3, 1), mosaik.Cursor(2, 7)).term == 3
