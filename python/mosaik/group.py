@@ -156,10 +156,7 @@ class Group(Generic[M]):
         read index confirmed by the leader is applied here."""
         self._encode([query])
         if consistency is Consistency.STRONG:
-            try:
-                index = await self._native.read()
-            except GroupTerminated:
-                raise
+            index = await self._native.read()
             if index is None:
                 raise QueryOffline("no leader confirmed a read index in time", query)
         elif not self._native.active:
