@@ -29,6 +29,7 @@ test-rust:
 
 test-python: build
 	$(PY) benches/replication.py --smoke
+	$(PY) benches/compare.py --smoke --out $(VENV)/compare-smoke
 	$(PY) -m pytest tests
 
 lint: build
@@ -46,6 +47,7 @@ bench: build
 	$(PY) benches/transport.py
 	$(PY) benches/mesh.py
 	$(PY) benches/replication.py
+	$(PY) benches/compare.py
 
 clean:
 	rm -rf $(VENV) target

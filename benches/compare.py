@@ -1,0 +1,614 @@
+"""mosaik side by side with PySyncObj, measured in the same run on this machine.
+
+For each system three node processes on 127.0.0.1 hold a replicated counter
+whose apply is Python code; a client inside the leader process drives load
+(see benches/compare_nodes/). Writes benches/results/latest.md and
+benches/results/latest.png. See benches/README.md for what each row means.
+
+Usage: python benches/compare.py [--quick | --smoke] [--reps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import os
+import platform
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NODES = HERE / "compare_nodes"
+RESULTS = HERE / "results"
+MOSAIK = "mosaik"
+PSO = "PySyncObj"
+PSO_NOBATCH = "PySyncObj (no batch)"
+SYSTEMS = (MOSAIK, PSO, PSO_NOBATCH)
+FAILED = "FAILED"
+
+_LIVE: set[subprocess.Popen[str]] = set()
+
+
+def _kill_all() -> None:
+    for proc in list(_LIVE):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        _LIVE.discard(proc)
+
+
+atexit.register(_kill_all)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that atexit runs
+
+
+class BenchFailure(Exception):
+    """A run whose result must be reported as FAILED, with the reason."""
+
+
+class Node:
+    """A node process and a thread that queues the lines it prints."""
+
+    def __init__(self, name: str, argv: list[str], logdir: Path) -> None:
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+            cwd=HERE,
+        )
+        _LIVE.add(self.proc)
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def recv(self, timeout: float) -> list[str]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise BenchFailure(f"{self.name}: no answer within {timeout:.0f} s") from None
+        if line is None:
+            raise BenchFailure(f"{self.name} exited; see {self.log_path}")
+        return line.split()
+
+    def ask(self, line: str, timeout: float) -> list[str]:
+        self.send(line)
+        return self.recv(timeout)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise BenchFailure(f"{self.name}: no VmRSS")
+
+    def sigkill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=5)
+        _LIVE.discard(self.proc)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.send("quit")
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        _LIVE.discard(self.proc)
+        self._log.close()
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Cluster:
+    system: str
+    logdir: Path
+    nodes: list[Node] = field(default_factory=list)
+    acked: int = 0
+    verified: bool = False
+    notes: list[str] = field(default_factory=list)
+    # Figures of the workloads done so far; each pipelined workload checks
+    # that all 3 counters reached the acknowledged count (which covers the
+    # sequential commands before it), so a later failure does not void them.
+    values: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        if self.system == MOSAIK:
+            import mosaik  # the driver only uses it to make a key
+
+            key = mosaik.GroupKey.generate().to_hex()
+            script = str(NODES / "mosaik_node.py")
+            first = Node("mosaik-0", [script, "--key", key], self.logdir)
+            self.nodes.append(first)
+            addr = first.recv(20)[1]
+            for i in (1, 2):
+                argv = [script, "--key", key, "--bootstrap", addr]
+                self.nodes.append(Node(f"mosaik-{i}", argv, self.logdir))
+        else:
+            ports = free_ports(3)
+            addrs = [f"127.0.0.1:{p}" for p in ports]
+            extra = ["--no-batch"] if self.system == PSO_NOBATCH else []
+            for i, addr in enumerate(addrs):
+                argv = [str(NODES / "pysyncobj_node.py"), "--self", addr, *extra]
+                for other in addrs:
+                    if other != addr:
+                        argv += ["--partner", other]
+                self.nodes.append(Node(f"pysyncobj-{i}", argv, self.logdir))
+        for node in self.nodes[1 if self.system == MOSAIK else 0 :]:
+            node.recv(20)  # ADDR
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st = self.statuses()
+            leaders = [s for s in st if s[0] == 1]
+            if len(leaders) == 1 and all(s[1] == 1 and s[3] == 2 for s in st):
+                return
+            time.sleep(0.05)
+        raise BenchFailure(f"{self.system}: no stable leader within 30 s")
+
+    def statuses(self, nodes: list[Node] | None = None) -> list[tuple[int, int, int, int]]:
+        out = []
+        for node in nodes or self.nodes:
+            w = node.ask("status", 10)
+            out.append((int(w[1]), int(w[2]), int(w[3]), int(w[4])))
+        return out
+
+    @property
+    def leader(self) -> Node:
+        for node, st in zip(self.nodes, self.statuses(), strict=True):
+            if st[0] == 1:
+                return node
+        raise BenchFailure(f"{self.system}: no leader")
+
+    def followers(self, leader: Node) -> list[Node]:
+        return [n for n in self.nodes if n is not leader]
+
+    def converge(self, nodes: list[Node], want: int | None, timeout: float) -> list[int]:
+        """Waits until the counters are equal (and equal to ``want``); returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            values = [s[2] for s in self.statuses(nodes)]
+            if len(set(values)) == 1 and (want is None or values[0] == want):
+                return values
+            if time.monotonic() > deadline:
+                raise BenchFailure(
+                    f"{self.system}: counters {values} != acknowledged {want} after {timeout:.1f} s"
+                )
+            time.sleep(0.02)
+
+    def check(self) -> None:
+        if self.verified:
+            return
+        self.converge(self.nodes, self.acked, 15)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+# -- workloads: each returns {metric: value} or raises BenchFailure ----------
+
+
+def sequential(c: Cluster, seconds: float, limit: int) -> dict[str, float]:
+    w = c.leader.ask(f"seq {seconds} {limit}", seconds + 30)
+    count, failed, elapsed = int(w[1]), int(w[2]), float(w[3])
+    c.acked += count
+    if failed:
+        raise BenchFailure(f"{c.system}: {failed} sequential commands failed")
+    return {"ops": count / elapsed, "p50": float(w[4]), "p99": float(w[5])}
+
+
+def applied_everywhere(c: Cluster, command: str, expect: int, cap: float) -> float:
+    """Runs ``command`` on the leader; commits/s counted once applied on all 3.
+
+    Commands the system rejected (an error answer) are not counted and are
+    noted in the report; the run fails if any command went unanswered or a
+    node does not reach the acknowledged count.
+    """
+    leader = c.leader
+    followers = c.followers(leader)
+    for f in followers:
+        f.send(f"wait {c.acked + expect} {cap + 20} 2.0")
+    w = leader.ask(command, cap + 30)
+    acked, failed, lost, start, last = int(w[1]), int(w[2]), int(w[3]), float(w[4]), float(w[5])
+    c.acked += acked
+    if failed:
+        c.notes.append(f"{c.system}, `{command}`: {failed} of {acked + failed} rejected ({w[6]})")
+    if lost:
+        raise BenchFailure(f"{c.system}: {command!r}: {lost} commands never answered")
+    ends = [last]
+    for f in followers:
+        r = f.recv(cap + 30)
+        if int(r[1]) == c.acked:
+            ends.append(float(r[2]))
+            continue
+        # The follower stood still for 2 s short of the total: give it 30 s
+        # more, timed from here by polling (20 ms resolution).
+        try:
+            c.converge([f], c.acked, 30)
+        except BenchFailure as exc:
+            raise BenchFailure(f"{exc} ({f.name}, a follower, during `{command}`)") from None
+        ends.append(time.monotonic())
+        c.notes.append(
+            f"{c.system}, `{command}`: {f.name} stalled at {r[1]} of {c.acked}, "
+            f"caught up {ends[-1] - start:.1f} s after the start"
+        )
+    return acked / (max(ends) - start)
+
+
+def failover(c: Cluster, before: float, after: float) -> float:
+    leader = c.leader
+    survivors = c.followers(leader)
+    leader.send("pipe 100 1000000000 60 1")
+    for s in survivors:
+        s.send(f"probe 0.005 {before + after}")
+    time.sleep(before)
+    killed = time.monotonic()
+    leader.sigkill()
+    firsts = []
+    acked = 0
+    for s in survivors:
+        w = s.recv(before + after + 20)
+        acked += int(w[1])
+        if w[3] != "-":
+            for pair in w[3].split(","):
+                sent, ack = (float(x) for x in pair.split(":"))
+                if sent > killed:
+                    firsts.append(ack - killed)
+    values = c.converge(survivors, None, 10)
+    c.verified = True  # some commands die with the leader: the check is done here
+    if values[0] < acked:
+        raise BenchFailure(f"{c.system}: survivors at {values[0]} < {acked} acknowledged")
+    if not firsts:
+        raise BenchFailure(f"{c.system}: no commit within {after} s of the kill")
+    return min(firsts)
+
+
+def overload(c: Cluster, window: int, seconds: float, limit: float) -> float:
+    w = c.leader.ask(f"pipe {window} 1000000000 {seconds} {limit}", seconds + limit + 30)
+    acked, failed, lost, start = int(w[1]), int(w[2]), int(w[3]), float(w[4])
+    c.acked += acked
+    stop = start + seconds
+    if failed:
+        c.notes.append(f"{c.system}, overload: {failed} of {acked + failed} rejected ({w[6]})")
+    if lost:
+        values = [st[2] for st in c.statuses()]
+        raise BenchFailure(
+            f"{c.system}: {lost} of {acked + failed + lost} commands unanswered {limit} s "
+            f"after the load; counters {values}, acknowledged {c.acked}"
+        )
+    try:
+        c.converge(c.nodes, c.acked, max(0.0, stop + limit - time.monotonic()))
+    except BenchFailure as exc:
+        raise BenchFailure(f"{exc} (acked {acked}, rejected {failed})") from None
+    return time.monotonic() - stop
+
+
+def memory(c: Cluster, total: int) -> float:
+    applied_everywhere(c, f"pipe 1000 {total} 180 30", total, 180)
+    c.check()
+    return max(n.rss_mb() for n in c.nodes)
+
+
+# -- the run ----------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    label: str
+    unit: str
+    higher_is_better: bool
+    ours: list[float | str] = field(default_factory=list)
+    theirs: list[float | str] = field(default_factory=list)
+    theirs_system: str = PSO
+
+
+class Results:
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+        self.notes: list[str] = []
+
+    def row(self, key: str, label: str, unit: str, higher: bool, theirs: str = PSO) -> Row:
+        if key not in self.rows:
+            self.rows[key] = Row(label, unit, higher, theirs_system=theirs)
+        return self.rows[key]
+
+    def add(self, key: str, system: str, value: float | str) -> None:
+        row = self.rows[key]
+        (row.ours if system == MOSAIK else row.theirs).append(value)
+
+
+def median(values: list[float | str]) -> float | str | None:
+    if not values:
+        return None
+    fails = [v for v in values if isinstance(v, str)]
+    if fails:
+        return f"{FAILED} ({len(fails)}/{len(values)})"
+    return statistics.median([float(v) for v in values])
+
+
+Body = Callable[["Cluster"], dict[str, float]]
+
+
+def run_cluster(system: str, logdir: Path, body: Body, keys: list[str], res: Results) -> None:
+    """Starts a fresh cluster, runs ``body``, checks the counters, records."""
+    c = Cluster(system, logdir)
+    try:
+        c.start()
+        c.values.update(body(c))
+        c.check()
+        for key in keys:
+            res.add(key, system, c.values[key])
+    except (BenchFailure, OSError) as exc:
+        print(f"  FAILED: {exc}", flush=True)
+        res.notes.append(f"FAILED: {exc}")
+        for key in keys:
+            res.add(key, system, c.values.get(key, FAILED))
+    finally:
+        res.notes += c.notes
+        c.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a few hundred commands, < 40 s")
+    parser.add_argument("--quick", action="store_true", help="1 repetition, shorter runs")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    smoke, quick = args.smoke, args.quick
+    reps = args.reps or (1 if smoke or quick else 3)
+    seq_seconds = 0.5 if smoke else 1.5 if quick else 5.0
+    seq_limit = 200 if smoke else 10_000_000
+    windows = (
+        [(100, 300), (2000, 600)]
+        if smoke
+        else [
+            (100, 20_000),
+            (2000, 40_000 if quick else 60_000),
+            (20_000, 100_000 if quick else 200_000),
+        ]
+    )
+    many_batches = 1 if smoke else 50 if quick else 200
+    kills = 0 if smoke else 1 if quick else 5
+    overloads = 0 if smoke else 1 if quick else 3
+    memory_total = 0 if smoke else 200_000 if quick else 1_000_000
+
+    res = Results()
+    res.row("seq_ops", "sequential execute, leader", "ops/s", True)
+    res.row("seq_p50", "sequential latency p50", "ms", False)
+    res.row("seq_p99", "sequential latency p99", "ms", False)
+    res.row("nb_ops", "sequential execute, leader", "ops/s", True, PSO_NOBATCH)
+    res.row("nb_p50", "sequential latency p50", "ms", False, PSO_NOBATCH)
+    res.row("nb_p99", "sequential latency p99", "ms", False, PSO_NOBATCH)
+    for window, _ in windows:
+        res.row(f"w{window}", f"pipelined W={window:,}, applied on all 3", "commits/s", True)
+    res.row("many", "execute_many of 1,000 (mosaik only)", "commits/s", True)
+    if kills:
+        res.row("failover", "failover: SIGKILL leader -> next commit", "ms", False)
+    if overloads:
+        res.row("overload", "overload W=90,000 for 5 s: all 3 converge", "s after stop", False)
+    if memory_total:
+        res.row("rss", f"max RSS per node after {memory_total:,} commands", "MB", False)
+
+    started = time.monotonic()
+    body: Body
+    with tempfile.TemporaryDirectory(prefix="compare-bench-") as tmp:
+        logdir = Path(tmp)
+
+        def main_body(c: Cluster) -> dict[str, float]:
+            out = c.values
+            s = sequential(c, seq_seconds, seq_limit)
+            prefix = "nb" if c.system == PSO_NOBATCH else "seq"
+            out.update({f"{prefix}_{k}": v for k, v in s.items()})
+            if c.system == PSO_NOBATCH:
+                return out
+            if c.system == MOSAIK:  # the same figures, set against PySyncObj without batching
+                out.update({f"nb_{k}": v for k, v in s.items()})
+            for window, total in windows:
+                cmd = f"pipe {window} {total} 60 30"
+                out[f"w{window}"] = applied_everywhere(c, cmd, total, 60)
+            if c.system == MOSAIK:
+                cmd = f"many 1000 {many_batches} 60"
+                out["many"] = applied_everywhere(c, cmd, 1000 * many_batches, 60)
+            return out
+
+        def keys_for(system: str) -> list[str]:
+            if system == PSO_NOBATCH:
+                return ["nb_ops", "nb_p50", "nb_p99"]
+            keys = ["seq_ops", "seq_p50", "seq_p99"] + [f"w{w}" for w, _ in windows]
+            return [*keys, "many", "nb_ops", "nb_p50", "nb_p99"] if system == MOSAIK else keys
+
+        for rep in range(reps):
+            for system in SYSTEMS:
+                print(f"[{time.monotonic() - started:6.1f} s] rep {rep + 1}: {system}", flush=True)
+                run_cluster(system, logdir, main_body, keys_for(system), res)
+
+        for k in range(kills):
+            for system in (MOSAIK, PSO):
+                print(f"[{time.monotonic() - started:6.1f} s] kill {k + 1}: {system}", flush=True)
+                body = lambda c: {"failover": failover(c, 1.0, 4.0) * 1e3}  # noqa: E731
+                run_cluster(system, logdir, body, ["failover"], res)
+
+        for k in range(overloads):
+            for system in (MOSAIK, PSO):
+                print(
+                    f"[{time.monotonic() - started:6.1f} s] overload {k + 1}: {system}", flush=True
+                )
+                body = lambda c: {"overload": overload(c, 90_000, 5.0, 15.0)}  # noqa: E731
+                run_cluster(system, logdir, body, ["overload"], res)
+
+        if memory_total:
+            for system in (MOSAIK, PSO):
+                print(f"[{time.monotonic() - started:6.1f} s] memory: {system}", flush=True)
+                body = lambda c: {"rss": memory(c, memory_total)}  # noqa: E731
+                run_cluster(system, logdir, body, ["rss"], res)
+
+    took = time.monotonic() - started
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    report = render(res, reps, kills, overloads, int(memory_total > 0), mode, took)
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(report)
+    chart(res, args.out / "latest.png")
+    print(f"wrote {args.out / 'latest.md'} and {args.out / 'latest.png'} in {took:.0f} s")
+    # PySyncObj's failures are its results; only ours make the run fail.
+    if any(isinstance(v, str) for r in res.rows.values() for v in r.ours):
+        raise SystemExit(1)
+
+
+# -- the report -------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
+    cpus = len(os.sched_getaffinity(0))
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("mosaik", "pysyncobj"))
+    return [
+        f"- CPU: {model}, nproc {cpus}{mem}",
+        f"- {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; {versions}",
+    ]
+
+
+def fmt(value: float | str | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if unit == "ms" and value < 10:
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def ratio(row: Row) -> str:
+    ours, theirs = median(row.ours), median(row.theirs)
+    if not isinstance(ours, float) or not isinstance(theirs, float) or not ours or not theirs:
+        return "-"
+    r = ours / theirs
+    better = (r > 1) == row.higher_is_better
+    word = "better" if better else "worse"
+    if abs(r - 1) < 0.05:
+        word = "same"
+    return f"{r:.2f} ({word})"
+
+
+def render(
+    res: Results, reps: int, kills: int, overloads: int, memory_runs: int, mode: str, took: float
+) -> str:
+    lines = [
+        "# mosaik vs PySyncObj",
+        "",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M %Z')}, mode {mode}, {took:.0f} s. "
+        f"Each figure is the median of {reps} repetition(s) ({kills} leader kill(s), "
+        f"{overloads} overload run(s), {memory_runs} memory run), the systems interleaved, "
+        "3 node processes each on 127.0.0.1. Ratio = mosaik / other; "
+        "FAILED means the counters did not agree with the acknowledged commands "
+        "(or the run broke), so no number is given.",
+        "",
+        *machine(),
+        "",
+        "| workload | unit | mosaik | other | other system | ratio |",
+        "| --- | --- | ---: | ---: | --- | --- |",
+    ]
+    for row in res.rows.values():
+        ours, theirs = median(row.ours), median(row.theirs)
+        lines.append(
+            f"| {row.label} | {row.unit} | {fmt(ours, row.unit)} | {fmt(theirs, row.unit)} "
+            f"| {row.theirs_system if row.theirs else '-'} | {ratio(row)} |"
+        )
+    lines += ["", "Raw values per repetition:", ""]
+    for row in res.rows.values():
+        ours = ", ".join(fmt(v, row.unit) for v in row.ours) or "-"
+        theirs = ", ".join(fmt(v, row.unit) for v in row.theirs) or "-"
+        lines.append(f"- {row.label} ({row.unit}): mosaik [{ours}]; {row.theirs_system} [{theirs}]")
+    if res.notes:
+        lines += ["", "Notes (rejected commands are not counted as commits):", ""]
+        lines += [f"- {note}" for note in res.notes]
+    return "\n".join(lines) + "\n"
+
+
+def chart(res: Results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [
+        ("Throughput (higher is better)", ["seq_ops", "nb_ops", "w100", "w2000", "w20000", "many"]),
+        ("Latency (lower is better)", ["seq_p50", "seq_p99", "nb_p50", "nb_p99", "failover"]),
+        ("Overload convergence, memory (lower is better)", ["overload", "rss"]),
+    ]
+    groups = [(title, keys) for title, keys in groups if any(k in res.rows for k in keys)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 5.5), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], groups, strict=True):
+        present = [k for k in keys if k in res.rows]
+        labels, ours, theirs = [], [], []
+        for key in present:
+            row = res.rows[key]
+            o, t = median(row.ours), median(row.theirs)
+            other = "vs PySyncObj no batch " if row.theirs_system == PSO_NOBATCH else ""
+            labels.append(f"{row.label}\n{other} ({row.unit})".replace("\n ", "\n"))
+            ours.append(o if isinstance(o, float) else 0.0)
+            theirs.append(t if isinstance(t, float) else 0.0)
+        xs = range(len(present))
+        ax.bar([x - 0.2 for x in xs], ours, 0.4, label=MOSAIK, color="tab:blue")
+        ax.bar([x + 0.2 for x in xs], theirs, 0.4, label=PSO, color="tab:orange")
+        ax.set_xticks(list(xs), labels, rotation=30, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle("mosaik vs PySyncObj, 3 nodes on 127.0.0.1 (log scale; missing bar = FAILED/n/a)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

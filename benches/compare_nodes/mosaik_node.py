@@ -1,0 +1,234 @@
+"""One mosaik node of the comparison benchmark, driven over stdin/stdout.
+
+Prints ``ADDR <endpoint-addr>``, then answers one line per command (see
+``benches/README.md`` for the protocol). Times are ``time.monotonic()``,
+which every process on the machine shares, so the driver can compare them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter as Tally
+from typing import Any
+
+import mosaik
+
+# The same timings as the PySyncObj nodes (see pysyncobj_node.py): heartbeats
+# every 50 ms, election timeouts drawn from [0.4 s, 0.7 s).
+CONSENSUS: dict[str, Any] = {
+    "heartbeat_interval": 0.05,
+    "heartbeat_jitter": 0.01,
+    "max_missed_heartbeats": 10,
+    "election_timeout": 0.4,
+    "election_timeout_jitter": 0.3,
+    "bootstrap_delay": 0.1,
+    "forward_timeout": 1.0,
+    "query_timeout": 1.0,
+    "min_quorum": 2,
+}
+CALL_LIMIT = 10.0
+
+
+class Counter(mosaik.StateMachine):
+    def __init__(self) -> None:
+        self.value = 0
+
+    def signature(self) -> str:
+        return "compare_counter_v1"
+
+    def apply(self, command: Any, ctx: Any) -> None:
+        self.value += command
+
+    def query(self, query: Any) -> int:
+        return self.value
+
+
+Group = mosaik.Group[Counter]
+
+
+def percentile(samples: list[float], p: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+async def sequential(group: Group, seconds: float, limit: int) -> str:
+    samples: list[float] = []
+    failed = 0
+    start = time.monotonic()
+    end = start + seconds
+    while time.monotonic() < end and len(samples) + failed < limit:
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(CALL_LIMIT):
+                await group.execute(1)
+        except (mosaik.CommandError, TimeoutError):
+            failed += 1
+            continue
+        samples.append(time.perf_counter() - t0)
+    elapsed = time.monotonic() - start
+    p50, p99 = percentile(samples, 0.5) * 1e3, percentile(samples, 0.99) * 1e3
+    return f"SEQ {len(samples)} {failed} {elapsed:.6f} {p50:.6f} {p99:.6f}"
+
+
+async def pipelined(group: Group, window: int, total: int, seconds: float, drain: float) -> str:
+    """``window`` clients, each running ``execute`` one at a time."""
+    issued = acked = failed = 0
+    reasons: Tally[str] = Tally()
+    last = start = time.monotonic()
+    stop = start + seconds
+
+    async def client() -> None:
+        nonlocal issued, acked, failed, last
+        while issued < total and time.monotonic() < stop:
+            issued += 1
+            try:
+                await group.execute(1)
+            except mosaik.CommandError as exc:
+                failed += 1
+                reasons[type(exc).__name__] += 1
+                continue
+            acked += 1
+            last = time.monotonic()
+
+    clients = [asyncio.ensure_future(client()) for _ in range(window)]
+    _done, pending = await asyncio.wait(clients, timeout=seconds + drain)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    lost = issued - acked - failed
+    return f"PIPE {acked} {failed} {lost} {start:.6f} {last:.6f} {tally(reasons)}"
+
+
+async def batched(group: Group, size: int, batches: int, seconds: float) -> str:
+    acked = failed = 0
+    reasons: Tally[str] = Tally()
+    last = start = time.monotonic()
+    for _ in range(batches):
+        if time.monotonic() > start + seconds:
+            break
+        try:
+            async with asyncio.timeout(CALL_LIMIT):
+                await group.execute_many([1] * size)
+        except (mosaik.CommandError, TimeoutError) as exc:
+            failed += size
+            reasons[type(exc).__name__] += size
+            continue
+        acked += size
+        last = time.monotonic()
+    return f"PIPE {acked} {failed} 0 {start:.6f} {last:.6f} {tally(reasons)}"
+
+
+def tally(reasons: Tally[str]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in reasons.items()) or "-"
+
+
+async def wait_value(group: Group, target: int, timeout: float, idle: float) -> str:
+    """Until the counter reaches ``target`` or stops moving for ``idle`` seconds;
+    reports the value and when it last changed."""
+    now = changed = time.monotonic()
+    end = now + timeout
+    value = group.machine.value
+    while value < target and now < end and now - changed < idle:
+        await asyncio.sleep(0.001)
+        now = time.monotonic()
+        if group.machine.value != value:
+            value, changed = group.machine.value, now
+    return f"VALUE {value} {changed:.6f}"
+
+
+async def probe(group: Group, period: float, seconds: float) -> str:
+    """A command every ``period`` seconds; reports (submitted, acked) times."""
+    pairs: list[tuple[float, float]] = []
+    failed = 0
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one() -> None:
+        nonlocal failed
+        sent = time.monotonic()
+        try:
+            async with asyncio.timeout(2.0):
+                await group.execute(1)
+        except (mosaik.CommandError, TimeoutError):
+            failed += 1
+            return
+        pairs.append((sent, time.monotonic()))
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if len(tasks) < 200:
+            task = asyncio.ensure_future(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.sleep(period)
+    if tasks:
+        await asyncio.wait(tasks, timeout=3.0)
+    for task in list(tasks):
+        task.cancel()
+    body = ",".join(f"{s:.6f}:{a:.6f}" for s, a in pairs)
+    return f"PROBE {len(pairs)} {failed} {body or '-'}"
+
+
+async def answer(group: Group, words: list[str]) -> str:
+    verb, args = words[0], words[1:]
+    if verb == "status":
+        known = int(group.leader() is not None)
+        bonds = len(group.bonds())
+        return f"STATUS {int(group.is_leader())} {known} {group.machine.value} {bonds}"
+    if verb == "seq":
+        return await sequential(group, float(args[0]), int(args[1]))
+    if verb == "pipe":
+        return await pipelined(group, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
+    if verb == "many":
+        return await batched(group, int(args[0]), int(args[1]), float(args[2]))
+    if verb == "wait":
+        return await wait_value(group, int(args[0]), float(args[1]), float(args[2]))
+    if verb == "probe":
+        return await probe(group, float(args[0]), float(args[1]))
+    return f"ERROR unknown command {' '.join(words)!r}"
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--key", required=True, help="group key, 64 hex chars")
+    parser.add_argument("--bootstrap", action="append", default=[])
+    args = parser.parse_args()
+
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    builder = (
+        mosaik.Network.builder("compare-bench")
+        .with_gossip_interval(0.2)
+        .with_bootstrap(args.bootstrap)
+    )
+    async with await builder.build() as net:
+        group = (
+            net.groups()
+            .with_key(mosaik.GroupKey.from_hex(args.key))
+            .with_state_machine(Counter())
+            .with_consensus_config(mosaik.ConsensusConfig(**CONSENSUS))
+            .join()
+        )
+        say(f"ADDR {net.local.addr}")
+        while True:
+            line = (await stdin.readline()).decode()
+            words = line.split()
+            if not line or (words and words[0] == "quit"):
+                return
+            if words:
+                say(await answer(group, words))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

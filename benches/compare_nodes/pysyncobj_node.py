@@ -1,0 +1,190 @@
+"""One PySyncObj node of the comparison benchmark, driven over stdin/stdout.
+
+Same line protocol as ``mosaik_node.py``. PySyncObj runs its Raft on its own
+tick thread; this main thread reads stdin and plays the client. Note that
+PySyncObj pickles commands and log entries internally (its design, not ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import Counter as Tally
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException, replicated
+
+CALL_LIMIT = 10.0
+REASONS = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+
+
+def config(batch: bool) -> SyncObjConf:
+    # Heartbeats (append entries) every 50 ms, election timeouts drawn from
+    # [0.4 s, 0.7 s), as for the mosaik nodes.
+    return SyncObjConf(
+        appendEntriesUseBatch=batch,
+        appendEntriesPeriod=0.05,
+        raftMinTimeout=0.4,
+        raftMaxTimeout=0.7,
+        connectionTimeout=1.0,
+        connectionRetryTime=0.2,
+        commandsWaitLeader=True,
+        dynamicMembershipChange=False,
+    )
+
+
+class Counter(SyncObj):  # type: ignore[misc]
+    def __init__(self, self_addr: str, partners: list[str], conf: SyncObjConf) -> None:
+        self.value = 0
+        super().__init__(self_addr, partners, conf)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def add(self, n: int) -> int:
+        self.value += n
+        return self.value
+
+
+def percentile(samples: list[float], p: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def sequential(obj: Counter, seconds: float, limit: int) -> str:
+    samples: list[float] = []
+    failed = 0
+    start = time.monotonic()
+    end = start + seconds
+    while time.monotonic() < end and len(samples) + failed < limit:
+        t0 = time.perf_counter()
+        try:
+            obj.add(1, sync=True, timeout=CALL_LIMIT)
+        except SyncObjException:
+            failed += 1
+            continue
+        samples.append(time.perf_counter() - t0)
+    elapsed = time.monotonic() - start
+    p50, p99 = percentile(samples, 0.5) * 1e3, percentile(samples, 0.99) * 1e3
+    return f"SEQ {len(samples)} {failed} {elapsed:.6f} {p50:.6f} {p99:.6f}"
+
+
+def pipelined(obj: Counter, window: int, total: int, seconds: float, drain: float) -> str:
+    """At most ``window`` commands in flight; one is freed when its callback runs."""
+    slots = threading.Semaphore(window)
+    issued = 0
+    acked = [0]
+    failed = [0]
+    reasons: Tally[str] = Tally()
+    last = [time.monotonic()]
+
+    def done(result: Any, error: int) -> None:  # runs on PySyncObj's tick thread
+        if error == FAIL_REASON.SUCCESS:
+            acked[0] += 1
+            last[0] = time.monotonic()
+        else:
+            failed[0] += 1
+            reasons[REASONS.get(error, str(error))] += 1
+        slots.release()
+
+    start = time.monotonic()
+    stop = start + seconds
+    while issued < total:
+        remaining = stop - time.monotonic()
+        if remaining <= 0 or not slots.acquire(timeout=remaining):
+            break
+        obj.add(1, callback=done)
+        issued += 1
+    end = stop + drain
+    while acked[0] + failed[0] < issued and time.monotonic() < end:
+        time.sleep(0.001)
+    lost = issued - acked[0] - failed[0]
+    why = ",".join(f"{k}:{v}" for k, v in reasons.items()) or "-"
+    return f"PIPE {acked[0]} {failed[0]} {lost} {start:.6f} {last[0]:.6f} {why}"
+
+
+def wait_value(obj: Counter, target: int, timeout: float, idle: float) -> str:
+    """As in mosaik_node.py: until ``target`` or no change for ``idle`` seconds."""
+    now = changed = time.monotonic()
+    end = now + timeout
+    value = obj.value
+    while value < target and now < end and now - changed < idle:
+        time.sleep(0.001)
+        now = time.monotonic()
+        if obj.value != value:
+            value, changed = obj.value, now
+    return f"VALUE {value} {changed:.6f}"
+
+
+def probe(obj: Counter, period: float, seconds: float) -> str:
+    pairs: list[tuple[float, float]] = []
+    failed = [0]
+    in_flight = [0]
+
+    def make_done(sent: float) -> Any:
+        def done(result: Any, error: int) -> None:
+            in_flight[0] -= 1
+            if error == FAIL_REASON.SUCCESS:
+                pairs.append((sent, time.monotonic()))
+            else:
+                failed[0] += 1
+
+        return done
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if in_flight[0] < 200:
+            in_flight[0] += 1
+            obj.add(1, callback=make_done(time.monotonic()))
+        time.sleep(period)
+    settle = time.monotonic() + 3.0
+    while in_flight[0] > 0 and time.monotonic() < settle:
+        time.sleep(0.005)
+    body = ",".join(f"{s:.6f}:{a:.6f}" for s, a in list(pairs))
+    return f"PROBE {len(pairs)} {failed[0]} {body or '-'}"
+
+
+def answer(obj: Counter, words: list[str]) -> str:
+    verb, args = words[0], words[1:]
+    if verb == "status":
+        known = int(obj._getLeader() is not None and obj.isReady())
+        return f"STATUS {int(obj._isLeader())} {known} {obj.value} 2"
+    if verb == "seq":
+        return sequential(obj, float(args[0]), int(args[1]))
+    if verb == "pipe":
+        return pipelined(obj, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
+    if verb == "wait":
+        return wait_value(obj, int(args[0]), float(args[1]), float(args[2]))
+    if verb == "probe":
+        return probe(obj, float(args[0]), float(args[1]))
+    return f"ERROR unknown command {' '.join(words)!r}"
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--self", required=True, help="127.0.0.1:port of this node")
+    parser.add_argument("--partner", action="append", default=[])
+    parser.add_argument("--no-batch", action="store_true", help="appendEntriesUseBatch=False")
+    args = parser.parse_args()
+    obj = Counter(args.self, args.partner, config(not args.no_batch))
+    say(f"ADDR {args.self}")
+    try:
+        for line in sys.stdin:
+            words = line.split()
+            if words and words[0] == "quit":
+                break
+            if words:
+                say(answer(obj, words))
+    finally:
+        obj.destroy()
+
+
+if __name__ == "__main__":
+    main()
