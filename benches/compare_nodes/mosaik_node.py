@@ -14,6 +14,8 @@ import time
 from collections import Counter as Tally
 from typing import Any
 
+from report import CALL_LIMIT, say, seq_line, tally
+
 import mosaik
 
 # The same timings as the PySyncObj nodes (see pysyncobj_node.py): heartbeats
@@ -29,7 +31,6 @@ CONSENSUS: dict[str, Any] = {
     "query_timeout": 1.0,
     "min_quorum": 2,
 }
-CALL_LIMIT = 10.0
 
 
 class Counter(mosaik.StateMachine):
@@ -49,13 +50,6 @@ class Counter(mosaik.StateMachine):
 Group = mosaik.Group[Counter]
 
 
-def percentile(samples: list[float], p: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
-
-
 async def sequential(group: Group, seconds: float, limit: int) -> str:
     samples: list[float] = []
     failed = 0
@@ -70,9 +64,7 @@ async def sequential(group: Group, seconds: float, limit: int) -> str:
             failed += 1
             continue
         samples.append(time.perf_counter() - t0)
-    elapsed = time.monotonic() - start
-    p50, p99 = percentile(samples, 0.5) * 1e3, percentile(samples, 0.99) * 1e3
-    return f"SEQ {len(samples)} {failed} {elapsed:.6f} {p50:.6f} {p99:.6f}"
+    return seq_line(samples, failed, time.monotonic() - start)
 
 
 async def pipelined(group: Group, window: int, total: int, seconds: float, drain: float) -> str:
@@ -122,10 +114,6 @@ async def batched(group: Group, size: int, batches: int, seconds: float) -> str:
         acked += size
         last = time.monotonic()
     return f"PIPE {acked} {failed} 0 {start:.6f} {last:.6f} {tally(reasons)}"
-
-
-def tally(reasons: Tally[str]) -> str:
-    return ",".join(f"{k}:{v}" for k, v in reasons.items()) or "-"
 
 
 async def wait_value(group: Group, target: int, timeout: float, idle: float) -> str:
@@ -191,11 +179,6 @@ async def answer(group: Group, words: list[str]) -> str:
     if verb == "probe":
         return await probe(group, float(args[0]), float(args[1]))
     return f"ERROR unknown command {' '.join(words)!r}"
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 async def main() -> None:

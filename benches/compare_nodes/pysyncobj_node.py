@@ -15,8 +15,8 @@ from collections import Counter as Tally
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException, replicated
+from report import CALL_LIMIT, say, seq_line
 
-CALL_LIMIT = 10.0
 REASONS = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
 
 
@@ -46,13 +46,6 @@ class Counter(SyncObj):  # type: ignore[misc]
         return self.value
 
 
-def percentile(samples: list[float], p: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
-
-
 def sequential(obj: Counter, seconds: float, limit: int) -> str:
     samples: list[float] = []
     failed = 0
@@ -66,9 +59,7 @@ def sequential(obj: Counter, seconds: float, limit: int) -> str:
             failed += 1
             continue
         samples.append(time.perf_counter() - t0)
-    elapsed = time.monotonic() - start
-    p50, p99 = percentile(samples, 0.5) * 1e3, percentile(samples, 0.99) * 1e3
-    return f"SEQ {len(samples)} {failed} {elapsed:.6f} {p50:.6f} {p99:.6f}"
+    return seq_line(samples, failed, time.monotonic() - start)
 
 
 def pipelined(obj: Counter, window: int, total: int, seconds: float, drain: float) -> str:
@@ -160,11 +151,6 @@ def answer(obj: Counter, words: list[str]) -> str:
     if verb == "probe":
         return probe(obj, float(args[0]), float(args[1]))
     return f"ERROR unknown command {' '.join(words)!r}"
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def main() -> None:
