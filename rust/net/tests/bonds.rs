@@ -117,17 +117,62 @@ async fn shut(nets: &[&Arc<Network>]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_instead_of_handshake_start_is_closed_with_30400() {
+/// Sends the frame `make` builds as the first bytes of a bond stream and
+/// checks the refusal: its close code, its metric, no bond, and that the
+/// node still bonds with an honest peer afterwards.
+async fn assert_refused(
+    make: impl FnOnce(&quinn::Connection, &Network, &Network) -> Vec<u8>,
+    code: u32,
+    reason: &str,
+) {
     let (node, group, client) = node_and_client().await;
     let conn = dial(&client, &node).await;
-    assert_eq!(
-        refused_with(conn, &[0, 0, 0, 3, 0xff, 0xff, 0xff]).await,
-        u64::from(codes::INVALID_HANDSHAKE)
-    );
-    assert_eq!(rejected(&node, "invalid_handshake"), 1.0);
+    let frame = make(&conn, &node, &client);
+    assert_eq!(refused_with(conn, &frame).await, u64::from(code));
+    assert_eq!(rejected(&node, reason), 1.0);
+    assert!(!group.is_bonded(&client.peer_id()));
     still_bonds_with_honest_peers(&node, group).await;
     shut(&[&node, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_instead_of_handshake_start_is_closed_with_30400() {
+    let garbage = |_: &_, _: &_, _: &_| vec![0, 0, 0, 3, 0xff, 0xff, 0xff];
+    assert_refused(garbage, codes::INVALID_HANDSHAKE, "invalid_handshake").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_group_id_is_closed_with_30404() {
+    let unknown = |conn: &_, node: &Network, client: &_| {
+        start_message(
+            node.network_id(),
+            Digest([8; 32]),
+            honest_proof(conn, client),
+        )
+    };
+    assert_refused(unknown, codes::GROUP_NOT_FOUND, "group_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_proof_is_closed_with_30405() {
+    let forged = |conn: &_, node: &Network, client: &Network| {
+        let ekm = session_material(conn, &GROUP).unwrap();
+        let proof = proof_for(&Digest([1; 32]), &ekm, &client.peer_id());
+        start_message(node.network_id(), GROUP, proof)
+    };
+    assert_refused(forged, codes::INVALID_PROOF, "invalid_proof").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_network_id_is_closed_with_101() {
+    let elsewhere = |conn: &_, _: &_, client: &_| {
+        start_message(
+            NetworkId::from_text("elsewhere"),
+            GROUP,
+            honest_proof(conn, client),
+        )
+    };
+    assert_refused(elsewhere, close::DIFFERENT_NETWORK, "different_network").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,41 +181,6 @@ async fn silence_past_the_handshake_timeout_is_closed_with_30408() {
     let conn = dial(&client, &node).await;
     assert_eq!(close_code(conn).await, u64::from(codes::TIMEOUT));
     assert_eq!(rejected(&node, "timeout"), 1.0);
-    still_bonds_with_honest_peers(&node, group).await;
-    shut(&[&node, &client]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_group_id_is_closed_with_30404() {
-    let (node, group, client) = node_and_client().await;
-    let conn = dial(&client, &node).await;
-    let frame = start_message(
-        node.network_id(),
-        Digest([8; 32]),
-        honest_proof(&conn, &client),
-    );
-    assert_eq!(
-        refused_with(conn, &frame).await,
-        u64::from(codes::GROUP_NOT_FOUND)
-    );
-    assert_eq!(rejected(&node, "group_not_found"), 1.0);
-    still_bonds_with_honest_peers(&node, group).await;
-    shut(&[&node, &client]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_proof_is_closed_with_30405() {
-    let (node, group, client) = node_and_client().await;
-    let conn = dial(&client, &node).await;
-    let ekm = session_material(&conn, &GROUP).unwrap();
-    let forged = proof_for(&Digest([1; 32]), &ekm, &client.peer_id());
-    let frame = start_message(node.network_id(), GROUP, forged);
-    assert_eq!(
-        refused_with(conn, &frame).await,
-        u64::from(codes::INVALID_PROOF)
-    );
-    assert_eq!(rejected(&node, "invalid_proof"), 1.0);
-    assert!(!group.is_bonded(&client.peer_id()));
     still_bonds_with_honest_peers(&node, group).await;
     shut(&[&node, &client]).await;
 }
@@ -193,24 +203,6 @@ async fn proof_replayed_from_another_session_is_closed_with_30405() {
         u64::from(codes::INVALID_PROOF)
     );
     assert!(!group.is_bonded(&client.peer_id()));
-    still_bonds_with_honest_peers(&node, group).await;
-    shut(&[&node, &client]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_network_id_is_closed_with_101() {
-    let (node, group, client) = node_and_client().await;
-    let conn = dial(&client, &node).await;
-    let frame = start_message(
-        NetworkId::from_text("elsewhere"),
-        GROUP,
-        honest_proof(&conn, &client),
-    );
-    assert_eq!(
-        refused_with(conn, &frame).await,
-        u64::from(close::DIFFERENT_NETWORK)
-    );
-    assert_eq!(rejected(&node, "different_network"), 1.0);
     still_bonds_with_honest_peers(&node, group).await;
     shut(&[&node, &client]).await;
 }
