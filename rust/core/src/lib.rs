@@ -20,6 +20,6 @@ pub use entry::{Entry, EntryKind, Index, LogPosition, Term};
 pub use error::{Error, Result};
 pub use ids::{Digest, GroupId, NetworkId, PeerId, UniqueId};
 pub use raft::{ClientEvent, NodeConfig, RaftNode, Ready, Role, Status};
-pub use storage::{HardState, InMemoryLogStore, LogStore};
+pub use storage::{HardState, InMemoryLogStore, LogStore, Snapshot, SnapshotMeta};
 pub use sync::LogReplaySync;
 pub use wire::{decode, encode, Message, RequestId};

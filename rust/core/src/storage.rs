@@ -1,16 +1,23 @@
-//! Durable state of one node: the hard state (term, vote) and the log, behind
-//! the `LogStore` trait, plus the in-memory implementation.
+//! Durable state of one node: the hard state (term, vote), the log and the
+//! latest snapshot, behind the `LogStore` trait, plus the in-memory
+//! implementation.
 //!
 //! The Raft core writes through the store as it goes; a store may buffer
 //! writes, and `sync` makes everything written so far durable. The driver
 //! calls `sync` whenever a `Ready` says `must_sync`, before it sends that
-//! ready's `persisted_messages`.
+//! ready's `persisted_messages`. Snapshot calls are durable on return.
+//!
+//! A log compacted behind a snapshot starts after its `base` position: the
+//! entries up to `base.index` are gone, `term_at(base.index)` still answers.
 
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Index, LogPosition, Term};
 use crate::error::{Error, Result};
-use crate::ids::PeerId;
+use crate::ids::{Digest, PeerId};
 
 /// What Raft must never forget across a restart besides the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -19,34 +26,104 @@ pub struct HardState {
     pub vote: Option<PeerId>,
 }
 
-/// Storage of one node's hard state and log (indices start at 1, no gaps).
+/// Identity of a snapshot: the last entry it covers and the blake3 digest
+/// and length of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub position: LogPosition,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A state machine's state after applying every entry up to `meta.position`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Bytes,
+}
+
+impl Snapshot {
+    /// A snapshot of `data` taken after applying the entry at `position`.
+    pub fn new(position: LogPosition, data: Bytes) -> Self {
+        let meta = SnapshotMeta {
+            position,
+            digest: Digest::of(&data),
+            size: data.len() as u64,
+        };
+        Snapshot { meta, data }
+    }
+
+    /// Whether `data` is what `meta` describes.
+    pub fn is_intact(&self) -> bool {
+        self.meta.size == self.data.len() as u64 && self.meta.digest == Digest::of(&self.data)
+    }
+}
+
+/// Storage of one node's hard state, log (indices start at 1, no gaps, the
+/// prefix up to `base` may be compacted away) and latest snapshot.
 pub trait LogStore {
     fn hard_state(&self) -> Result<HardState>;
     fn set_hard_state(&mut self, state: HardState) -> Result<()>;
-    /// (term, index) of the last entry; (0, 0) when empty.
+    /// Position of the last compacted entry; (0, 0) when nothing was compacted.
+    fn base(&self) -> LogPosition;
+    /// (term, index) of the last entry; `base()` when the log holds none.
     fn last_position(&self) -> Result<LogPosition>;
-    /// Term of the entry at `index`: `Some(0)` for index 0, `None` past the end.
+    /// Term of the entry at `index`: `Some(0)` for index 0, the base term at
+    /// `base().index`, `None` below the base or past the end.
     fn term_at(&self, index: Index) -> Result<Option<Term>>;
-    /// Entries in `from..to` (clamped to the log), at most `max` of them.
+    /// Entries in `from..to` clamped to `base().index + 1..=last`, at most `max`.
     fn entries(&self, from: Index, to: Index, max: usize) -> Result<Vec<Entry>>;
     /// Appends entries that continue the log exactly at `last_position().index + 1`.
     fn append(&mut self, entries: &[Entry]) -> Result<()>;
-    /// Removes the entry at `index` and everything after it.
+    /// Removes the entry at `index` and everything after it (`index > base().index`).
     fn truncate_from(&mut self, index: Index) -> Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> Result<()>;
+    /// The latest snapshot kept, if any.
+    fn snapshot(&self) -> Result<Option<Snapshot>>;
+    /// Keeps `snapshot` (taken from this node's own applied log) in place of
+    /// the previous one and drops the entries up to `compact_to`, which is at
+    /// most the snapshot's index and within the log.
+    fn save_snapshot(&mut self, snapshot: Snapshot, compact_to: Index) -> Result<()>;
+    /// Installs a snapshot fetched from peers: the log keeps only the entries
+    /// after it when it holds the snapshot's position, and nothing otherwise;
+    /// the base becomes the snapshot's position.
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()>;
+    /// Drops the whole log and the snapshot (the hard state stays).
+    fn clear(&mut self) -> Result<()>;
 }
 
 /// A `LogStore` that keeps everything in memory (the default store).
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryLogStore {
     hard_state: HardState,
-    log: Vec<Entry>,
+    base: LogPosition,
+    log: VecDeque<Entry>,
+    snapshot: Option<Snapshot>,
 }
 
 impl InMemoryLogStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Slot of `index` in `log`, if the log holds it.
+    fn slot(&self, index: Index) -> Option<usize> {
+        let offset = index.checked_sub(self.base.index + 1)?;
+        usize::try_from(offset).ok().filter(|s| *s < self.log.len())
+    }
+
+    /// Slot where `index` is or would go, clamped to the log.
+    fn clamped_slot(&self, index: Index) -> usize {
+        let offset = index.saturating_sub(self.base.index + 1);
+        usize::try_from(offset).map_or(self.log.len(), |s| s.min(self.log.len()))
+    }
+
+    fn drop_through(&mut self, index: Index) {
+        let term = self.term_at(index).ok().flatten();
+        let count = self.clamped_slot(index + 1);
+        self.log.drain(..count);
+        self.base = LogPosition::new(term.unwrap_or(self.base.term), index.max(self.base.index));
     }
 }
 
@@ -60,50 +137,158 @@ impl LogStore for InMemoryLogStore {
         Ok(())
     }
 
+    fn base(&self) -> LogPosition {
+        self.base
+    }
+
     fn last_position(&self) -> Result<LogPosition> {
-        Ok(self.log.last().map(Entry::position).unwrap_or_default())
+        Ok(self.log.back().map_or(self.base, Entry::position))
     }
 
     fn term_at(&self, index: Index) -> Result<Option<Term>> {
-        if index == 0 {
-            return Ok(Some(0));
+        if index == self.base.index {
+            return Ok(Some(self.base.term));
         }
-        Ok(self.log.get(slot(index)).map(|e| e.term))
+        Ok(self.slot(index).map(|s| self.log[s].term))
     }
 
     fn entries(&self, from: Index, to: Index, max: usize) -> Result<Vec<Entry>> {
-        let start = slot(from.max(1)).min(self.log.len());
-        let end = slot(to.max(1)).min(self.log.len()).max(start);
+        let start = self.clamped_slot(from);
+        let end = self.clamped_slot(to).max(start);
         let end = end.min(start.saturating_add(max));
-        Ok(self.log[start..end].to_vec())
+        Ok(self.log.range(start..end).cloned().collect())
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        let first = self.log.len() as Index + 1;
-        for (expected, entry) in (first..).zip(entries) {
-            if entry.index != expected {
-                return Err(Error::Storage(format!(
-                    "append at index {} but the log continues at {expected}",
-                    entry.index
-                )));
-            }
-        }
-        self.log.extend_from_slice(entries);
+        check_continues(self.last_position()?.index, entries)?;
+        self.log.extend(entries.iter().cloned());
         Ok(())
     }
 
     fn truncate_from(&mut self, index: Index) -> Result<()> {
-        self.log.truncate(slot(index.max(1)));
+        if index <= self.base.index {
+            return Err(Error::Storage(format!(
+                "cannot cut the log at {index}: it is compacted up to {}",
+                self.base.index
+            )));
+        }
+        let keep = self.clamped_slot(index);
+        self.log.truncate(keep);
         Ok(())
     }
 
     fn sync(&mut self) -> Result<()> {
         Ok(())
     }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        Ok(self.snapshot.clone())
+    }
+
+    fn save_snapshot(&mut self, snapshot: Snapshot, compact_to: Index) -> Result<()> {
+        check_compaction(self, &snapshot, compact_to)?;
+        self.drop_through(compact_to);
+        self.snapshot = Some(snapshot);
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        let position = snapshot.meta.position;
+        if self.term_at(position.index)? == Some(position.term) {
+            self.drop_through(position.index);
+        } else {
+            self.log.clear();
+        }
+        self.base = position;
+        self.snapshot = Some(snapshot);
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.log.clear();
+        self.base = LogPosition::default();
+        self.snapshot = None;
+        Ok(())
+    }
 }
 
-fn slot(index: Index) -> usize {
-    usize::try_from(index - 1).unwrap_or(usize::MAX)
+/// Refuses entries that do not continue a log ending at `last` without a gap.
+pub fn check_continues(last: Index, entries: &[Entry]) -> Result<()> {
+    for (expected, entry) in (last + 1..).zip(entries) {
+        if entry.index != expected {
+            return Err(Error::Storage(format!(
+                "append at index {} but the log continues at {expected}",
+                entry.index
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a snapshot of an entry the log does not hold, or a compaction
+/// past the snapshot or outside the log.
+pub fn check_compaction(
+    store: &impl LogStore,
+    snapshot: &Snapshot,
+    compact_to: Index,
+) -> Result<()> {
+    let position = snapshot.meta.position;
+    if store.term_at(position.index)? != Some(position.term) {
+        return Err(Error::Storage(format!(
+            "snapshot at {}/{} does not match the log",
+            position.term, position.index
+        )));
+    }
+    if compact_to > position.index || compact_to < store.base().index {
+        return Err(Error::Storage(format!(
+            "cannot compact to {compact_to}: the snapshot is at {} and the log starts after {}",
+            position.index,
+            store.base().index
+        )));
+    }
+    Ok(())
+}
+
+impl<T: LogStore + ?Sized> LogStore for Box<T> {
+    fn hard_state(&self) -> Result<HardState> {
+        (**self).hard_state()
+    }
+    fn set_hard_state(&mut self, state: HardState) -> Result<()> {
+        (**self).set_hard_state(state)
+    }
+    fn base(&self) -> LogPosition {
+        (**self).base()
+    }
+    fn last_position(&self) -> Result<LogPosition> {
+        (**self).last_position()
+    }
+    fn term_at(&self, index: Index) -> Result<Option<Term>> {
+        (**self).term_at(index)
+    }
+    fn entries(&self, from: Index, to: Index, max: usize) -> Result<Vec<Entry>> {
+        (**self).entries(from, to, max)
+    }
+    fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        (**self).append(entries)
+    }
+    fn truncate_from(&mut self, index: Index) -> Result<()> {
+        (**self).truncate_from(index)
+    }
+    fn sync(&mut self) -> Result<()> {
+        (**self).sync()
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        (**self).snapshot()
+    }
+    fn save_snapshot(&mut self, snapshot: Snapshot, compact_to: Index) -> Result<()> {
+        (**self).save_snapshot(snapshot, compact_to)
+    }
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        (**self).install_snapshot(snapshot)
+    }
+    fn clear(&mut self) -> Result<()> {
+        (**self).clear()
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +318,34 @@ mod tests {
         assert_eq!(store.entries(1, 10, 1).unwrap().len(), 1);
         store.truncate_from(2).unwrap();
         assert_eq!(store.last_position().unwrap(), LogPosition::new(1, 1));
+    }
+
+    #[test]
+    fn compaction_keeps_the_tail_and_the_base_term() {
+        let mut store = InMemoryLogStore::new();
+        let entries: Vec<Entry> = (1..=10).map(|i| entry(1 + i / 5, i)).collect();
+        store.append(&entries).unwrap();
+        let snapshot = Snapshot::new(LogPosition::new(2, 8), Bytes::from_static(b"state"));
+        store.save_snapshot(snapshot.clone(), 6).unwrap();
+        assert_eq!(store.base(), LogPosition::new(2, 6));
+        assert_eq!(store.term_at(6).unwrap(), Some(2));
+        assert_eq!(store.term_at(5).unwrap(), None);
+        assert_eq!(store.entries(1, 11, 100).unwrap()[0].index, 7);
+        assert!(store.truncate_from(6).is_err());
+        assert_eq!(store.snapshot().unwrap(), Some(snapshot));
+    }
+
+    #[test]
+    fn installing_a_foreign_snapshot_drops_the_whole_log() {
+        let mut store = InMemoryLogStore::new();
+        store.append(&[entry(1, 1), entry(1, 2)]).unwrap();
+        let snapshot = Snapshot::new(LogPosition::new(3, 50), Bytes::from_static(b"s"));
+        assert!(snapshot.is_intact());
+        store.install_snapshot(snapshot).unwrap();
+        assert_eq!(store.last_position().unwrap(), LogPosition::new(3, 50));
+        assert!(store.entries(1, 100, 100).unwrap().is_empty());
+        store.append(&[entry(3, 51)]).unwrap();
+        assert_eq!(store.last_position().unwrap(), LogPosition::new(3, 51));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Index, LogPosition, Term};
 use crate::error::{Error, Result};
+use crate::ids::Digest;
+use crate::storage::SnapshotMeta;
 
 /// Version byte in front of every encoded message.
 pub const WIRE_VERSION: u8 = 1;
@@ -53,6 +55,8 @@ pub struct AppendEntries {
     pub entries: Vec<Entry>,
     /// The leader's commit index.
     pub commit: Index,
+    /// First index the leader's log holds (entries before are compacted).
+    pub first: Index,
     /// Heartbeat round this message belongs to (read-index confirmation).
     pub round: u64,
 }
@@ -116,8 +120,13 @@ pub struct Assignment {
 pub enum SyncMessage {
     /// Which committed range do you hold?
     AvailabilityRequest,
-    /// The sender holds committed entries `first..=last` (`last` 0: none).
-    Availability { first: Index, last: Index },
+    /// The sender holds committed entries `first..=last` (`last` 0: none)
+    /// and the snapshot `snapshot`, if it keeps one.
+    Availability {
+        first: Index,
+        last: Index,
+        snapshot: Option<SnapshotMeta>,
+    },
     /// Send entries `from..=to`.
     Fetch { from: Index, to: Index },
     /// Entries starting at `from`; `prev_term` is the term at `from - 1`.
@@ -126,6 +135,18 @@ pub enum SyncMessage {
         from: Index,
         prev_term: Term,
         entries: Vec<Entry>,
+    },
+    /// Send `len` bytes at `offset` of the snapshot with this digest.
+    SnapshotFetch {
+        digest: Digest,
+        offset: u64,
+        len: u64,
+    },
+    /// Bytes at `offset` of the snapshot; empty when the sender no longer has it.
+    SnapshotPiece {
+        digest: Digest,
+        offset: u64,
+        data: Bytes,
     },
 }
 
@@ -176,6 +197,7 @@ mod tests {
                     },
                 ],
                 commit: 7,
+                first: 1,
                 round: 4,
             }),
             Message::AppendReply(AppendReply {
@@ -211,7 +233,30 @@ mod tests {
                 req: 2,
                 index: None,
             },
-            Message::Sync(SyncMessage::Availability { first: 1, last: 9 }),
+            Message::Sync(SyncMessage::Availability {
+                first: 1,
+                last: 9,
+                snapshot: None,
+            }),
+            Message::Sync(SyncMessage::Availability {
+                first: 5,
+                last: 9,
+                snapshot: Some(SnapshotMeta {
+                    position: LogPosition::new(2, 6),
+                    digest: Digest::of(b"state"),
+                    size: 5,
+                }),
+            }),
+            Message::Sync(SyncMessage::SnapshotFetch {
+                digest: Digest::of(b"state"),
+                offset: 0,
+                len: 5,
+            }),
+            Message::Sync(SyncMessage::SnapshotPiece {
+                digest: Digest::of(b"state"),
+                offset: 0,
+                data: Bytes::from_static(b"state"),
+            }),
             Message::Sync(SyncMessage::Batch {
                 from: 9,
                 prev_term: 2,

@@ -1,24 +1,31 @@
 //! Log replay inside a node: when to start a session (the leader's log is
-//! more than a batch ahead of ours and committed there), buffering the
-//! leader's appends meanwhile, appending fetched chunks, resuming normal
-//! replication afterwards; and the provider side every node runs.
+//! more than a batch ahead of ours and committed there, or compacted past
+//! our end), buffering the leader's appends meanwhile, fetching a snapshot
+//! first when no peer's log reaches back far enough, appending fetched
+//! chunks, resuming normal replication afterwards; and the provider side
+//! every node runs.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
 
 use super::RaftNode;
 use crate::error::Result;
-use crate::ids::PeerId;
-use crate::storage::LogStore;
-use crate::sync::ReplaySession;
+use crate::ids::{Digest, PeerId};
+use crate::storage::{LogStore, Snapshot, SnapshotMeta};
+use crate::sync::{ReplaySession, SnapshotFetch, SNAPSHOT_CHUNK};
 use crate::wire::{AppendEntries, AppendOutcome, Message, SyncMessage};
 
 /// Most leader appends kept while a session runs; older ones are dropped
 /// (normal replication repairs whatever they carried).
 const MAX_BUFFERED_APPENDS: usize = 64;
 
-/// A running session and the leader's appends that arrived meanwhile.
+/// A running session, the snapshots peers offer, the snapshot being
+/// fetched, and the leader's appends that arrived meanwhile.
 pub(super) struct CatchUp {
     session: ReplaySession,
+    offers: BTreeMap<PeerId, SnapshotMeta>,
+    snapshot: Option<SnapshotFetch>,
     buffered: VecDeque<AppendEntries>,
 }
 
@@ -55,9 +62,10 @@ impl<S: LogStore> RaftNode<S> {
     fn should_replay(&self, append: &AppendEntries) -> bool {
         let batch = self.config.sync.batch_size;
         let committed_ahead = append.commit.min(append.prev.index);
+        let far_behind = batch > 0 && append.prev.index > self.last.index + batch;
+        let compacted = append.first > self.last.index + 1;
         self.now >= self.replay_retry_at
-            && batch > 0
-            && append.prev.index > self.last.index + batch
+            && (far_behind || compacted)
             && committed_ahead > self.last.index
     }
 
@@ -77,6 +85,8 @@ impl<S: LogStore> RaftNode<S> {
         }
         self.replay = Some(CatchUp {
             session,
+            offers: BTreeMap::new(),
+            snapshot: None,
             buffered: VecDeque::from([append.clone()]),
         });
         self.reply_append(
@@ -90,16 +100,37 @@ impl<S: LogStore> RaftNode<S> {
         match message {
             SyncMessage::AvailabilityRequest => {
                 let reply = SyncMessage::Availability {
-                    first: 1,
+                    first: self.store.base().index + 1,
                     last: self.commit,
+                    snapshot: self.store.snapshot()?.map(|s| s.meta),
                 };
                 self.send(from, Message::Sync(reply));
                 Ok(())
             }
             SyncMessage::Fetch { from: start, to } => self.provide(from, start, to),
-            SyncMessage::Availability { first, last } => {
+            SyncMessage::Availability {
+                first,
+                last,
+                snapshot,
+            } => {
                 if let Some(catch_up) = &mut self.replay {
                     catch_up.session.on_availability(from, first, last);
+                    catch_up.on_offer(from, snapshot, self.config.sync, self.now);
+                }
+                self.pump_replay()
+            }
+            SyncMessage::SnapshotFetch {
+                digest,
+                offset,
+                len,
+            } => self.provide_piece(from, digest, offset, len),
+            SyncMessage::SnapshotPiece {
+                digest,
+                offset,
+                data,
+            } => {
+                if let Some(fetch) = self.replay.as_mut().and_then(|c| c.snapshot.as_mut()) {
+                    fetch.on_piece(from, digest, offset, data);
                 }
                 self.pump_replay()
             }
@@ -120,7 +151,7 @@ impl<S: LogStore> RaftNode<S> {
     fn provide(&mut self, to_peer: PeerId, start: u64, to: u64) -> Result<()> {
         let last = to.min(self.commit);
         let max = usize::try_from(self.config.sync.batch_size.max(1)).unwrap_or(usize::MAX);
-        let entries = if start >= 1 && start <= last {
+        let entries = if start > self.store.base().index && start <= last {
             self.store.entries(start, last + 1, max)?
         } else {
             Vec::new()
@@ -135,12 +166,54 @@ impl<S: LogStore> RaftNode<S> {
         Ok(())
     }
 
-    /// Sends new fetches and appends every chunk that is next in line.
+    /// Provider side: a piece of the kept snapshot, empty if it is another one.
+    fn provide_piece(
+        &mut self,
+        to_peer: PeerId,
+        digest: Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<()> {
+        let data = match self.store.snapshot()? {
+            Some(snapshot) if snapshot.meta.digest == digest => {
+                let start = offset.min(snapshot.meta.size);
+                let end = start
+                    .saturating_add(len.min(SNAPSHOT_CHUNK))
+                    .min(snapshot.meta.size);
+                snapshot.data.slice(start as usize..end as usize)
+            }
+            _ => Bytes::new(),
+        };
+        let piece = SyncMessage::SnapshotPiece {
+            digest,
+            offset,
+            data,
+        };
+        self.send(to_peer, Message::Sync(piece));
+        Ok(())
+    }
+
+    /// Sends new fetches and appends every chunk that is next in line; while
+    /// a snapshot is fetched, only its pieces move.
     fn pump_replay(&mut self) -> Result<()> {
         let now = self.now;
         let Some(catch_up) = &mut self.replay else {
             return Ok(());
         };
+        if let Some(fetch) = &mut catch_up.snapshot {
+            let requests = fetch.assign(now);
+            let complete = fetch.take_complete();
+            for (peer, request) in requests {
+                self.send(peer, Message::Sync(request));
+            }
+            return match complete {
+                Some(snapshot) => {
+                    self.install_fetched(snapshot)?;
+                    self.pump_replay()
+                }
+                None => Ok(()),
+            };
+        }
         let fetches = catch_up.session.assign(now);
         let target = catch_up.session.target();
         let mut chunks = Vec::new();
@@ -168,13 +241,40 @@ impl<S: LogStore> RaftNode<S> {
         Ok(())
     }
 
+    /// Replaces the log's prefix with a fetched snapshot and goes on
+    /// replaying the entries after it.
+    fn install_fetched(&mut self, snapshot: Snapshot) -> Result<()> {
+        let position = snapshot.meta.position;
+        self.store.install_snapshot(snapshot.clone())?;
+        self.last = self.store.last_position()?;
+        self.snapshot_index = position.index;
+        self.applied = position.index;
+        self.commit = self.commit.max(position.index);
+        self.out.restore = Some(snapshot);
+        self.out.rebuild = false;
+        if let Some(catch_up) = &mut self.replay {
+            catch_up.snapshot = None;
+            catch_up.session.rebase(position.index + 1);
+        }
+        Ok(())
+    }
+
     pub(super) fn replay_tick(&mut self) -> Result<()> {
         let now = self.now;
         let Some(catch_up) = &mut self.replay else {
             return Ok(());
         };
-        catch_up.session.expire(now);
-        if catch_up.session.is_stuck(now) {
+        let stuck = match &mut catch_up.snapshot {
+            Some(fetch) => {
+                fetch.expire(now);
+                fetch.is_stuck(now)
+            }
+            None => {
+                catch_up.session.expire(now);
+                catch_up.session.is_stuck(now)
+            }
+        };
+        if stuck {
             return self.finish_replay(false);
         }
         self.pump_replay()
@@ -183,6 +283,10 @@ impl<S: LogStore> RaftNode<S> {
     pub(super) fn replay_peer_removed(&mut self, peer: PeerId) {
         if let Some(catch_up) = &mut self.replay {
             catch_up.session.peer_removed(peer);
+            catch_up.offers.remove(&peer);
+            if let Some(fetch) = &mut catch_up.snapshot {
+                fetch.peer_removed(peer);
+            }
         }
     }
 
@@ -207,5 +311,47 @@ impl<S: LogStore> RaftNode<S> {
             self.reply_append(leader, round, outcome);
         }
         Ok(())
+    }
+}
+
+impl CatchUp {
+    /// Notes a peer's snapshot and starts fetching the newest one offered
+    /// when no peer's log reaches back to where the replay must start.
+    fn on_offer(
+        &mut self,
+        from: PeerId,
+        offer: Option<SnapshotMeta>,
+        settings: crate::sync::LogReplaySync,
+        now: std::time::Duration,
+    ) {
+        let Some(meta) = offer else {
+            return;
+        };
+        self.offers.insert(from, meta);
+        match &mut self.snapshot {
+            Some(fetch) if fetch.meta() == meta => fetch.add_holder(from),
+            Some(_) => {}
+            None if !self.session.covers_next() => self.start_snapshot(settings, now),
+            None => {}
+        }
+    }
+
+    fn start_snapshot(&mut self, settings: crate::sync::LogReplaySync, now: std::time::Duration) {
+        let next = self.session.next();
+        let Some(best) = self
+            .offers
+            .values()
+            .filter(|m| m.position.index >= next)
+            .max_by_key(|m| m.position.index)
+            .copied()
+        else {
+            return;
+        };
+        let holders = self
+            .offers
+            .iter()
+            .filter(|(_, m)| **m == best)
+            .map(|(p, _)| *p);
+        self.snapshot = Some(SnapshotFetch::start(best, holders, settings, now));
     }
 }

@@ -3,6 +3,7 @@
 //! Denied).
 
 use super::{RaftNode, RoleState};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::{HardState, LogStore};
@@ -32,21 +33,74 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     pub(super) fn accept_append(&mut self, append: AppendEntries) -> Result<AppendOutcome> {
+        let append = self.skip_compacted(append)?;
         let prev = append.prev;
+        if prev.index < self.store.base().index {
+            return Ok(AppendOutcome::Rejected {
+                hint: self.store.base().index + 1,
+            });
+        }
         if prev.index > self.last.index {
             return Ok(AppendOutcome::Rejected {
                 hint: self.last.index + 1,
             });
         }
         if !self.log_has(prev)? {
+            if prev.index + 1 == append.first {
+                // The leader's log starts right after `prev`, a committed
+                // entry: ours differs, so it is not committed. Cut it; the
+                // next append finds us behind the leader's log and we catch
+                // up from a snapshot.
+                self.truncate_log(prev.index)?;
+                return Ok(AppendOutcome::Rejected {
+                    hint: self.last.index + 1,
+                });
+            }
             return Ok(AppendOutcome::Rejected {
                 hint: self.conflict_hint(prev.index)?,
             });
         }
         let matched = prev.index + append.entries.len() as u64;
         self.merge_entries(append.entries)?;
+        if self.last.index < matched {
+            return Ok(AppendOutcome::Rejected {
+                hint: self.last.index + 1,
+            });
+        }
         self.advance_commit(append.commit.min(matched))?;
         Ok(AppendOutcome::Accepted { last: matched })
+    }
+
+    /// Our log starts after its base: an append starting before it is cut
+    /// to start right after the base once it reaches it with our base's
+    /// term (then everything before matches too). A position at or before
+    /// our base with a newer term than the base's, or another term at the
+    /// base, means our snapshot lost to another log: the log is cleared and
+    /// the node catches up like a new one.
+    fn skip_compacted(&mut self, mut append: AppendEntries) -> Result<AppendEntries> {
+        let base = self.store.base();
+        if append.prev.index >= base.index {
+            return Ok(append);
+        }
+        let positions =
+            std::iter::once(append.prev).chain(append.entries.iter().map(Entry::position));
+        let lost = positions
+            .take_while(|p| p.index <= base.index)
+            .any(|p| p.term > base.term || (p.index == base.index && p.term != base.term));
+        if lost {
+            self.truncate_log(base.index)?;
+            append.entries.clear();
+            return Ok(append);
+        }
+        let reaches = append.prev.index + append.entries.len() as u64;
+        if reaches < base.index {
+            append.entries.clear();
+            return Ok(append);
+        }
+        let skip = usize::try_from(base.index - append.prev.index).unwrap_or(usize::MAX);
+        append.entries.drain(..skip);
+        append.prev = base;
+        Ok(append)
     }
 
     pub(super) fn reply_append(&mut self, to: PeerId, round: u64, outcome: AppendOutcome) {

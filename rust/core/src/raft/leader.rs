@@ -190,6 +190,7 @@ impl<S: LogStore> RaftNode<S> {
             prev: LogPosition::new(prev_term, prev_index),
             entries,
             commit: self.commit,
+            first: self.store.base().index + 1,
             round: self.round(),
         }))
     }
@@ -198,6 +199,7 @@ impl<S: LogStore> RaftNode<S> {
         let Some(next) = self.progress_mut(peer).map(|p| p.next) else {
             return;
         };
+        let next = next.max(self.store.base().index + 1);
         if let Ok(message) = self.append_message(next, Vec::new()) {
             self.send(peer, message);
         }
@@ -205,14 +207,17 @@ impl<S: LogStore> RaftNode<S> {
 
     /// Sends entries from the peer's `next` on: all there are (pipelined,
     /// `next` moves on), or one probe batch that leaves `next` until accepted.
+    /// A peer that needs compacted entries gets the log from its start (its
+    /// `first` tells it to fetch a snapshot).
     fn send_batches(&mut self, peer: PeerId, only_one: bool) -> Result<()> {
         let max = self.config.max_append_entries.max(1);
         let last = self.last.index;
+        let first = self.store.base().index + 1;
         loop {
             let Some(progress) = self.progress_mut(peer) else {
                 return Ok(());
             };
-            progress.next = progress.next.min(last + 1);
+            progress.next = progress.next.clamp(first, last + 1);
             let next = progress.next;
             let entries = self.store.entries(next, last + 1, max)?;
             let count = entries.len() as Index;
@@ -235,7 +240,7 @@ impl<S: LogStore> RaftNode<S> {
             return Ok(());
         }
         self.note_observer(from, reply.observer);
-        let now = self.now;
+        let (now, base) = (self.now, self.store.base().index);
         let Some(progress) = self.progress_mut(from) else {
             return Ok(());
         };
@@ -250,9 +255,12 @@ impl<S: LogStore> RaftNode<S> {
                 progress.probing = false;
             }
             AppendOutcome::Rejected { hint } => {
-                progress.next = progress.next.min(hint).max(progress.matched + 1);
+                // A follower whose log lost to another one may hold less
+                // than it acknowledged before: believe the rejection.
+                progress.matched = progress.matched.min(hint.saturating_sub(1));
+                progress.next = hint.max(1);
                 progress.probing = true;
-                probe = !progress.syncing;
+                probe = !progress.syncing && hint > base;
             }
         }
         if probe {

@@ -57,7 +57,8 @@ impl<S: LogStore> RaftNode<S> {
             fresh = i;
             break;
         }
-        if fresh < entries.len() {
+        let continues = entries.get(fresh).map(|e| e.index) == Some(self.last.index + 1);
+        if continues {
             self.write_entries(&entries[fresh..])?;
         }
         Ok(())
@@ -74,15 +75,26 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     /// Cuts the log from `index`; a cut into the applied prefix asks for a
-    /// rebuild, a cut into the committed prefix is a commit regression.
+    /// rebuild (or a restore of the snapshot, when one is kept), a cut into
+    /// the committed prefix is a commit regression. A
+    /// cut into the snapshot drops the whole log and the snapshot: the node
+    /// then catches up from its peers like a new one.
     pub(super) fn truncate_log(&mut self, index: Index) -> Result<()> {
-        self.store.truncate_from(index)?;
+        let index = if index <= self.snapshot_index {
+            self.store.clear()?;
+            self.snapshot_index = 0;
+            1
+        } else {
+            self.store.truncate_from(index)?;
+            index
+        };
         self.last = self.store.last_position()?;
         self.out.must_sync = true;
         self.out.truncated_from = Some(self.out.truncated_from.map_or(index, |i| i.min(index)));
         if index <= self.applied {
-            self.applied = 0;
-            self.out.rebuild = true;
+            self.out.restore = self.store.snapshot()?;
+            self.applied = self.snapshot_index;
+            self.out.rebuild = self.out.restore.is_none();
         }
         if index <= self.commit {
             let from = self
@@ -99,8 +111,9 @@ impl<S: LogStore> RaftNode<S> {
     /// (where a leader should retry after a term conflict there).
     pub(super) fn conflict_hint(&self, index: Index) -> Result<Index> {
         let term = self.term_at(index)?;
+        let first = self.store.base().index + 1;
         let mut hint = index;
-        while hint > 1 && self.term_at(hint - 1)? == term {
+        while hint > first && self.term_at(hint - 1)? == term {
             hint -= 1;
         }
         Ok(hint)

@@ -7,9 +7,12 @@
 //! - `propose(req, commands)` and `read(req)` for client requests;
 //! - `add_peer` / `remove_peer` when a bond forms or breaks;
 //! - then `ready()`: if `must_sync`, call `sync_storage()` first; then send
-//!   `messages` and `persisted_messages`, apply `committed_entries` in order
-//!   (from index 1 again, on a fresh state machine, when `rebuild` is set),
-//!   and deliver `events` to the callers.
+//!   `messages` and `persisted_messages`; replace the state machine with
+//!   `restore` when set (or with a fresh one when `rebuild` is set); apply
+//!   `committed_entries` in order; and deliver `events` to the callers.
+//! - `snapshot_taken(index, bytes)` hands the core the state machine's
+//!   snapshot after applying `index`: the store keeps it and compacts the
+//!   log behind the previous one.
 //!
 //! A `ReadReady { index }` event means: answer the query on this node once
 //! it has applied `index`.
@@ -38,7 +41,7 @@ use crate::entry::{Entry, Index, LogPosition, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::rng::Rng;
-use crate::storage::{HardState, LogStore};
+use crate::storage::{HardState, LogStore, Snapshot};
 use crate::sync::LogReplaySync;
 use crate::wire::{Message, RequestId};
 
@@ -139,6 +142,9 @@ pub struct Ready {
     pub status: Option<Status>,
     /// Drop the state machine; `committed_entries` start again at index 1.
     pub rebuild: bool,
+    /// Replace the state machine with this snapshot's state;
+    /// `committed_entries` continue right after its position.
+    pub restore: Option<Snapshot>,
     /// The commit index went back (from, to) because a winning log cut it.
     pub commit_regressed: Option<(Index, Index)>,
 }
@@ -164,6 +170,7 @@ struct Outbox {
     hard_state: Option<HardState>,
     truncated_from: Option<Index>,
     rebuild: bool,
+    restore: Option<Snapshot>,
     commit_regressed: Option<(Index, Index)>,
 }
 
@@ -181,6 +188,8 @@ pub struct RaftNode<S: LogStore> {
     last: LogPosition,
     commit: Index,
     applied: Index,
+    /// Index of the store's snapshot (0: none).
+    snapshot_index: Index,
     leader: Option<PeerId>,
     peers: BTreeMap<PeerId, Peer>,
     role: RoleState,
@@ -194,11 +203,14 @@ pub struct RaftNode<S: LogStore> {
 }
 
 impl<S: LogStore> RaftNode<S> {
-    /// A node that resumes from whatever `store` holds, at time `now`.
+    /// A node that resumes from whatever `store` holds, at time `now`; its
+    /// first ready restores the store's snapshot, if there is one.
     pub fn new(config: NodeConfig, store: S, now: Duration) -> Result<Self> {
         config.consensus.validate()?;
         let hard = store.hard_state()?;
         let last = store.last_position()?;
+        let snapshot = store.snapshot()?;
+        let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.position.index);
         let mut node = RaftNode {
             id: config.id,
             rng: Rng::new(config.seed),
@@ -207,8 +219,9 @@ impl<S: LogStore> RaftNode<S> {
             now,
             hard,
             last,
-            commit: 0,
-            applied: 0,
+            commit: snapshot_index,
+            applied: snapshot_index,
+            snapshot_index,
             leader: None,
             peers: BTreeMap::new(),
             role: RoleState::Follower,
@@ -216,7 +229,10 @@ impl<S: LogStore> RaftNode<S> {
             requests: Requests::default(),
             replay: None,
             replay_retry_at: now,
-            out: Outbox::default(),
+            out: Outbox {
+                restore: snapshot,
+                ..Outbox::default()
+            },
             reported: None,
         };
         node.reset_election_timer();
@@ -374,8 +390,28 @@ impl<S: LogStore> RaftNode<S> {
             events: out.events,
             status: self.status_change(),
             rebuild: out.rebuild,
+            restore: out.restore,
             commit_regressed: out.commit_regressed,
         })
+    }
+
+    /// The state machine's snapshot after applying `index` (at most the
+    /// applied index). The store keeps it and compacts the log up to the
+    /// previous snapshot, so peers a little behind can still replay the
+    /// log. Returns false (and keeps nothing) when the log no longer holds
+    /// `index` or a snapshot at least as new is kept.
+    pub fn snapshot_taken(&mut self, index: Index, data: Bytes) -> Result<bool> {
+        if index <= self.snapshot_index || index > self.applied {
+            return Ok(false);
+        }
+        let Some(term) = self.term_at(index)? else {
+            return Ok(false);
+        };
+        let compact_to = self.snapshot_index.max(self.store.base().index);
+        let snapshot = Snapshot::new(LogPosition::new(term, index), data);
+        self.store.save_snapshot(snapshot, compact_to)?;
+        self.snapshot_index = index;
+        Ok(true)
     }
 
     fn take_committed_entries(&mut self) -> Result<Vec<Entry>> {

@@ -229,6 +229,7 @@ fn append(term: Term, prev: LogPosition, entries: Vec<Entry>, commit: Index) -> 
         prev,
         entries,
         commit,
+        first: 1,
         round: 0,
     })
 }

@@ -1,14 +1,17 @@
 //! LogReplaySync: catching a lagging node up by fetching committed entries
 //! from many peers at once. This module owns the settings (shared by the
-//! group, hashed into its id); `replay` owns the lagging node's session.
+//! group, hashed into its id); `replay` owns the lagging node's session and
+//! `snapshot` its snapshot fetch when the gap was compacted away.
 //! The provider side is a pure function of a node's log (see
 //! `raft/catch_up.rs`).
 
 mod replay;
+mod snapshot;
 
 use std::time::Duration;
 
 pub use replay::ReplaySession;
+pub use snapshot::{SnapshotFetch, SNAPSHOT_CHUNK};
 
 use crate::ids::Digest;
 

@@ -89,6 +89,32 @@ impl ReplaySession {
         self.target
     }
 
+    /// First index not yet handed back.
+    pub fn next(&self) -> Index {
+        self.next
+    }
+
+    /// Whether a peer that said what it holds can serve the next chunk.
+    pub fn covers_next(&self) -> bool {
+        self.providers.values().any(|p| {
+            !p.failed
+                && p.range
+                    .is_some_and(|(first, last)| first <= self.next && self.next <= last)
+        })
+    }
+
+    /// Goes on from `next` (a snapshot covered everything before it):
+    /// pending chunks are dropped and the rest of the gap split again.
+    pub fn rebase(&mut self, next: Index) {
+        self.next = next;
+        self.fetched.clear();
+        for provider in self.providers.values_mut() {
+            provider.inflight = None;
+        }
+        let batch = self.settings.batch_size as usize;
+        self.unassigned = (next..=self.target).step_by(batch).collect();
+    }
+
     /// Everything up to `target` was handed back.
     pub fn is_done(&self) -> bool {
         self.next > self.target

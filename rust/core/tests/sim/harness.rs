@@ -19,6 +19,8 @@ use crate::invariants::Checker;
 pub const QUANTUM: Duration = Duration::from_millis(5);
 const CHAOS: Duration = Duration::from_secs(6);
 const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+/// Every node snapshots its state machine after each multiple of this index.
+const SNAPSHOT_EVERY: u64 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -98,6 +100,8 @@ pub struct Stats {
     pub reads: u64,
     pub rebuilds: u64,
     pub replays: u64,
+    pub snapshots: u64,
+    pub restores: u64,
     pub converge_ms: u64,
 }
 
@@ -109,6 +113,8 @@ impl std::ops::AddAssign for Stats {
         self.reads += o.reads;
         self.rebuilds += o.rebuilds;
         self.replays += o.replays;
+        self.snapshots += o.snapshots;
+        self.restores += o.restores;
         self.converge_ms = self.converge_ms.max(o.converge_ms);
     }
 }
@@ -215,7 +221,7 @@ impl Sim {
         let deadline = self.now + LIVENESS_BOUND;
         loop {
             self.quantum();
-            if self.now.as_millis() % 100 == 0 && self.converged() {
+            if self.now.as_millis().is_multiple_of(100) && self.converged() {
                 break;
             }
             assert!(
@@ -342,7 +348,18 @@ impl Sim {
         let raft = self.nodes[i].raft.as_ref().expect("alive");
         self.checker
             .on_log_change(i, raft.store(), ready.truncated_from);
-        if ready.rebuild {
+        if let Some(snapshot) = &ready.restore {
+            self.stats.restores += 1;
+            let position = snapshot.meta.position;
+            self.log(|| format!("node {i} restores a snapshot at {position:?}"));
+            self.nodes[i].machine = decode_machine(&snapshot.data);
+            assert_eq!(
+                self.nodes[i].machine.len() as u64,
+                position.index,
+                "node {i} restored a snapshot of another length"
+            );
+            self.checker.on_restore(i, &self.nodes[i].machine);
+        } else if ready.rebuild {
             self.stats.rebuilds += 1;
             self.log(|| format!("node {i} rebuilds its state machine"));
             self.nodes[i].machine.clear();
@@ -360,11 +377,23 @@ impl Sim {
             );
             self.nodes[i].machine.push(value);
             self.checker.on_apply(i, entry.index, value);
+            if entry.index.is_multiple_of(SNAPSHOT_EVERY) {
+                self.take_snapshot(i, entry.index);
+            }
         }
         for event in ready.events {
             self.on_event(i, event);
         }
         self.finish_reads(i);
+    }
+
+    fn take_snapshot(&mut self, i: usize, index: u64) {
+        let data = encode_machine(&self.nodes[i].machine);
+        let raft = self.nodes[i].raft.as_mut().expect("alive");
+        if raft.snapshot_taken(index, data).expect("snapshot") {
+            self.stats.snapshots += 1;
+            self.log(|| format!("node {i} snapshots at {index}"));
+        }
     }
 
     fn on_event(&mut self, i: usize, event: ClientEvent) {
@@ -568,6 +597,16 @@ impl Sim {
         self.log(|| format!("fault {fault:?}"));
         crate::faults::apply(self, fault);
     }
+}
+
+fn encode_machine(machine: &[u64]) -> Bytes {
+    machine.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn decode_machine(data: &[u8]) -> Vec<u64> {
+    data.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect()
 }
 
 pub fn value_of(bytes: &Bytes) -> u64 {

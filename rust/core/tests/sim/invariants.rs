@@ -66,6 +66,7 @@ impl Checker {
         let last = store.last_position().expect("store").index;
         let checked = self.checked_last.get(&node).copied().unwrap_or(0);
         let from = truncated_from.map_or(checked, |t| checked.min(t - 1)) + 1;
+        let from = from.max(store.base().index + 1);
         self.checked_last.insert(node, last);
         if from > last {
             return;
@@ -118,6 +119,9 @@ impl Checker {
             return;
         };
         let index = slot as Index + 1;
+        if index <= store.base().index {
+            return;
+        }
         let held = store.term_at(index).expect("store");
         assert_eq!(
             held,
@@ -170,6 +174,16 @@ impl Checker {
             "node {node} had to rebuild: an applied entry was cut"
         );
         self.verified_commit.insert(node, 0);
+    }
+
+    /// A restored snapshot holds exactly the committed commands.
+    pub fn on_restore(&mut self, node: usize, machine: &[u64]) {
+        if !self.mode.full_safety() {
+            return;
+        }
+        for (slot, value) in machine.iter().enumerate() {
+            self.on_apply(node, slot as Index + 1, *value);
+        }
     }
 
     pub fn on_apply(&mut self, node: usize, index: Index, applied: u64) {
