@@ -26,6 +26,7 @@ from .exceptions import (
     NoCommands,
     QueryError,
     QueryOffline,
+    StorageError,
 )
 from .group import (
     Bond,
@@ -40,7 +41,7 @@ from .group import (
 from .keys import GroupKey
 from .network import LocalNode, Network, NetworkBuilder
 from .state_machine import LeadershipPreference, NoOp, StateMachine
-from .storage import InMemoryLogStore
+from .storage import DiskLogStore, InMemoryLogStore
 from .when import CursorWatcher, When
 
 # Apply threads must not take the GIL while the interpreter shuts down.
@@ -73,6 +74,7 @@ __all__ = [
     "Cursor",
     "CursorWatcher",
     "Digest",
+    "DiskLogStore",
     "EndpointAddr",
     "Group",
     "GroupBuilder",
@@ -97,6 +99,7 @@ __all__ = [
     "QueryError",
     "QueryOffline",
     "StateMachine",
+    "StorageError",
     "UniqueId",
     "When",
     "codec",

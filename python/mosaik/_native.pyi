@@ -107,6 +107,8 @@ class NativeNetwork:
         replica: Any,
         preference: tuple[str, int],
         sync: LogReplaySync,
+        disk: tuple[str, int] | None,
+        snapshot_every: int,
     ) -> NativeGroup: ...
     def close(self) -> Pending[None]: ...
 

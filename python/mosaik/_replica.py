@@ -43,15 +43,54 @@ class Replica:
         self.lock = threading.Lock()
         self.applied = 0
 
-    def apply(self, rebuild: bool, entries: list[tuple[int, int, bytes]], last: int) -> None:
+    def apply(
+        self,
+        rebuild: bool,
+        restore: bytes | None,
+        entries: list[tuple[int, int, bytes]],
+        last: int,
+        snapshot: bool,
+    ) -> bytes | None:
+        """Applies one piece of committed work: first a restore from a
+        snapshot or a rebuild from nothing, then ``entries``; returns the
+        machine's snapshot when ``snapshot`` asks for one."""
         with self.lock:
-            if rebuild:
+            if restore is not None:
+                self._restore(restore)
+            elif rebuild:
                 log.warning("group %s: rebuilding the state machine from the log", self.label)
                 self.machine = fresh_machine(self.machine)
                 self.applied = 0
             if entries:
                 self._apply(entries)
             self.applied = last
+            return self._snapshot(last) if snapshot else None
+
+    def _restore(self, data: bytes) -> None:
+        machine = fresh_machine(self.machine)
+        try:
+            machine.restore(data)
+        except Exception:
+            log.exception("group %s: restoring a snapshot failed", self.label)
+        self.machine = machine
+
+    def _snapshot(self, index: int) -> bytes | None:
+        try:
+            data = self.machine.snapshot()
+        except Exception:
+            log.exception("group %s: snapshot at index %d failed", self.label, index)
+            return None
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if not isinstance(data, bytes):
+            log.error(
+                "group %s: snapshot() returned %s, not bytes; no snapshot at index %d",
+                self.label,
+                type(data).__name__,
+                index,
+            )
+            return None
+        return data
 
     def _apply(self, entries: list[tuple[int, int, bytes]]) -> None:
         machine = self.machine

@@ -64,6 +64,12 @@ class GroupTerminated(CommandError, QueryError):
     """The group was left or its network closed."""
 
 
+class StorageError(MosaikError):
+    """A log store cannot be used: its directory is locked by another
+    process, or its log or snapshot is damaged (the message names the file
+    and the byte offset)."""
+
+
 __all__ = [
     "CodecError",
     "CommandError",
@@ -76,4 +82,5 @@ __all__ = [
     "NoCommands",
     "QueryError",
     "QueryOffline",
+    "StorageError",
 ]

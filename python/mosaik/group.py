@@ -16,7 +16,7 @@ from .cursor import Cursor
 from .exceptions import CommandOffline, GroupTerminated, NoCommands, QueryOffline
 from .keys import GroupKey
 from .state_machine import LeadershipPreference, NoOp, check_machine, machine_signature
-from .storage import InMemoryLogStore
+from .storage import DiskLogStore, InMemoryLogStore, LogStore
 from .when import When
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ class GroupBuilder(Generic[M]):
         key: GroupKey,
         machine: M,
         consensus: ConsensusConfig | None = None,
-        storage: object | None = None,
+        storage: LogStore | None = None,
     ) -> None:
         self._network = network
         self._key = key
@@ -247,9 +247,10 @@ class GroupBuilder(Generic[M]):
             raise TypeError(f"expected a ConsensusConfig, not {type(config).__name__}")
         return GroupBuilder(self._network, self._key, self._machine, config, self._storage)
 
-    def with_log_storage(self, storage: InMemoryLogStore) -> GroupBuilder[M]:
-        """Where the log lives; only `InMemoryLogStore` exists so far."""
-        if not isinstance(storage, InMemoryLogStore):
+    def with_log_storage(self, storage: LogStore) -> GroupBuilder[M]:
+        """Where the term, the vote, the log and snapshots live:
+        `InMemoryLogStore()` (the default) or `DiskLogStore(path)`."""
+        if not isinstance(storage, (InMemoryLogStore, DiskLogStore)):
             raise TypeError(f"expected a log store, not {type(storage).__name__}")
         return GroupBuilder(self._network, self._key, self._machine, self._consensus, storage)
 
@@ -285,7 +286,9 @@ class GroupBuilder(Generic[M]):
             handshake_timeout=self._network.groups_config.handshake_timeout,
             state_sync=self._state_sync(),
         )
-        return self._network._join(config, self._key, self._machine, self._preference())
+        return self._network._join(
+            config, self._key, self._machine, self._preference(), self._storage
+        )
 
 
 class Groups:

@@ -13,7 +13,8 @@ from ._replica import Replica
 from .group import Group, GroupConfig, Groups
 from .groups import Config as GroupsConfig
 from .keys import GroupKey
-from .state_machine import LeadershipPreference
+from .state_machine import LeadershipPreference, snapshot_interval
+from .storage import LogStore, disk_spec
 
 M = TypeVar("M")
 
@@ -77,7 +78,12 @@ class Network:
         return Groups(self)
 
     def _join(
-        self, config: GroupConfig, key: GroupKey, machine: M, preference: LeadershipPreference
+        self,
+        config: GroupConfig,
+        key: GroupKey,
+        machine: M,
+        preference: LeadershipPreference,
+        storage: LogStore,
     ) -> Group[M]:
         existing = self._groups.get(config.group_id)
         if existing is not None and existing.active:
@@ -91,6 +97,8 @@ class Network:
             replica,
             (preference.kind, preference.factor),
             config.state_sync,
+            disk_spec(storage),
+            snapshot_interval(machine),
         )
         group: Group[M] = Group(native, replica, config)
         self._groups[config.group_id] = group

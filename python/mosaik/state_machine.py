@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ._native import Digest, LogReplaySync
+from .exceptions import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,18 @@ class StateMachine:
 
     Subclasses define ``signature()``, ``apply(command, ctx)`` and
     ``query(query)``; the other methods have defaults.
+
+    Snapshots are opt-in: a machine that defines ``snapshot() -> bytes`` and
+    ``restore(data: bytes)`` is snapshotted after every ``snapshot_every``
+    log entries (the same indices on every node), the log is compacted
+    behind the previous snapshot, and a node whose gap was compacted away
+    restores a snapshot fetched from its peers before replaying the rest.
+    ``restore`` is called on a fresh machine (``reset()`` or a new instance)
+    and must bring it to the state ``snapshot`` described. Without the two
+    methods the log is kept whole.
     """
+
+    snapshot_every: ClassVar[int] = 100_000
 
     def signature(self) -> str | bytes:
         raise NotImplementedError
@@ -76,6 +88,19 @@ class NoOp(StateMachine):
 
 
 _REQUIRED = ("signature", "apply", "query")
+
+
+def snapshot_interval(machine: object) -> int:
+    """Entries between two snapshots of ``machine``, 0 if it takes none."""
+    kind = type(machine)
+    if not (callable(getattr(kind, "snapshot", None)) and callable(getattr(kind, "restore", None))):
+        return 0
+    every = getattr(machine, "snapshot_every", StateMachine.snapshot_every)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(
+            f"{kind.__name__}.snapshot_every must be an int of at least 1, not {every!r}"
+        )
+    return every
 
 
 def check_machine(machine: object) -> None:

@@ -1,11 +1,13 @@
 //! The apply thread of a group: the one place where committed commands
 //! enter Python. Each wake-up takes the GIL once for every batch waiting,
-//! hands them to the group's replica (`mosaik._replica.Replica.apply`), and
-//! then publishes the index the machine stands at.
+//! hands them to the group's replica (`mosaik._replica.Replica.apply`, which
+//! also restores and takes snapshots), passes the snapshots taken back to
+//! the worker, and then publishes the index the machine stands at.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mosaik_net::groups::ApplyWork;
+use bytes::Bytes;
+use mosaik_net::groups::{ApplyWork, TakenSnapshot};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use tokio::sync::{mpsc, watch};
@@ -25,43 +27,74 @@ pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
+/// What one group's apply thread works with.
+pub struct Applier {
+    pub label: String,
+    /// `mosaik._replica.Replica` of the group.
+    pub replica: Py<PyAny>,
+    pub work: mpsc::UnboundedReceiver<ApplyWork>,
+    pub applied: watch::Sender<u64>,
+    pub snapshots: mpsc::UnboundedSender<TakenSnapshot>,
+}
+
 /// Starts the apply thread of one group.
-pub fn spawn_applier(
-    label: String,
-    replica: Py<PyAny>,
-    mut work: mpsc::UnboundedReceiver<ApplyWork>,
-    applied: watch::Sender<u64>,
-) -> std::io::Result<()> {
+pub fn spawn_applier(mut applier: Applier) -> std::io::Result<()> {
+    let label = applier.label.clone();
     std::thread::Builder::new()
         .name(format!("mosaik-apply-{}", &label[..8.min(label.len())]))
         .spawn(move || {
-            while let Some(first) = work.blocking_recv() {
+            while let Some(first) = applier.work.blocking_recv() {
                 let mut batch = vec![first];
-                while let Ok(more) = work.try_recv() {
+                while let Ok(more) = applier.work.try_recv() {
                     batch.push(more);
                 }
                 if stopping() {
                     return;
                 }
                 let last = batch.last().map_or(0, |w| w.last_index);
-                Python::attach(|py| apply_all(py, &label, &replica, batch));
-                applied.send_replace(last);
+                Python::attach(|py| applier.apply_all(py, batch));
+                applier.applied.send_replace(last);
             }
         })?;
     Ok(())
 }
 
-fn apply_all(py: Python<'_>, label: &str, replica: &Py<PyAny>, batch: Vec<ApplyWork>) {
-    for work in batch {
-        let outcome = entries_list(py, &work).and_then(|entries| {
-            replica.call_method1(py, "apply", (work.rebuild, entries, work.last_index))
-        });
-        if let Err(err) = outcome {
-            log::error!(
-                "group {label}: applying up to index {} failed: {err}",
-                work.last_index
-            );
+impl Applier {
+    fn apply_all(&self, py: Python<'_>, batch: Vec<ApplyWork>) {
+        for work in batch {
+            match self.apply_one(py, &work) {
+                Ok(Some(snapshot)) => {
+                    let _ = self.snapshots.send((work.last_index, snapshot));
+                }
+                Ok(None) => {}
+                Err(err) => log::error!(
+                    "group {}: applying up to index {} failed: {err}",
+                    self.label,
+                    work.last_index
+                ),
+            }
         }
+    }
+
+    /// `Replica.apply(rebuild, restore, entries, last, snapshot)`: the
+    /// snapshot's bytes when one was asked for and taken.
+    fn apply_one(&self, py: Python<'_>, work: &ApplyWork) -> PyResult<Option<Bytes>> {
+        let entries = entries_list(py, work)?;
+        let restore = work.restore.as_ref().map(|data| PyBytes::new(py, data));
+        let args = (
+            work.rebuild,
+            restore,
+            entries,
+            work.last_index,
+            work.snapshot,
+        );
+        let taken = self.replica.call_method1(py, "apply", args)?;
+        let taken = taken.bind(py);
+        if taken.is_none() {
+            return Ok(None);
+        }
+        let bytes = taken.cast::<PyBytes>()?;
+        Ok(Some(Bytes::copy_from_slice(bytes.as_bytes())))
     }
 }
 

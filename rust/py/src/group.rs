@@ -13,11 +13,12 @@ use mosaik_net::Network;
 use pyo3::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::apply::spawn_applier;
+use crate::apply::{spawn_applier, Applier};
 use crate::bridge::{spawn, Pending};
 use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
 use crate::errors::{config_error, net_error, Failure};
 use crate::ids::{PyDigest, PyPeerId};
+use crate::storage::{open_store, DiskSpec};
 
 #[pyclass(name = "NativeGroup", module = "mosaik._native", frozen)]
 pub struct PyGroup {
@@ -34,6 +35,10 @@ pub struct JoinArgs {
     pub replica: Py<PyAny>,
     pub preference: (String, u32),
     pub sync: PyLogReplaySync,
+    /// A disk store's directory and segment size; `None` keeps the log in memory.
+    pub disk: Option<DiskSpec>,
+    /// Snapshot after every multiple of this index (0: the machine takes none).
+    pub snapshot_every: u64,
 }
 
 fn preference((kind, factor): (String, u32)) -> PyResult<LeadershipPreference> {
@@ -62,14 +67,27 @@ impl PyGroup {
             .get(&spec.group_id)
             .is_none();
         let setup = if fresh {
+            let label = spec.group_id.to_hex();
+            let preference = preference(args.preference)?;
+            let store = open_store(&label, args.disk)?;
             let (apply_tx, apply_rx) = mpsc::unbounded_channel();
             let (applied_tx, applied_rx) = watch::channel(0);
-            spawn_applier(spec.group_id.to_hex(), args.replica, apply_rx, applied_tx)?;
+            let (snapshots_tx, snapshots_rx) = mpsc::unbounded_channel();
+            spawn_applier(Applier {
+                label,
+                replica: args.replica,
+                work: apply_rx,
+                applied: applied_tx,
+                snapshots: snapshots_tx,
+            })?;
             Some(WorkerSetup {
-                preference: preference(args.preference)?,
+                preference,
                 sync: args.sync.0,
+                store,
+                snapshot_every: args.snapshot_every,
                 apply: apply_tx,
                 applied: applied_rx,
+                snapshots: snapshots_rx,
             })
         } else {
             None

@@ -10,6 +10,7 @@ mod group;
 mod ids;
 mod logs;
 mod network;
+mod storage;
 mod when;
 
 use pyo3::prelude::*;

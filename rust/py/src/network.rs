@@ -230,6 +230,8 @@ impl PyNetwork {
         replica: Py<PyAny>,
         preference: (String, u32),
         sync: PyLogReplaySync,
+        disk: Option<(std::path::PathBuf, u64)>,
+        snapshot_every: u64,
     ) -> PyResult<PyGroup> {
         PyGroup::join(
             &self.net,
@@ -241,6 +243,8 @@ impl PyNetwork {
                 replica,
                 preference,
                 sync,
+                disk,
+                snapshot_every,
             },
         )
     }

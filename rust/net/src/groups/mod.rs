@@ -17,7 +17,9 @@ use mosaik_core::{GroupId, NetworkId, PeerId};
 
 pub use group::{Group, GroupSpec, RaftInbox};
 use metrics::BondMetrics;
-pub use worker::{ApplyWork, GroupStatus, Request, WorkerHandle, WorkerSetup};
+pub use worker::{
+    ApplyWork, GroupStatus, GroupStore, Request, TakenSnapshot, WorkerHandle, WorkerSetup,
+};
 
 use crate::discovery::Discovery;
 use crate::endpoint::Endpoint;

@@ -1,6 +1,11 @@
 //! The group worker: drives one node's consensus core with real time, the
-//! group's bonds and its log store, hands committed entries to the apply
-//! side, answers client requests and publishes status.
+//! group's bonds and its log store, hands committed entries (and snapshots
+//! to restore or take) to the apply side, keeps the snapshots the apply side
+//! takes, answers client requests and publishes status.
+//!
+//! Durability: a ready that wrote to the store is synced (one `sync` for
+//! every append of the ready: group commit) before any of its messages or
+//! client answers leave the worker.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
@@ -9,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mosaik_core::{
-    ClientEvent, Entry, EntryKind, InMemoryLogStore, LeadershipPreference, LogPosition,
-    LogReplaySync, NodeConfig, PeerId, RaftNode, Ready, Role, Status,
+    ClientEvent, Entry, EntryKind, LeadershipPreference, LogPosition, LogReplaySync, LogStore,
+    NodeConfig, PeerId, RaftNode, Ready, Role, Status,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -32,10 +37,21 @@ pub enum Request {
 pub struct ApplyWork {
     /// Start over from an empty machine: `entries` begin at index 1.
     pub rebuild: bool,
+    /// Start over from this snapshot's state: `entries` continue after it.
+    pub restore: Option<Bytes>,
     pub entries: Vec<(u64, u64, Bytes)>,
     /// Index the machine stands at once this work is applied.
     pub last_index: u64,
+    /// Take a snapshot once this work is applied (and report it with
+    /// `last_index` on the snapshot channel).
+    pub snapshot: bool,
 }
+
+/// A snapshot the apply side took: the index it stands at and its bytes.
+pub type TakenSnapshot = (u64, Bytes);
+
+/// The store a group's node keeps its term, vote, log and snapshot in.
+pub type GroupStore = Box<dyn LogStore + Send>;
 
 /// Everything the outside sees of one node's consensus state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,8 +105,32 @@ pub struct WorkerHandle {
 pub struct WorkerSetup {
     pub preference: LeadershipPreference,
     pub sync: LogReplaySync,
+    pub store: GroupStore,
+    /// Snapshot after every multiple of this index (0: never).
+    pub snapshot_every: u64,
     pub apply: mpsc::UnboundedSender<ApplyWork>,
     pub applied: watch::Receiver<u64>,
+    pub snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
+}
+
+impl ApplyWork {
+    /// Empty work that goes on from where `previous` leaves the machine.
+    fn after(previous: &ApplyWork) -> Self {
+        ApplyWork {
+            rebuild: false,
+            restore: None,
+            entries: Vec::new(),
+            last_index: previous.last_index,
+            snapshot: false,
+        }
+    }
+}
+
+fn push_entry(work: &mut ApplyWork, entry: &Entry) {
+    if let EntryKind::Command(c) = &entry.kind {
+        work.entries.push((entry.index, entry.term, c.clone()));
+    }
+    work.last_index = entry.index;
 }
 
 struct Pending {
@@ -125,10 +165,11 @@ fn tick_every(heartbeat: Duration) -> Duration {
 
 struct Worker {
     group: Arc<Group>,
-    node: RaftNode<InMemoryLogStore>,
+    node: RaftNode<GroupStore>,
     peers: BTreeSet<PeerId>,
     pending: HashMap<u64, Pending>,
     next_req: u64,
+    snapshot_every: u64,
     apply: mpsc::UnboundedSender<ApplyWork>,
     status: watch::Sender<GroupStatus>,
 }
@@ -144,7 +185,7 @@ pub(crate) fn start(
     let mut config = NodeConfig::new(group.local(), spec.consensus.clone(), random_seed());
     config.preference = setup.preference;
     config.sync = setup.sync;
-    let node = RaftNode::new(config, InMemoryLogStore::new(), now())?;
+    let node = RaftNode::new(config, setup.store, now())?;
     let initial = GroupStatus::from_core(&node.status(), None, node.voters());
     let (status_tx, status_rx) = watch::channel(initial);
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
@@ -154,10 +195,14 @@ pub(crate) fn start(
         peers: BTreeSet::new(),
         pending: HashMap::new(),
         next_req: 1,
+        snapshot_every: setup.snapshot_every,
         apply: setup.apply,
         status: status_tx,
     };
-    group.ctx().tasks.spawn(worker.run(requests_rx, inbox));
+    group
+        .ctx()
+        .tasks
+        .spawn(worker.run(requests_rx, inbox, setup.snapshots));
     Ok(WorkerHandle {
         requests: requests_tx,
         status: status_rx,
@@ -170,6 +215,7 @@ impl Worker {
         mut self,
         mut requests: mpsc::UnboundedReceiver<Request>,
         mut inbox: super::group::RaftInbox,
+        mut snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
     ) {
         let mut bonds = self.group.subscribe();
         bonds.mark_changed();
@@ -190,6 +236,7 @@ impl Worker {
                     Ok(()) if !self.group.has_left() => self.sync_peers(),
                     _ => return,
                 },
+                Some((index, data)) = snapshots.recv() => self.keep_snapshot(index, data),
                 _ = ticker.tick() => self.node.tick(now()),
             };
             if let Err(e) = outcome.and_then(|()| self.process_ready()) {
@@ -308,30 +355,43 @@ impl Worker {
         }
     }
 
+    /// A snapshot the apply side took: the store keeps it and compacts.
+    fn keep_snapshot(&mut self, index: u64, data: Bytes) -> mosaik_core::Result<()> {
+        let size = data.len();
+        if self.node.snapshot_taken(index, data)? {
+            log::debug!(
+                "group {}: kept a snapshot at index {index} ({size} bytes)",
+                self.group.id()
+            );
+        }
+        Ok(())
+    }
+
+    /// Hands the ready's restore or rebuild and committed entries to the
+    /// apply side, cut after every index where a snapshot is due.
     fn apply(&self, ready: &Ready) {
-        let Some(last) = ready.committed_entries.last() else {
-            if ready.rebuild {
-                let _ = self.apply.send(ApplyWork {
-                    rebuild: true,
-                    entries: Vec::new(),
-                    last_index: 0,
-                });
-            }
-            return;
+        let restore = ready.restore.as_ref();
+        let mut work = ApplyWork {
+            rebuild: ready.rebuild && restore.is_none(),
+            restore: restore.map(|s| s.data.clone()),
+            entries: Vec::new(),
+            last_index: restore.map_or(0, |s| s.meta.position.index),
+            snapshot: false,
         };
-        let entries = ready
-            .committed_entries
-            .iter()
-            .filter_map(|e: &Entry| match &e.kind {
-                EntryKind::Command(c) => Some((e.index, e.term, c.clone())),
-                EntryKind::Marker => None,
-            })
-            .collect();
-        let _ = self.apply.send(ApplyWork {
-            rebuild: ready.rebuild,
-            entries,
-            last_index: last.index,
-        });
+        let mut pending = work.rebuild || work.restore.is_some();
+        for entry in &ready.committed_entries {
+            push_entry(&mut work, entry);
+            pending = true;
+            if self.snapshot_every > 0 && entry.index.is_multiple_of(self.snapshot_every) {
+                work.snapshot = true;
+                let next = ApplyWork::after(&work);
+                let _ = self.apply.send(std::mem::replace(&mut work, next));
+                pending = false;
+            }
+        }
+        if pending {
+            let _ = self.apply.send(work);
+        }
     }
 
     fn event(&mut self, event: ClientEvent) {
