@@ -210,11 +210,11 @@ def test_malformed_bootstrap_address(group_key_file: Path) -> None:
     assert_one_line_error(done, "invalid endpoint address", "nonsense")
 
 
-def test_data_dir_is_refused_until_there_is_disk_storage(
-    group_key_file: Path, tmp_path: Path
-) -> None:
-    done = mosaik("node", "--key-file", str(group_key_file), "--data-dir", str(tmp_path))
-    assert_one_line_error(done, "--data-dir", "not available yet")
+def test_a_data_dir_that_is_a_file_is_refused(group_key_file: Path, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    done = mosaik("node", "--key-file", str(group_key_file), "--data-dir", str(not_a_dir))
+    assert_one_line_error(done, "--data-dir", "is a file")
 
 
 @pytest.mark.parametrize("nodes", ["0", "-1", "many"])
@@ -329,3 +329,35 @@ def test_two_nodes_form_a_group_and_a_third_joins_by_bootstrap(group_key_file: P
             assert code == 0, err
             assert "got SIGTERM: leaving the group" in err
             assert "Traceback" not in err
+
+
+def test_a_node_with_a_data_dir_restarts_with_its_log_and_locks_the_dir(
+    group_key_file: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "node.key"
+    assert mosaik("keygen", "-o", str(secret)).returncode == 0
+    data = tmp_path / "data"
+    args = ["--key-file", str(group_key_file), "--secret-key-file", str(secret)]
+    args += ["--timings", "fast", "--status-interval", "0.1", "--data-dir", str(data)]
+    leading = lambda line: line.startswith("status: ") and " role=leader " in line  # noqa: E731
+    with nodes() as start:
+        first = start(*args)
+        first.address()
+        line = first.expect(leading, 15.0, "the lone node leading")
+        committed = int(re.findall(r"committed=(\d+)", line)[0])
+        second = start(*args)
+        second.proc.wait(timeout=QUICK)
+        assert second.proc.stderr is not None
+        err = second.proc.stderr.read()
+        assert second.proc.returncode == 1
+        assert "in use by another process" in err, err
+        code, err = first.stop()
+        assert code == 0, err
+        again = start(*args)
+        again.address()
+        line = again.expect(
+            lambda s: leading(s) and int(re.findall(r"committed=(\d+)", s)[0]) > committed,
+            15.0,
+            "the restarted node leading with its old log and a new term's marker",
+        )
+        assert again.stop()[0] == 0

@@ -67,12 +67,10 @@ class Replica:
             return self._snapshot(last) if snapshot else None
 
     def _restore(self, data: bytes) -> None:
-        machine = fresh_machine(self.machine)
         try:
-            machine.restore(data)
+            self.machine.restore(data)
         except Exception:
             log.exception("group %s: restoring a snapshot failed", self.label)
-        self.machine = machine
 
     def _snapshot(self, index: int) -> bytes | None:
         try:

@@ -46,9 +46,9 @@ class StateMachine:
     log entries (the same indices on every node), the log is compacted
     behind the previous snapshot, and a node whose gap was compacted away
     restores a snapshot fetched from its peers before replaying the rest.
-    ``restore`` is called on a fresh machine (``reset()`` or a new instance)
-    and must bring it to the state ``snapshot`` described. Without the two
-    methods the log is kept whole.
+    ``restore`` replaces the machine's whole state with the one ``snapshot``
+    described (the machine object stays the same). Without the two methods
+    the log is kept whole.
     """
 
     snapshot_every: ClassVar[int] = 100_000

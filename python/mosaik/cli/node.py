@@ -58,7 +58,8 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="For a disk log store; not available yet, so giving it is an error.",
+    help="Keep the term, vote, log and snapshots here (created if missing), so that a "
+    "restart with the same secret key rejoins with its log; default: in memory.",
 )
 @click.option(
     "--bootstrap-timeout",
@@ -107,11 +108,6 @@ def node(
     MOSAIK_NODE_<OPTION>, e.g. MOSAIK_NODE_NETWORK or MOSAIK_NODE_GROUP_KEY.
     An unreachable --bootstrap peer is fatal after --bootstrap-timeout.
     """
-    if data_dir is not None:
-        raise CliError(
-            f"--data-dir {data_dir}: disk log storage is not available yet "
-            "(logs are in memory only); run without --data-dir"
-        )
     settings = NodeSettings(
         network=network,
         listen=listen,
@@ -122,6 +118,7 @@ def node(
         ),
         machine=state_machine,
         consensus=consensus_for(timings),
+        data_dir=data_dir,
         gossip_interval=gossip_interval,
         bootstrap_timeout=bootstrap_timeout,
         status_interval=status_interval,

@@ -8,13 +8,15 @@ import signal
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._native import ConsensusConfig
-from ..exceptions import ConfigError, NetworkError
+from ..exceptions import ConfigError, NetworkError, StorageError
 from ..group import Group
 from ..keys import GroupKey
 from ..network import Network
+from ..storage import DiskLogStore
 from .control import ControlServer
 from .errors import CliError, one_line
 from .machines import load_machine
@@ -34,6 +36,7 @@ class NodeSettings:
     secret_key: str | None
     machine: str
     consensus: ConsensusConfig
+    data_dir: Path | None
     gossip_interval: float
     bootstrap_timeout: float
     status_interval: float
@@ -108,13 +111,7 @@ async def report_until(
 
 async def serve(net: Network, settings: NodeSettings, reporter: Reporter, machine: Any) -> str:
     """Joins the group and serves until stopped; says why it stopped."""
-    group = (
-        net.groups()
-        .with_key(settings.group_key)
-        .with_state_machine(machine)
-        .with_consensus_config(settings.consensus)
-        .join()
-    )
+    group = join_group(net, settings, machine)
     reporter.started(net, group, settings.machine)
     await reach_bootstrap(net, settings.bootstrap, settings.bootstrap_timeout)
     stop = asyncio.Event()
@@ -131,6 +128,22 @@ async def serve(net: Network, settings: NodeSettings, reporter: Reporter, machin
             with suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(control, CLOSE_TIMEOUT)
     return why[0] if why else "end of input"
+
+
+def join_group(net: Network, settings: NodeSettings, machine: Any) -> Group[Any]:
+    """The node's group, its log on disk under --data-dir if given."""
+    builder = (
+        net.groups()
+        .with_key(settings.group_key)
+        .with_state_machine(machine)
+        .with_consensus_config(settings.consensus)
+    )
+    if settings.data_dir is not None:
+        builder = builder.with_log_storage(DiskLogStore(settings.data_dir))
+    try:
+        return builder.join()
+    except (ConfigError, StorageError) as exc:
+        raise CliError(f"--data-dir {settings.data_dir}: {one_line(str(exc))}") from exc
 
 
 async def run_node(settings: NodeSettings) -> None:

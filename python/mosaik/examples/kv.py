@@ -8,6 +8,8 @@ Commands (dicts, so they travel with the default msgpack codec)::
     {"op": "delete", "key": "colour"}
 
 Both are idempotent, so a client may safely retry one whose answer it missed.
+The store snapshots itself (``snapshot``/``restore``), so its log is
+compacted and a node far behind catches up from a snapshot.
 Queries::
 
     {"op": "get", "key": "colour"}   -> the value, or None
@@ -30,10 +32,14 @@ from ..state_machine import StateMachine
 Value = str | int | float | bool | None
 
 
+def canonical(data: dict[str, Value]) -> bytes:
+    """A canonical JSON encoding (sorted keys, no spaces) as UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def state_digest(data: dict[str, Value]) -> str:
-    """sha256 of a canonical JSON encoding (sorted keys, no spaces)."""
-    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    """sha256 of the canonical encoding."""
+    return hashlib.sha256(canonical(data)).hexdigest()
 
 
 class KeyValue(StateMachine):
@@ -53,6 +59,13 @@ class KeyValue(StateMachine):
             self.data.pop(str(command["key"]), None)
         else:
             raise ValueError(f"unknown key-value command {command!r}")
+
+    def snapshot(self) -> bytes:
+        """The whole dict, canonically encoded: equal states give equal bytes."""
+        return canonical(self.data)
+
+    def restore(self, data: bytes) -> None:
+        self.data = json.loads(data)
 
     def query(self, query: Any) -> Any:
         op = query.get("op") if isinstance(query, dict) else query

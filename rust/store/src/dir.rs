@@ -71,7 +71,7 @@ fn ensure_directory(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir_all(path).map_err(|e| unwritable(path, e))
         }
-        Err(e) => Err(StoreError::io(path, e)),
+        Err(e) => Err(unwritable(path, e)),
     }
 }
 
@@ -92,15 +92,10 @@ fn lock(path: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// A permission or read-only error becomes `NotWritable`; others stay I/O errors.
+/// The directory cannot be created, opened or written: a setting to fix.
 fn unwritable(path: &Path, error: io::Error) -> StoreError {
-    match error.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            StoreError::NotWritable {
-                path: path.to_path_buf(),
-                reason: error.to_string(),
-            }
-        }
-        _ => StoreError::io(path, error),
+    StoreError::NotWritable {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
     }
 }

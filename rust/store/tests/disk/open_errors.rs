@@ -38,6 +38,15 @@ fn a_missing_directory_is_created() {
 }
 
 #[test]
+fn a_directory_that_cannot_be_created_is_not_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    fs::write(&file, b"x").unwrap();
+    let error = DiskLogStore::open(file.join("store"), tiny()).unwrap_err();
+    assert!(matches!(error, StoreError::NotWritable { .. }), "{error}");
+}
+
+#[test]
 fn an_unwritable_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("store");

@@ -1,0 +1,221 @@
+"""Durable groups in one process: `DiskLogStore` arguments and paths, a node
+restarted on its own directory, a damaged log, and snapshots that compact
+the log and bring a late node up to date."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from replication_helpers import Counter, fast
+
+import mosaik
+from conftest import bounded, eventually, networks
+
+LOCK_HOLDER = """
+import fcntl, sys, time
+with open(sys.argv[1] + "/LOCK", "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+class SnapCounter(Counter):
+    """A counter that snapshots itself every 25 entries."""
+
+    snapshot_every = 25
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restored_at: list[int] = []
+
+    def snapshot(self) -> bytes:
+        return str(self.value).encode()
+
+    def restore(self, data: bytes) -> None:
+        self.value = int(data)
+        self.restored_at.append(self.value)
+
+
+def join(
+    net: mosaik.Network,
+    key: mosaik.GroupKey,
+    machine: Counter,
+    storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore,
+) -> mosaik.Group[Counter]:
+    return (
+        net.groups()
+        .with_key(key)
+        .with_state_machine(machine)
+        .with_consensus_config(fast())
+        .with_log_storage(storage)
+        .join()
+    )
+
+
+@asynccontextmanager
+async def lone_node(
+    secret: bytes, key: mosaik.GroupKey, store: mosaik.DiskLogStore, machine: Counter
+) -> AsyncIterator[mosaik.Group[Counter]]:
+    """A one-member group on its own network, leading itself."""
+    net = await bounded(mosaik.Network.builder("storage").with_secret_key(secret).build())
+    try:
+        group = join(net, key, machine, store)
+        await bounded(group.when().online())
+        yield group
+    finally:
+        await bounded(net.close())
+
+
+async def add(group: mosaik.Group[Any], count: int) -> None:
+    for _ in range(count):
+        await bounded(group.execute({"add": 1}))
+
+
+def segments(path: Path) -> list[Path]:
+    return sorted(path.glob("*.log"))
+
+
+# -- arguments and paths ------------------------------------------------------
+
+
+def test_disk_log_store_arguments_are_checked() -> None:
+    with pytest.raises(TypeError, match="str or path"):
+        mosaik.DiskLogStore(42)  # type: ignore[arg-type]
+    with pytest.raises(mosaik.ConfigError, match="segment_bytes"):
+        mosaik.DiskLogStore("/tmp/x", segment_bytes=10)
+    with pytest.raises(mosaik.ConfigError, match="empty"):
+        mosaik.DiskLogStore("")
+    assert "segment_bytes=4096" in repr(mosaik.DiskLogStore("/tmp/x", segment_bytes=4096))
+
+
+async def test_a_bad_storage_argument_or_snapshot_interval_is_refused() -> None:
+    class BadInterval(SnapCounter):
+        snapshot_every = 0
+
+    async with networks(1) as (net,):
+        builder = net.groups().with_key(mosaik.GroupKey.generate())
+        with pytest.raises(TypeError, match="log store"):
+            builder.with_log_storage("/tmp/x")  # type: ignore[arg-type]
+        with pytest.raises(mosaik.ConfigError, match="snapshot_every"):
+            builder.with_state_machine(BadInterval()).join()
+
+
+async def test_a_path_that_is_a_file_or_cannot_be_made_is_a_config_error(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    async with networks(1) as (net,):
+        for path, words in ((plain, "not a directory"), (plain / "sub", "not writable")):
+            with pytest.raises(mosaik.ConfigError, match=words):
+                join(net, mosaik.GroupKey.generate(), Counter(), mosaik.DiskLogStore(path))
+        assert net.groups() is not None
+
+
+async def test_a_directory_locked_by_another_process_is_a_storage_error(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        async with networks(1) as (net,):
+            with pytest.raises(mosaik.StorageError, match="in use by another process"):
+                join(net, mosaik.GroupKey.generate(), Counter(), mosaik.DiskLogStore(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+# -- restarts -----------------------------------------------------------------
+
+
+async def test_a_restarted_node_comes_back_with_its_log_and_replays_it(tmp_path: Path) -> None:
+    secret, key = os.urandom(32), mosaik.GroupKey.generate()
+    store = mosaik.DiskLogStore(tmp_path, segment_bytes=4096)
+    async with lone_node(secret, key, store, Counter()) as group:
+        await add(group, 300)
+        term = group.log_position().term
+    assert len(segments(tmp_path)) > 1, "the log rolled over several segments"
+    again = Counter()
+    async with lone_node(secret, key, store, again) as group:
+        await eventually(lambda: again.value == 300, 10.0, "the old log replayed")
+        assert group.log_position().term > term
+        assert again.applied == sorted(set(again.applied)), "an index applied twice"
+        await add(group, 5)
+        assert (await bounded(group.query(None))).result == 305
+
+
+async def test_a_flipped_byte_mid_log_stops_the_node_naming_segment_and_offset(
+    tmp_path: Path,
+) -> None:
+    secret, key = os.urandom(32), mosaik.GroupKey.generate()
+    store = mosaik.DiskLogStore(tmp_path, segment_bytes=4096)
+    async with lone_node(secret, key, store, Counter()) as group:
+        await add(group, 150)
+    first = segments(tmp_path)[0]
+    data = bytearray(first.read_bytes())
+    offset = len(data) // 2
+    data[offset] ^= 0xFF
+    first.write_bytes(bytes(data))
+    net = await bounded(mosaik.Network.builder("storage").with_secret_key(secret).build())
+    try:
+        with pytest.raises(mosaik.StorageError, match=rf"{first.name} is corrupt at byte \d+"):
+            join(net, key, Counter(), store)
+    finally:
+        await bounded(net.close())
+
+
+async def test_a_torn_last_record_is_cut_and_the_node_starts(tmp_path: Path) -> None:
+    secret, key = os.urandom(32), mosaik.GroupKey.generate()
+    store = mosaik.DiskLogStore(tmp_path)
+    async with lone_node(secret, key, store, Counter()) as group:
+        await add(group, 30)
+    last = segments(tmp_path)[-1]
+    with last.open("r+b") as f:
+        f.truncate(last.stat().st_size - 3)
+    again = Counter()
+    async with lone_node(secret, key, store, again) as group:
+        await eventually(lambda: again.value == 29, 10.0, "all but the torn command")
+        await add(group, 1)
+        assert (await bounded(group.query(None))).result == 30
+
+
+# -- snapshots ----------------------------------------------------------------
+
+
+async def test_snapshots_bound_the_log_directory(tmp_path: Path) -> None:
+    secret, key = os.urandom(32), mosaik.GroupKey.generate()
+    store = mosaik.DiskLogStore(tmp_path, segment_bytes=4096)
+    async with lone_node(secret, key, store, SnapCounter()) as group:
+        await add(group, 600)
+        sizes = sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert len(list(tmp_path.glob("snapshot-*.snap"))) == 1
+    # Two snapshot intervals of entries, plus at most one segment of slack.
+    assert sizes < 2 * 25 * 64 + 2 * 4096 + 1024, sizes
+    again = SnapCounter()
+    async with lone_node(secret, key, store, again):
+        await eventually(lambda: again.value == 600, 10.0, "snapshot plus tail")
+        assert again.restored_at and again.restored_at[0] >= 575
+
+
+async def test_a_node_joining_after_compaction_catches_up_from_a_snapshot() -> None:
+    key = mosaik.GroupKey.generate()
+    async with networks(3, chain=True) as nets:
+        machines = [SnapCounter(), SnapCounter()]
+        groups = [join(n, key, m, mosaik.InMemoryLogStore()) for n, m in zip(nets, machines)]
+        await eventually(lambda: all(g.leader() is not None for g in groups), 10.0, "a leader")
+        await add(groups[0], 300)
+        late = SnapCounter()
+        group = join(nets[2], key, late, mosaik.InMemoryLogStore())
+        await eventually(lambda: late.value == 300, 15.0, "the late node caught up")
+        assert late.restored_at, "the late node did not restore a snapshot"
+        await add(group, 1)
+        await eventually(
+            lambda: all(m.value == 301 for m in [*machines, late]), 10.0, "everyone at 301"
+        )
