@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,14 @@ def segments(path: Path) -> list[Path]:
     return sorted(path.glob("*.log"))
 
 
+def snapshots(path: Path) -> list[Path]:
+    return sorted(path.glob("snapshot-*.snap"))
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir())
+
+
 # -- arguments and paths ------------------------------------------------------
 
 
@@ -118,18 +126,25 @@ async def test_a_path_that_is_a_file_or_cannot_be_made_is_a_config_error(tmp_pat
         assert net.groups() is not None
 
 
-async def test_a_directory_locked_by_another_process_is_a_storage_error(tmp_path: Path) -> None:
+@contextmanager
+def lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """Another process holds the store's LOCK meanwhile."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        async with networks(1) as (net,):
-            with pytest.raises(mosaik.StorageError, match="in use by another process"):
-                join(net, mosaik.GroupKey.generate(), Counter(), mosaik.DiskLogStore(tmp_path))
+        yield
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+async def test_a_directory_locked_by_another_process_is_a_storage_error(tmp_path: Path) -> None:
+    with lock_held_elsewhere(tmp_path):
+        async with networks(1) as (net,):
+            with pytest.raises(mosaik.StorageError, match="in use by another process"):
+                join(net, mosaik.GroupKey.generate(), Counter(), mosaik.DiskLogStore(tmp_path))
 
 
 # -- restarts -----------------------------------------------------------------
@@ -194,10 +209,10 @@ async def test_snapshots_bound_the_log_directory(tmp_path: Path) -> None:
     store = mosaik.DiskLogStore(tmp_path, segment_bytes=4096)
     async with lone_node(secret, key, store, SnapCounter()) as group:
         await add(group, 600)
-        sizes = sum(p.stat().st_size for p in tmp_path.iterdir())
-    assert len(list(tmp_path.glob("snapshot-*.snap"))) == 1
+    size = directory_size(tmp_path)
+    assert len(snapshots(tmp_path)) == 1
     # Two snapshot intervals of entries, plus at most one segment of slack.
-    assert sizes < 2 * 25 * 64 + 2 * 4096 + 1024, sizes
+    assert size < 2 * 25 * 64 + 2 * 4096 + 1024, size
     again = SnapCounter()
     async with lone_node(secret, key, store, again):
         await eventually(lambda: again.value == 600, 10.0, "snapshot plus tail")
@@ -208,7 +223,10 @@ async def test_a_node_joining_after_compaction_catches_up_from_a_snapshot() -> N
     key = mosaik.GroupKey.generate()
     async with networks(3, chain=True) as nets:
         machines = [SnapCounter(), SnapCounter()]
-        groups = [join(n, key, m, mosaik.InMemoryLogStore()) for n, m in zip(nets, machines)]
+        groups = [
+            join(net, key, machine, mosaik.InMemoryLogStore())
+            for net, machine in zip(nets[:2], machines, strict=True)
+        ]
         await eventually(lambda: all(g.leader() is not None for g in groups), 10.0, "a leader")
         await add(groups[0], 300)
         late = SnapCounter()

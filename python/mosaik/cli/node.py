@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from . import keys
-from .errors import CliError
 from .logs import log_level_option
 from .machines import DEFAULT_MACHINE
 from .node_runner import NodeSettings, run_node
