@@ -36,6 +36,10 @@ MOSAIK = "mosaik"
 PSO = "PySyncObj"
 PSO_NOBATCH = "PySyncObj (no batch)"
 SYSTEMS = (MOSAIK, PSO, PSO_NOBATCH)
+MOSAIK_DISK = "mosaik (DiskLogStore)"
+PSO_JOURNAL = "PySyncObj (journalFile)"
+DURABLE_SYSTEMS = (MOSAIK_DISK, PSO_JOURNAL)
+OURS = (MOSAIK, MOSAIK_DISK)
 FAILED = "FAILED"
 
 _LIVE: set[subprocess.Popen[str]] = set()
@@ -150,29 +154,39 @@ class Cluster:
     # sequential commands before it), so a later failure does not void them.
     values: dict[str, float] = field(default_factory=dict)
 
+    def disk(self, i: int) -> list[str]:
+        """A fresh place on disk for node ``i`` of a durable system."""
+        if self.system not in DURABLE_SYSTEMS:
+            return []
+        data = Path(tempfile.mkdtemp(prefix=f"node{i}-", dir=self.logdir))
+        if self.system == MOSAIK_DISK:
+            return ["--data-dir", str(data)]
+        return ["--journal", str(data / "journal")]
+
     def start(self) -> None:
-        if self.system == MOSAIK:
+        ours = self.system in OURS
+        if ours:
             import mosaik  # the driver only uses it to make a key
 
             key = mosaik.GroupKey.generate().to_hex()
             script = str(NODES / "mosaik_node.py")
-            first = Node("mosaik-0", [script, "--key", key], self.logdir)
+            first = Node("mosaik-0", [script, "--key", key, *self.disk(0)], self.logdir)
             self.nodes.append(first)
             addr = first.recv(20)[1]
             for i in (1, 2):
-                argv = [script, "--key", key, "--bootstrap", addr]
+                argv = [script, "--key", key, "--bootstrap", addr, *self.disk(i)]
                 self.nodes.append(Node(f"mosaik-{i}", argv, self.logdir))
         else:
             ports = free_ports(3)
             addrs = [f"127.0.0.1:{p}" for p in ports]
             extra = ["--no-batch"] if self.system == PSO_NOBATCH else []
             for i, addr in enumerate(addrs):
-                argv = [str(NODES / "pysyncobj_node.py"), "--self", addr, *extra]
+                argv = [str(NODES / "pysyncobj_node.py"), "--self", addr, *extra, *self.disk(i)]
                 for other in addrs:
                     if other != addr:
                         argv += ["--partner", other]
                 self.nodes.append(Node(f"pysyncobj-{i}", argv, self.logdir))
-        for node in self.nodes[1 if self.system == MOSAIK else 0 :]:
+        for node in self.nodes[1 if ours else 0 :]:
             node.recv(20)  # ADDR
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -352,7 +366,7 @@ class Results:
 
     def add(self, key: str, system: str, value: float | str) -> None:
         row = self.rows[key]
-        (row.ours if system == MOSAIK else row.theirs).append(value)
+        (row.ours if system in OURS else row.theirs).append(value)
 
 
 def median(values: list[float | str]) -> float | str | None:
@@ -421,6 +435,11 @@ def main() -> None:
     for window, _ in windows:
         res.row(f"w{window}", f"pipelined W={window:,}, applied on all 3", "commits/s", True)
     res.row("many", "execute_many of 1,000 (mosaik only)", "commits/s", True)
+    durable_total = 600 if smoke else 40_000 if quick else 60_000
+    res.row("d_ops", "durable sequential execute (fsync per commit)", "ops/s", True, PSO_JOURNAL)
+    res.row("d_p50", "durable sequential latency p50", "ms", False, PSO_JOURNAL)
+    res.row("d_p99", "durable sequential latency p99", "ms", False, PSO_JOURNAL)
+    res.row("d_w2000", "durable pipelined W=2,000 (group commit)", "commits/s", True, PSO_JOURNAL)
     if kills:
         res.row("failover", "failover: SIGKILL leader -> next commit", "ms", False)
     if overloads:
@@ -460,6 +479,20 @@ def main() -> None:
             for system in SYSTEMS:
                 print(f"[{time.monotonic() - started:6.1f} s] rep {rep + 1}: {system}", flush=True)
                 run_cluster(system, logdir, main_body, keys_for(system), res)
+
+        def durable_body(c: Cluster) -> dict[str, float]:
+            out = c.values
+            s = sequential(c, seq_seconds, seq_limit)
+            out.update({f"d_{k}": v for k, v in s.items()})
+            cmd = f"pipe 2000 {durable_total} 60 30"
+            out["d_w2000"] = applied_everywhere(c, cmd, durable_total, 60)
+            return out
+
+        for rep in range(reps):
+            for system in DURABLE_SYSTEMS:
+                print(f"[{time.monotonic() - started:6.1f} s] rep {rep + 1}: {system}", flush=True)
+                keys = ["d_ops", "d_p50", "d_p99", "d_w2000"]
+                run_cluster(system, logdir, durable_body, keys, res)
 
         for k in range(kills):
             for system in (MOSAIK, PSO):

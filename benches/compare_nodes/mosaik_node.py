@@ -185,7 +185,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--key", required=True, help="group key, 64 hex chars")
     parser.add_argument("--bootstrap", action="append", default=[])
+    parser.add_argument("--data-dir", help="keep the log in a DiskLogStore here (fsync)")
     args = parser.parse_args()
+    storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore = mosaik.InMemoryLogStore()
+    if args.data_dir:
+        storage = mosaik.DiskLogStore(args.data_dir)
 
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
@@ -201,6 +205,7 @@ async def main() -> None:
             .with_key(mosaik.GroupKey.from_hex(args.key))
             .with_state_machine(Counter())
             .with_consensus_config(mosaik.ConsensusConfig(**CONSENSUS))
+            .with_log_storage(storage)
             .join()
         )
         say(f"ADDR {net.local.addr}")

@@ -20,7 +20,7 @@ from report import CALL_LIMIT, say, seq_line
 REASONS = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
 
 
-def config(batch: bool) -> SyncObjConf:
+def config(batch: bool, journal: str | None) -> SyncObjConf:
     # Heartbeats (append entries) every 50 ms, election timeouts drawn from
     # [0.4 s, 0.7 s), as for the mosaik nodes.
     return SyncObjConf(
@@ -32,6 +32,7 @@ def config(batch: bool) -> SyncObjConf:
         connectionRetryTime=0.2,
         commandsWaitLeader=True,
         dynamicMembershipChange=False,
+        journalFile=journal,
     )
 
 
@@ -158,8 +159,9 @@ def main() -> None:
     parser.add_argument("--self", required=True, help="127.0.0.1:port of this node")
     parser.add_argument("--partner", action="append", default=[])
     parser.add_argument("--no-batch", action="store_true", help="appendEntriesUseBatch=False")
+    parser.add_argument("--journal", help="journalFile: PySyncObj's on-disk log (mmap, no fsync)")
     args = parser.parse_args()
-    obj = Counter(args.self, args.partner, config(not args.no_batch))
+    obj = Counter(args.self, args.partner, config(not args.no_batch, args.journal))
     say(f"ADDR {args.self}")
     try:
         for line in sys.stdin:
