@@ -47,6 +47,7 @@ bench: build
 	$(PY) benches/transport.py
 	$(PY) benches/mesh.py
 	$(PY) benches/replication.py
+	$(PY) benches/durability.py
 	$(PY) benches/compare.py
 
 clean:
