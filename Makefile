@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-CARGO_TEST_CRATES := -p mosaik-core -p mosaik-net
+CARGO_TEST_CRATES := -p mosaik-core -p mosaik-store -p mosaik-net
 
 .PHONY: all venv build test test-rust test-python lint demo bench clean
 
@@ -30,6 +30,7 @@ test-rust:
 test-python: build
 	$(PY) benches/replication.py --smoke
 	$(PY) benches/compare.py --smoke --out $(VENV)/compare-smoke
+	$(PY) benches/durability.py --smoke
 	$(PY) -m pytest tests
 
 lint: build
