@@ -6,6 +6,7 @@
 //! every node runs.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -20,12 +21,17 @@ use crate::wire::{AppendEntries, AppendOutcome, Message, SyncMessage};
 /// (normal replication repairs whatever they carried).
 const MAX_BUFFERED_APPENDS: usize = 64;
 
+/// How often a session that cannot go on asks the peers again what they hold.
+const REASK_EVERY: Duration = Duration::from_millis(250);
+
 /// A running session, the snapshots peers offer, the snapshot being
 /// fetched, and the leader's appends that arrived meanwhile.
 pub(super) struct CatchUp {
     session: ReplaySession,
     offers: BTreeMap<PeerId, SnapshotMeta>,
     snapshot: Option<SnapshotFetch>,
+    /// When the peers were last asked what they hold.
+    asked_at: Duration,
     buffered: VecDeque<AppendEntries>,
 }
 
@@ -87,6 +93,7 @@ impl<S: LogStore> RaftNode<S> {
             session,
             offers: BTreeMap::new(),
             snapshot: None,
+            asked_at: self.now,
             buffered: VecDeque::from([append.clone()]),
         });
         self.reply_append(
@@ -200,6 +207,14 @@ impl<S: LogStore> RaftNode<S> {
         let Some(catch_up) = &mut self.replay else {
             return Ok(());
         };
+        if catch_up
+            .snapshot
+            .as_ref()
+            .is_some_and(SnapshotFetch::is_exhausted)
+        {
+            catch_up.snapshot = None;
+            catch_up.offers.clear();
+        }
         if let Some(fetch) = &mut catch_up.snapshot {
             let requests = fetch.assign(now);
             let complete = fetch.take_complete();
@@ -214,6 +229,19 @@ impl<S: LogStore> RaftNode<S> {
                 None => Ok(()),
             };
         }
+        if !catch_up.session.covers_next() && now >= catch_up.asked_at + REASK_EVERY {
+            // Peers compact as they go: what they said they hold may be
+            // gone. Ask again; a newer snapshot may be offered.
+            catch_up.asked_at = now;
+            let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+            for peer in peers {
+                self.send(peer, Message::Sync(SyncMessage::AvailabilityRequest));
+            }
+            return Ok(());
+        }
+        let Some(catch_up) = &mut self.replay else {
+            return Ok(());
+        };
         let fetches = catch_up.session.assign(now);
         let target = catch_up.session.target();
         let mut chunks = Vec::new();
@@ -322,7 +350,7 @@ impl CatchUp {
         from: PeerId,
         offer: Option<SnapshotMeta>,
         settings: crate::sync::LogReplaySync,
-        now: std::time::Duration,
+        now: Duration,
     ) {
         let Some(meta) = offer else {
             return;
@@ -336,7 +364,7 @@ impl CatchUp {
         }
     }
 
-    fn start_snapshot(&mut self, settings: crate::sync::LogReplaySync, now: std::time::Duration) {
+    fn start_snapshot(&mut self, settings: crate::sync::LogReplaySync, now: Duration) {
         let next = self.session.next();
         let Some(best) = self
             .offers

@@ -134,9 +134,11 @@ impl ReplaySession {
         (start + self.settings.batch_size - 1).min(self.target)
     }
 
+    /// What a peer holds now; a fresh answer makes a failed peer usable again.
     pub fn on_availability(&mut self, from: PeerId, first: Index, last: Index) {
         if let Some(provider) = self.providers.get_mut(&from) {
             provider.range = (last >= first && last > 0).then_some((first, last));
+            provider.failed = false;
         }
     }
 

@@ -98,6 +98,11 @@ impl SnapshotFetch {
         }
     }
 
+    /// Nothing in flight and no holder left to ask: the offer is spent.
+    pub fn is_exhausted(&self) -> bool {
+        self.holders.values().all(|h| h.inflight.is_none()) && self.idle_holder().is_none()
+    }
+
     /// Nothing in flight, no holder left to ask, and patience ran out.
     pub fn is_stuck(&self, now: Duration) -> bool {
         let idle = self.holders.values().all(|h| h.inflight.is_none());
