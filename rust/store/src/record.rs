@@ -20,6 +20,9 @@ pub enum Bad {
     Checksum { next: usize },
     /// The checksum matches but the payload is not an entry.
     Undecodable(String),
+    /// Zero bytes where a header should be: a file that grew but whose data
+    /// never reached the disk (no record is ever empty).
+    Zeroed,
 }
 
 impl fmt::Display for Bad {
@@ -28,6 +31,7 @@ impl fmt::Display for Bad {
             Bad::Incomplete => f.write_str("incomplete record"),
             Bad::Checksum { .. } => f.write_str("checksum mismatch"),
             Bad::Undecodable(reason) => write!(f, "undecodable entry ({reason})"),
+            Bad::Zeroed => f.write_str("zeroed bytes"),
         }
     }
 }
@@ -64,6 +68,9 @@ pub fn parse_at(bytes: &[u8], offset: usize) -> Result<(Entry, usize), Bad> {
         .ok_or(Bad::Incomplete)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 && crc == 0 {
+        return Err(Bad::Zeroed);
+    }
     let start = offset + HEADER_LEN;
     let next = start.saturating_add(len);
     let payload = bytes.get(start..next).ok_or(Bad::Incomplete)?;
@@ -85,12 +92,12 @@ pub struct BadRecord {
 
 impl BadRecord {
     /// Whether this looks like a write cut short by a crash (an incomplete
-    /// record, or a checksum failure with nothing good after it) rather
-    /// than damage in the middle of the log.
+    /// record, a checksum failure with nothing good after it, or zeros to
+    /// the end) rather than damage in the middle of the log.
     pub fn is_torn(&self) -> bool {
         match self.reason {
             Bad::Incomplete => true,
-            Bad::Checksum { .. } => !self.followed_by_valid,
+            Bad::Checksum { .. } | Bad::Zeroed => !self.followed_by_valid,
             Bad::Undecodable(_) => false,
         }
     }
@@ -126,6 +133,8 @@ pub fn scan(bytes: &[u8]) -> Scan {
 fn bad_record(bytes: &[u8], offset: usize, reason: Bad) -> BadRecord {
     let followed_by_valid = match reason {
         Bad::Checksum { next } => next < bytes.len() && parse_at(bytes, next).is_ok(),
+        // Anything but zeros after a zeroed header is damage, not a tail.
+        Bad::Zeroed => bytes[offset..].iter().any(|b| *b != 0),
         Bad::Incomplete | Bad::Undecodable(_) => false,
     };
     BadRecord {
@@ -195,5 +204,17 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         assert!(scan(&bytes).bad.unwrap().is_torn());
+    }
+
+    #[test]
+    fn zeros_after_the_last_record_are_torn_but_zeros_before_data_are_not() {
+        let mut bytes = records(2);
+        let end = bytes.len();
+        bytes.extend_from_slice(&[0; 64]);
+        let bad = scan(&bytes).bad.unwrap();
+        assert_eq!((bad.offset, bad.reason.clone()), (end, Bad::Zeroed));
+        assert!(bad.is_torn());
+        bytes.extend_from_slice(&records(1));
+        assert!(!scan(&bytes).bad.unwrap().is_torn());
     }
 }

@@ -173,7 +173,8 @@ impl<S: LogStore> RaftNode<S> {
         Ok(())
     }
 
-    /// Provider side: a piece of the kept snapshot, empty if it is another one.
+    /// Provider side: a piece of the snapshot with this digest, empty if
+    /// this node no longer has it.
     fn provide_piece(
         &mut self,
         to_peer: PeerId,
@@ -181,8 +182,8 @@ impl<S: LogStore> RaftNode<S> {
         offset: u64,
         len: u64,
     ) -> Result<()> {
-        let data = match self.store.snapshot()? {
-            Some(snapshot) if snapshot.meta.digest == digest => {
+        let data = match self.snapshot_to_serve(digest)? {
+            Some(snapshot) => {
                 let start = offset.min(snapshot.meta.size);
                 let end = start
                     .saturating_add(len.min(SNAPSHOT_CHUNK))
@@ -198,6 +199,35 @@ impl<S: LogStore> RaftNode<S> {
         };
         self.send(to_peer, Message::Sync(piece));
         Ok(())
+    }
+
+    /// The snapshot with `digest`: the one being served (a fetch in progress
+    /// keeps it even after this node took a newer one), or the store's.
+    fn snapshot_to_serve(&mut self, digest: Digest) -> Result<Option<Snapshot>> {
+        let now = self.now;
+        if let Some((snapshot, served_at)) = &mut self.serving {
+            if snapshot.meta.digest == digest {
+                *served_at = now;
+                return Ok(Some(snapshot.clone()));
+            }
+        }
+        let current = self.store.snapshot()?.filter(|s| s.meta.digest == digest);
+        if let Some(snapshot) = &current {
+            self.serving = Some((snapshot.clone(), now));
+        }
+        Ok(current)
+    }
+
+    /// Forgets the served snapshot once no one asked for it for a fetch timeout.
+    pub(super) fn expire_serving(&mut self) {
+        let timeout = self.config.sync.fetch_timeout;
+        if self
+            .serving
+            .as_ref()
+            .is_some_and(|(_, at)| self.now >= *at + timeout)
+        {
+            self.serving = None;
+        }
     }
 
     /// Sends new fetches and appends every chunk that is next in line; while

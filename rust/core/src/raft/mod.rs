@@ -198,6 +198,9 @@ pub struct RaftNode<S: LogStore> {
     replay: Option<CatchUp>,
     /// No new log replay before this time (set when one was abandoned).
     replay_retry_at: Duration,
+    /// The snapshot this node last served pieces of and when: it stays
+    /// available to fetchers after the store moves on to a newer one.
+    serving: Option<(Snapshot, Duration)>,
     out: Outbox,
     reported: Option<Status>,
 }
@@ -229,6 +232,7 @@ impl<S: LogStore> RaftNode<S> {
             requests: Requests::default(),
             replay: None,
             replay_retry_at: now,
+            serving: None,
             out: Outbox {
                 restore: snapshot,
                 ..Outbox::default()
@@ -329,6 +333,7 @@ impl<S: LogStore> RaftNode<S> {
             self.campaign()?;
         }
         self.expire_requests();
+        self.expire_serving();
         self.replay_tick()?;
         self.dispatch_requests()
     }
