@@ -312,16 +312,17 @@ async def test_plain_join_runs_the_noop_machine() -> None:
 async def test_unencodable_command_raises_codec_error_and_sends_nothing() -> None:
     async with counter_group(2) as (_, groups):
         g = leader_of(groups)
-        before = g.committed()
         with pytest.raises(mosaik.CodecError):
             await bounded(g.execute({"add": object()}))
         with pytest.raises(TypeError):
             await bounded(g.execute_many([{"add": 1}, {1, 2}]))
         with pytest.raises(mosaik.CodecError):
             await bounded(g.query(object()))
-        assert g.committed() == before
+        # Only commands reach the machine (a leader change under load may
+        # commit a marker entry meanwhile, which applies nothing).
         await bounded(g.execute({"add": 1}))
         assert g.machine.value == 1
+        assert len(g.machine.applied) == 1
 
 
 async def test_empty_batches_raise_no_commands() -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from .codec import MSGPACK, Codec
-from .cursor import ApplyContext, Cursor
+from .codec import MSGPACK, Codec, msgpack_decoder
+from .cursor import ApplyContext
 from .state_machine import StateMachine
 
 log = logging.getLogger("mosaik")
@@ -33,12 +34,19 @@ def codec_of(machine: Any) -> Codec:
     return MSGPACK if codec is None else codec
 
 
+def decoder_of(codec: Codec) -> Callable[[bytes], Any]:
+    """What decodes commands on the apply path: the msgpack decoder itself
+    for the default codec (a failure there is logged with its index)."""
+    return msgpack_decoder() if codec is MSGPACK else codec.decode
+
+
 class Replica:
-    __slots__ = ("applied", "codec", "label", "lock", "machine")
+    __slots__ = ("applied", "codec", "decode", "label", "lock", "machine")
 
     def __init__(self, machine: Any, label: str) -> None:
         self.machine = machine
         self.codec = codec_of(machine)
+        self.decode = decoder_of(self.codec)
         self.label = label
         self.lock = threading.Lock()
         self.applied = 0
@@ -47,7 +55,7 @@ class Replica:
         self,
         rebuild: bool,
         restore: bytes | None,
-        entries: list[tuple[int, int, bytes]],
+        entries: list[tuple[ApplyContext, bytes]],
         last: int,
         snapshot: bool,
     ) -> bytes | None:
@@ -90,30 +98,34 @@ class Replica:
             return None
         return data
 
-    def _apply(self, entries: list[tuple[int, int, bytes]]) -> None:
+    def _apply(self, entries: list[tuple[ApplyContext, bytes]]) -> None:
         machine = self.machine
         if type(machine).apply_batch is not StateMachine.apply_batch and hasattr(
             machine, "apply_batch"
         ):
             self._apply_batch(entries)
             return
-        decode = self.codec.decode
-        for index, term, data in entries:
-            cursor = Cursor(term, index)
+        decode = self.decode
+        apply = machine.apply
+        for ctx, data in entries:
             try:
-                machine.apply(decode(data), ApplyContext(cursor, cursor, term))
+                apply(decode(data), ctx)
             except Exception:
-                log.exception("group %s: apply failed at index %d", self.label, index)
+                log.exception(
+                    "group %s: apply failed at index %d", self.label, ctx.log_position.index
+                )
 
-    def _apply_batch(self, entries: list[tuple[int, int, bytes]]) -> None:
-        index, term, _ = entries[-1]
-        cursor = Cursor(term, index)
+    def _apply_batch(self, entries: list[tuple[ApplyContext, bytes]]) -> None:
+        ctx = entries[-1][0]
         try:
-            commands = [self.codec.decode(data) for _, _, data in entries]
-            self.machine.apply_batch(commands, ApplyContext(cursor, cursor, term))
+            commands = [self.decode(data) for _, data in entries]
+            self.machine.apply_batch(commands, ctx)
         except Exception:
             log.exception(
-                "group %s: apply_batch failed for indices %d..%d", self.label, entries[0][0], index
+                "group %s: apply_batch failed for indices %d..%d",
+                self.label,
+                entries[0][0].log_position.index,
+                ctx.log_position.index,
             )
 
     def query(self, query: Any) -> tuple[Any, int]:

@@ -12,6 +12,9 @@ the ``codec`` class attribute of a state machine. Nothing here ever unpickles.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgpack
@@ -29,12 +32,25 @@ class Codec(Protocol):
 
 def _default(obj: Any) -> Any:
     if type(obj) is tuple:
-        return msgpack.ExtType(_TUPLE, _pack(list(obj)))
+        # A fresh packer: this runs inside the thread's packer.
+        inner = msgpack.packb(list(obj), default=_default, strict_types=True, use_bin_type=True)
+        return msgpack.ExtType(_TUPLE, inner)
     raise TypeError(f"cannot encode a value of type {type(obj).__name__}")
 
 
+class _Packers(threading.local):
+    """One reusable packer per thread (a packer is not thread-safe, and
+    making one per call costs more than the packing)."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+
+
+_packers = _Packers()
+
+
 def _pack(obj: Any) -> bytes:
-    packed: bytes = msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
+    packed: bytes = _packers.packer.pack(obj)
     return packed
 
 
@@ -44,8 +60,12 @@ def _ext(code: int, data: bytes) -> Any:
     raise CodecError(f"unknown msgpack extension {code}")
 
 
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
+_unpack = functools.partial(msgpack.unpackb, ext_hook=_ext, raw=False, strict_map_key=False)
+
+
+def msgpack_decoder() -> Callable[[bytes], Any]:
+    """The bare decoder of `MSGPACK`: its errors are msgpack's own."""
+    return _unpack
 
 
 class MsgpackCodec:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import _native
 from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
+from ._proposals import Proposals
 from ._replica import Replica
 from .cursor import Cursor
 from .exceptions import CommandOffline, GroupTerminated, NoCommands, QueryOffline
@@ -100,12 +101,14 @@ class CommittedQueryResult(Generic[R]):
 class Group(Generic[M]):
     """A joined group. Get one from `GroupBuilder.join()`."""
 
-    __slots__ = ("_config", "_native", "_replica")
+    __slots__ = ("_config", "_executes", "_feeds", "_native", "_replica")
 
     def __init__(self, native: _native.NativeGroup, replica: Replica, config: GroupConfig) -> None:
         self._native = native
         self._replica = replica
         self._config = config
+        self._executes = Proposals(native.propose, on_assign=False)
+        self._feeds = Proposals(native.propose, on_assign=True)
 
     @property
     def id(self) -> Digest:
@@ -133,8 +136,9 @@ class Group(Generic[M]):
         return range(first, last + 1)
 
     async def execute(self, command: Any) -> int:
-        """Commits ``command`` on a quorum and applies it here; its index."""
-        return (await self._propose([command], on_assign=False))[-1]
+        """Commits ``command`` on a quorum and applies it here; its index.
+        Concurrent calls are proposed together (see `_proposals`)."""
+        return await self._executes.submit(command, self._replica.codec.encode(command))
 
     async def execute_many(self, commands: Iterable[Any]) -> range:
         """Commits a batch; the range of its indices, applied here on return."""
@@ -142,7 +146,7 @@ class Group(Generic[M]):
 
     async def feed(self, command: Any) -> int:
         """Returns once the leader assigned ``command`` an index."""
-        return (await self._propose([command], on_assign=True))[-1]
+        return await self._feeds.submit(command, self._replica.codec.encode(command))
 
     async def feed_many(self, commands: Iterable[Any]) -> range:
         return await self._propose(list(commands), on_assign=True)

@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use tokio::sync::{mpsc, watch};
 
+use crate::cursor::PyApplyContext;
+
 /// Set when the interpreter exits; apply threads then stop before taking
 /// the GIL again.
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -98,16 +100,11 @@ impl Applier {
     }
 }
 
+/// `[(ApplyContext, bytes), ...]` of the work's commands.
 fn entries_list<'py>(py: Python<'py>, work: &ApplyWork) -> PyResult<Bound<'py, PyList>> {
     let items = work.entries.iter().map(|(index, term, data)| {
-        PyTuple::new(
-            py,
-            [
-                index.into_pyobject(py)?.into_any(),
-                term.into_pyobject(py)?.into_any(),
-                PyBytes::new(py, data).into_any(),
-            ],
-        )
+        let ctx = Bound::new(py, PyApplyContext::at(*term, *index))?.into_any();
+        PyTuple::new(py, [ctx, PyBytes::new(py, data).into_any()])
     });
     PyList::new(py, items.collect::<PyResult<Vec<_>>>()?)
 }

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::config_error;
 
-fn hash_of<T: Hash>(value: &T) -> u64 {
+pub fn hash_of<T: Hash>(value: &T) -> u64 {
     let mut h = DefaultHasher::new();
     value.hash(&mut h);
     h.finish()

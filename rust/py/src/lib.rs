@@ -5,6 +5,7 @@
 mod apply;
 mod bridge;
 mod consensus;
+mod cursor;
 mod errors;
 mod group;
 mod ids;
@@ -31,6 +32,8 @@ fn in_flight() -> usize {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Bridge>()?;
     m.add_class::<bridge::Pending>()?;
+    m.add_class::<cursor::PyCursor>()?;
+    m.add_class::<cursor::PyApplyContext>()?;
     m.add_class::<ids::PyDigest>()?;
     m.add_class::<ids::PyPeerId>()?;
     m.add_class::<network::PyEndpointAddr>()?;

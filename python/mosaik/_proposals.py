@@ -1,0 +1,100 @@
+"""Coalescing single-command proposals.
+
+Every `execute` or `feed` made while the event loop runs one iteration joins
+one batch, which goes to the native side as a single proposal when the loop
+gets to it (or when it is full): one call, one request to the consensus
+worker and one native completion for the whole batch instead of one per
+command. The batch's commands get consecutive log indices; each caller's
+future resolves to its own index, or fails with its own command. As before
+batching, cancelling a call does not withdraw a command already handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from . import _bridge, _native
+from .exceptions import CommandOffline
+
+#: Most commands in one coalesced proposal.
+MAX_BATCH = 4096
+
+Propose = Callable[[list[bytes], bool], "_native.Pending[tuple[int, int] | None]"]
+
+
+class _Batch:
+    __slots__ = ("commands", "data", "futures")
+
+    def __init__(self) -> None:
+        self.commands: list[Any] = []
+        self.data: list[bytes] = []
+        self.futures: list[asyncio.Future[int]] = []
+
+    def settle(self, outcome: asyncio.Future[tuple[int, int] | None]) -> None:
+        error = outcome.exception() if not outcome.cancelled() else asyncio.CancelledError()
+        result = None if error is not None else outcome.result()
+        for i, future in enumerate(self.futures):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            elif result is None:
+                future.set_exception(
+                    CommandOffline("no leader took the command", [self.commands[i]])
+                )
+            else:
+                future.set_result(result[0] + i)
+
+    def fail(self, error: BaseException) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_exception(error)
+
+
+class Proposals:
+    """The batch of single commands waiting for one loop iteration to end."""
+
+    __slots__ = ("_batch", "_loop", "_on_assign", "_propose")
+
+    def __init__(self, propose: Propose, on_assign: bool) -> None:
+        self._propose = propose
+        self._on_assign = on_assign
+        self._batch: _Batch | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, command: Any, data: bytes) -> asyncio.Future[int]:
+        """The future of ``command`` (already encoded as ``data``)."""
+        loop = asyncio.get_running_loop()
+        if self._batch is not None and loop is not self._loop:
+            self._flush()
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+            self._loop = loop
+            loop.call_soon(self._flush_batch, batch)
+        future: asyncio.Future[int] = loop.create_future()
+        batch.commands.append(command)
+        batch.data.append(data)
+        batch.futures.append(future)
+        if len(batch.data) >= MAX_BATCH:
+            self._flush()
+        return future
+
+    def _flush(self) -> None:
+        if self._batch is not None:
+            self._flush_batch(self._batch)
+
+    def _flush_batch(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self._batch = None
+        if not batch.data:
+            return
+        data, batch.data = batch.data, []
+        try:
+            outcome = _bridge.watch(self._propose(data, self._on_assign))
+        except Exception as exc:
+            batch.fail(exc)
+            return
+        outcome.add_done_callback(batch.settle)
