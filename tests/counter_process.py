@@ -21,6 +21,7 @@ import asyncio
 import sys
 from typing import Any
 
+from process_io import network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -91,16 +92,8 @@ async def main() -> None:
     parser.add_argument("--min-quorum", type=int, default=1)
     args = parser.parse_args()
 
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    builder = (
-        mosaik.Network.builder("failover-test")
-        .with_gossip_interval(0.2)
-        .with_secret_key(args.secret)
-        .with_bootstrap(args.bootstrap)
-    )
+    stdin = await stdin_reader()
+    builder = network_builder("failover-test", args.secret, args.bootstrap)
     config = mosaik.ConsensusConfig(**FAST, min_quorum=args.min_quorum)
     async with await builder.build() as net:
         group = (

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from process_io import network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -198,16 +199,8 @@ async def main() -> None:
     )
     Ledger.snapshot_every = args.snapshot_every
 
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    builder = (
-        mosaik.Network.builder("durable-test")
-        .with_gossip_interval(0.2)
-        .with_secret_key(args.secret)
-        .with_bootstrap(args.bootstrap)
-    )
+    stdin = await stdin_reader()
+    builder = network_builder("durable-test", args.secret, args.bootstrap)
     config = mosaik.ConsensusConfig(**FAST, min_quorum=2)
     async with await builder.build() as net:
         group = (

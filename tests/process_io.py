@@ -1,0 +1,26 @@
+"""What the node scripts of the multi-process tests share: commands read
+line by line from stdin, and a network with a fixed secret key (so that a
+restarted process is the same peer) and fast gossip."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import mosaik
+
+
+async def stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+def network_builder(name: str, secret: str, bootstrap: list[str]) -> mosaik.NetworkBuilder:
+    return (
+        mosaik.Network.builder(name)
+        .with_gossip_interval(0.2)
+        .with_secret_key(secret)
+        .with_bootstrap(bootstrap)
+    )
