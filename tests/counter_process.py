@@ -21,7 +21,7 @@ import asyncio
 import sys
 from typing import Any
 
-from process_io import network_builder, stdin_reader
+from process_io import commands, network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -104,15 +104,7 @@ async def main() -> None:
             .join()
         )
         say(f"ADDR {net.local.addr}")
-        while True:
-            line = (await stdin.readline()).decode()
-            if not line:  # the test went away
-                return
-            words = line.split()
-            if not words:
-                continue
-            if words[0] == "quit":
-                return
+        async for words in commands(stdin):
             say(await answer(group, words))
 
 

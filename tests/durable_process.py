@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from process_io import network_builder, stdin_reader
+from process_io import commands, network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -214,15 +214,7 @@ async def main() -> None:
         loader = Loader(group, args.prefix)
         say(f"ADDR {net.local.addr}")
         try:
-            while True:
-                line = (await stdin.readline()).decode()
-                if not line:  # the test went away
-                    return
-                words = line.split()
-                if not words:
-                    continue
-                if words[0] == "quit":
-                    return
+            async for words in commands(stdin):
                 say(await answer(group, loader, words))
         finally:
             await loader.pause()

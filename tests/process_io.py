@@ -6,8 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 
 import mosaik
+
+
+async def commands(stdin: asyncio.StreamReader) -> AsyncIterator[list[str]]:
+    """The words of each non-empty line, until ``quit`` or the end of input
+    (the test went away)."""
+    while line := (await stdin.readline()).decode():
+        words = line.split()
+        if words == ["quit"]:
+            return
+        if words:
+            yield words
 
 
 async def stdin_reader() -> asyncio.StreamReader:
