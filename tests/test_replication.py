@@ -437,6 +437,37 @@ async def test_custom_codec_is_used_for_commands() -> None:
         assert leader_of(groups).machine.value == 4
 
 
+class PlainCounter:
+    """A state machine that does not subclass `mosaik.StateMachine`."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def signature(self) -> str:
+        return "plain_counter_v1"
+
+    def apply(self, command: Any, ctx: mosaik.ApplyContext) -> None:
+        self.value += command["add"]
+
+    def query(self, query: Any) -> int:
+        return self.value
+
+
+async def test_a_machine_that_is_not_a_state_machine_subclass_applies_commands() -> None:
+    key = mosaik.GroupKey.generate()
+    async with networks(1) as (net,):
+        group = (
+            net.groups()
+            .with_key(key)
+            .with_state_machine(PlainCounter())
+            .with_consensus_config(fast())
+            .join()
+        )
+        await bounded(group.when().online())
+        await bounded(group.execute({"add": 3}))
+        assert group.machine.value == 3
+
+
 def test_cursors_order_by_term_then_index() -> None:
     assert mosaik.Cursor(1, 9) < mosaik.Cursor(2, 0) < mosaik.Cursor(2, 1)
     assert mosaik.Cursor(2, 1) == mosaik.Cursor(2, 1) != mosaik.Cursor(1, 2)

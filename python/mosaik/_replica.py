@@ -100,8 +100,8 @@ class Replica:
 
     def _apply(self, entries: list[tuple[ApplyContext, bytes]]) -> None:
         machine = self.machine
-        if type(machine).apply_batch is not StateMachine.apply_batch and hasattr(
-            machine, "apply_batch"
+        if getattr(type(machine), "apply_batch", StateMachine.apply_batch) is not (
+            StateMachine.apply_batch
         ):
             self._apply_batch(entries)
             return
