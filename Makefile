@@ -50,6 +50,7 @@ bench: build
 	$(PY) benches/replication.py
 	$(PY) benches/durability.py
 	$(PY) benches/compare.py
+	$(PY) -m pytest benches/micro --benchmark-only -q --benchmark-columns=min,median,mean,ops
 
 clean:
 	rm -rf $(VENV) target

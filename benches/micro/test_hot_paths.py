@@ -1,0 +1,262 @@
+"""Micro-benchmarks of the hot paths Python reaches (pytest-benchmark).
+
+Run with ``make bench`` or ``.venv/bin/python -m pytest benches/micro
+--benchmark-only``; ``make test`` never collects them (it runs ``tests/``).
+Every benchmark also checks that what it measured is right. Frame
+encode/decode is Rust only and measured by ``rust/net/benches/transport.rs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import mosaik
+from mosaik import _bridge
+from mosaik._proposals import MAX_BATCH, Proposals
+from mosaik._replica import Replica
+from mosaik.codec import MSGPACK
+from mosaik.group import derive_group_id
+from mosaik.state_machine import machine_signature
+
+# --- codec -----------------------------------------------------------------
+
+PAYLOADS = {
+    "small_int": 42,
+    "small_dict": {"op": "set", "key": "k", "value": 1},
+    "bytes_1KiB": bytes(range(256)) * 4,
+    "nested_tuple": (1, ("a", (2.5, None, b"x")), [3, (4, -5)], {"k": ("v", True)}),
+}
+
+
+@pytest.mark.benchmark(group="codec encode")
+@pytest.mark.parametrize("name", PAYLOADS)
+def test_msgpack_encode(benchmark: Any, name: str) -> None:
+    value = PAYLOADS[name]
+    data = benchmark(MSGPACK.encode, value)
+    assert isinstance(data, bytes)
+    # A tuple only equals a tuple, so == also checks tuples came back as tuples.
+    assert MSGPACK.decode(data) == value
+
+
+@pytest.mark.benchmark(group="codec decode")
+@pytest.mark.parametrize("name", PAYLOADS)
+def test_msgpack_decode(benchmark: Any, name: str) -> None:
+    value = PAYLOADS[name]
+    data = MSGPACK.encode(value)
+    assert benchmark(MSGPACK.decode, data) == value
+
+
+# --- state machines --------------------------------------------------------
+
+
+class Counter(mosaik.StateMachine):
+    """Defines ``apply`` only: the replica applies command by command."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.applied = 0
+        self.last_ctx: Any = None
+
+    def signature(self) -> str:
+        return "bench_counter_v1"
+
+    def apply(self, command: Any, ctx: Any) -> None:
+        self.values[command["key"]] = command["value"]
+        self.applied += 1
+        self.last_ctx = ctx
+
+    def query(self, query: Any) -> Any:
+        return self.values.get(query)
+
+
+class BatchCounter(Counter):
+    """Also defines ``apply_batch``: the replica hands over the whole batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: set[int] = set()
+
+    def apply_batch(self, commands: list[Any], ctx: Any) -> None:
+        values = self.values
+        for command in commands:
+            values[command["key"]] = command["value"]
+        self.applied += len(commands)
+        self.batch_sizes.add(len(commands))
+        self.last_ctx = ctx
+
+
+# --- digests ---------------------------------------------------------------
+
+SECRET = "bench group secret"
+CONSENSUS = mosaik.ConsensusConfig()
+CONSENSUS_DIGEST = CONSENSUS.digest()
+MACHINE_SIG = machine_signature(Counter())
+SYNC_SIG = mosaik.LogReplaySync().signature()
+
+
+def group_id_chain() -> mosaik.Digest:
+    """`derive_group_id` starting from the secret text, as `GroupKey` reads it."""
+    return (
+        mosaik.Digest.from_str(SECRET)
+        .hashed()
+        .derive(CONSENSUS_DIGEST)
+        .derive(MACHINE_SIG)
+        .derive(SYNC_SIG)
+    )
+
+
+@pytest.mark.benchmark(group="digest")
+def test_digest_from_str(benchmark: Any) -> None:
+    digest = benchmark(mosaik.Digest.from_str, SECRET)
+    assert digest == mosaik.GroupKey.from_secret(SECRET).secret
+    assert digest != mosaik.Digest.from_str(SECRET + "!")
+
+
+@pytest.mark.benchmark(group="digest")
+def test_digest_derive(benchmark: Any) -> None:
+    base = mosaik.Digest.from_str(SECRET)
+    derived = benchmark(base.derive, MACHINE_SIG)
+    assert derived == base.derive(MACHINE_SIG)
+    assert derived not in (base, MACHINE_SIG, base.derive(SYNC_SIG))
+
+
+@pytest.mark.benchmark(group="digest")
+def test_digest_group_id_chain(benchmark: Any) -> None:
+    group_id = benchmark(group_id_chain)
+    key = mosaik.GroupKey.from_secret(SECRET)
+    assert group_id == derive_group_id(key, CONSENSUS, MACHINE_SIG, SYNC_SIG)
+    other = mosaik.ConsensusConfig(min_quorum=2)
+    assert group_id != derive_group_id(key, other, MACHINE_SIG, SYNC_SIG)
+
+
+# --- apply batch dispatch --------------------------------------------------
+
+BATCH = 1_000
+TERM = 3
+
+
+def committed_batch() -> tuple[list[tuple[mosaik.ApplyContext, bytes]], int]:
+    """What the native apply thread hands over: 1,000 entries and the last index."""
+    entries = []
+    for i in range(1, BATCH + 1):
+        at = mosaik.Cursor(TERM, i)
+        command = {"op": "set", "key": f"k{i}", "value": i}
+        entries.append((mosaik.ApplyContext(at, at, TERM), MSGPACK.encode(command)))
+    return entries, BATCH
+
+
+EXPECTED_VALUES = {f"k{i}": i for i in range(1, BATCH + 1)}
+
+
+@pytest.mark.benchmark(group="replica apply 1,000 entries")
+def test_replica_apply_1000_entries_per_command(benchmark: Any) -> None:
+    machine = Counter()
+    replica = Replica(machine, "bench")
+    entries, last = committed_batch()
+    assert benchmark(replica.apply, False, None, entries, last, False) is None
+    assert replica.applied == last
+    assert machine.values == EXPECTED_VALUES
+    assert machine.applied > 0 and machine.applied % BATCH == 0
+    assert machine.last_ctx == entries[-1][0]
+
+
+@pytest.mark.benchmark(group="replica apply 1,000 entries")
+def test_replica_apply_1000_entries_apply_batch(benchmark: Any) -> None:
+    machine = BatchCounter()
+    replica = Replica(machine, "bench")
+    entries, last = committed_batch()
+    assert benchmark(replica.apply, False, None, entries, last, False) is None
+    assert replica.applied == last
+    assert machine.values == EXPECTED_VALUES
+    assert machine.batch_sizes == {BATCH}
+    assert machine.last_ctx == entries[-1][0]
+
+
+# --- coalescing concurrent execute calls -------------------------------------
+
+
+class FakePropose:
+    """Stands in for ``NativeGroup.propose``: assigns consecutive indices and
+    returns them as the "pending" (resolved by `fake_watch` below)."""
+
+    def __init__(self) -> None:
+        self.next_index = 1
+        self.sizes: list[int] = []
+
+    def __call__(self, data: list[bytes], on_assign: bool) -> tuple[int, int]:
+        assert not on_assign and all(type(d) is bytes for d in data)
+        first = self.next_index
+        self.next_index += len(data)
+        self.sizes.append(len(data))
+        return first, TERM
+
+
+def fake_watch(pending: tuple[int, int]) -> asyncio.Future[tuple[int, int]]:
+    """`_bridge.watch` for an operation that has already finished."""
+    future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+    future.set_result(pending)
+    return future
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def proposals(monkeypatch: pytest.MonkeyPatch) -> tuple[Proposals, FakePropose]:
+    # Proposals looks up `_bridge.watch` at each flush, so this replaces the
+    # native Bridge; everything else is the real coalescing code.
+    monkeypatch.setattr(_bridge, "watch", fake_watch)
+    propose = FakePropose()
+    return Proposals(propose, on_assign=False), propose
+
+
+COMMANDS = [{"op": "set", "key": f"k{i}", "value": i} for i in range(BATCH)]
+assert BATCH <= MAX_BATCH  # one proposal per loop iteration
+
+
+def check_one_proposal_each(indices: list[int], propose: FakePropose) -> None:
+    assert indices == list(range(indices[0], indices[0] + BATCH))
+    assert propose.sizes and set(propose.sizes) == {BATCH}
+    assert propose.next_index == 1 + BATCH * len(propose.sizes)
+
+
+@pytest.mark.benchmark(group="coalesce 1,000 commands")
+def test_proposals_coalesce_1000_submits(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, proposals: tuple[Proposals, FakePropose]
+) -> None:
+    """1,000 `submit`s in one loop iteration, then their futures resolve."""
+    batcher, propose = proposals
+    encoded = [MSGPACK.encode(c) for c in COMMANDS]
+
+    async def submit_all() -> list[int]:
+        futures = [batcher.submit(c, d) for c, d in zip(COMMANDS, encoded, strict=True)]
+        return await asyncio.gather(*futures)
+
+    indices = benchmark(lambda: loop.run_until_complete(submit_all()))
+    check_one_proposal_each(indices, propose)
+
+
+@pytest.mark.benchmark(group="coalesce 1,000 commands")
+def test_proposals_coalesce_1000_concurrent_executes(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, proposals: tuple[Proposals, FakePropose]
+) -> None:
+    """1,000 concurrent tasks each doing what `Group.execute` does (encode,
+    submit, await): task overhead + codec + coalescing."""
+    batcher, propose = proposals
+
+    async def execute(command: Any) -> int:
+        return await batcher.submit(command, MSGPACK.encode(command))
+
+    async def execute_all() -> list[int]:
+        return await asyncio.gather(*(execute(c) for c in COMMANDS))
+
+    indices = benchmark(lambda: loop.run_until_complete(execute_all()))
+    check_one_proposal_each(indices, propose)
