@@ -18,12 +18,13 @@ from replication_helpers import Counter, fast
 import mosaik
 from conftest import bounded, eventually, networks
 
+# Holds the store's lock until its stdin is closed.
 LOCK_HOLDER = """
-import fcntl, sys, time
+import fcntl, sys
 with open(sys.argv[1] + "/LOCK", "a") as f:
     fcntl.flock(f, fcntl.LOCK_EX)
     print("locked", flush=True)
-    time.sleep(60)
+    sys.stdin.read()
 """
 
 
@@ -130,13 +131,17 @@ async def test_a_path_that_is_a_file_or_cannot_be_made_is_a_config_error(tmp_pat
 def lock_held_elsewhere(path: Path) -> Iterator[None]:
     """Another process holds the store's LOCK meanwhile."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", LOCK_HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    assert holder.stdin is not None and holder.stdout is not None
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert holder.stdout.readline().strip() == "locked"
         yield
     finally:
-        holder.kill()
+        holder.stdin.close()
         holder.wait(timeout=10)
 
 
