@@ -10,7 +10,7 @@ import atexit
 import logging
 
 from . import codec, groups
-from ._native import ConsensusConfig, Digest, EndpointAddr, LogReplaySync, PeerId
+from ._native import ConsensusConfig, Digest, EndpointAddr, Limits, LogReplaySync, PeerId
 from ._native import set_log_level as _set_log_level
 from ._native import stop_appliers as _stop_appliers
 from .cursor import ApplyContext, Cursor
@@ -85,6 +85,7 @@ __all__ = [
     "Groups",
     "InMemoryLogStore",
     "LeadershipPreference",
+    "Limits",
     "LocalNode",
     "LogReplaySync",
     "MosaikError",

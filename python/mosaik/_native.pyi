@@ -15,6 +15,7 @@ __all__ = [
     "Cursor",
     "Digest",
     "EndpointAddr",
+    "Limits",
     "LogReplaySync",
     "NativeGroup",
     "NativeNetwork",
@@ -29,6 +30,45 @@ __all__ = [
 
 GROUPS_ALPN: bytes
 DISCOVERY_ALPN: bytes
+
+@final
+class Limits:
+    """Caps that bound what peers can make a network do; keyword overrides
+    of the defaults. `ConfigError` for an unknown name or a value below 1."""
+
+    def __new__(
+        cls,
+        *,
+        max_pending_connections: int = ...,
+        max_pending_connections_per_ip: int = ...,
+        retry_above_handshakes: int = ...,
+        refusals_per_ip_per_minute: int = ...,
+        max_concurrent_dials: int = ...,
+        new_address_dials_per_second: int = ...,
+        max_dial_backoff: float | timedelta = ...,
+        max_peers: int = ...,
+        max_new_peers_per_exchange: int = ...,
+    ) -> Limits: ...
+    @property
+    def max_pending_connections(self) -> int: ...
+    @property
+    def max_pending_connections_per_ip(self) -> int: ...
+    @property
+    def retry_above_handshakes(self) -> int: ...
+    @property
+    def refusals_per_ip_per_minute(self) -> int: ...
+    @property
+    def max_concurrent_dials(self) -> int: ...
+    @property
+    def new_address_dials_per_second(self) -> int: ...
+    @property
+    def max_dial_backoff(self) -> timedelta: ...
+    @property
+    def max_peers(self) -> int: ...
+    @property
+    def max_new_peers_per_exchange(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class Pending(Generic[_T_co]):
@@ -228,6 +268,7 @@ def start_network(
     addrs: list[str],
     bootstrap: Iterable[EndpointAddr | str],
     timings: dict[str, float],
+    limits: Limits,
 ) -> Pending[NativeNetwork]: ...
 def live_tasks() -> int: ...
 def in_flight() -> int: ...

@@ -149,6 +149,7 @@ class NetworkBuilder:
         self._groups = GroupsConfig()
         self._gossip_interval: Duration = _DEFAULT_GOSSIP_INTERVAL
         self._entry_ttl: Duration = _DEFAULT_ENTRY_TTL
+        self._limits = _native.Limits()
 
     def with_secret_key(self, secret: bytes | str) -> NetworkBuilder:
         """The node's ed25519 seed: 32 bytes or 64 hex characters."""
@@ -181,6 +182,14 @@ class NetworkBuilder:
         self._entry_ttl = ttl
         return self
 
+    def with_limits(self, limits: _native.Limits) -> NetworkBuilder:
+        """The caps that bound what peers can make this node do (connections
+        before they bond, refusals, dials, catalog size); see `mosaik.Limits`."""
+        if not isinstance(limits, _native.Limits):
+            raise TypeError(f"with_limits takes a mosaik.Limits, not {type(limits).__name__}")
+        self._limits = limits
+        return self
+
     async def build(self) -> Network:
         timings = {
             "handshake_timeout": self._groups.handshake_timeout.total_seconds(),
@@ -188,7 +197,7 @@ class NetworkBuilder:
             "entry_ttl": seconds("entry_ttl", self._entry_ttl),
         }
         native = await _native.start_network(
-            self._name, self._secret, self._addrs, self._bootstrap, timings
+            self._name, self._secret, self._addrs, self._bootstrap, timings, self._limits
         )
         return Network(native, self._groups)
 

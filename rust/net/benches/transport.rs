@@ -15,7 +15,13 @@ const THROUGHPUT_TIME: Duration = Duration::from_secs(3);
 
 fn endpoint() -> Endpoint {
     let id = Arc::new(Identity::generate().expect("identity"));
-    Endpoint::bind(id, "127.0.0.1:0".parse().expect("addr"), &[]).expect("bind")
+    Endpoint::bind(
+        id,
+        "127.0.0.1:0".parse().expect("addr"),
+        &[],
+        &mosaik_net::Limits::default(),
+    )
+    .expect("bind")
 }
 
 /// Echoes every frame back until the stream ends.
@@ -46,7 +52,11 @@ async fn connected_pair(
     let addr = server.advertised().to_vec();
     let (conn, accepted) = tokio::join!(
         client.connect(server.peer_id(), &addr, DISCOVERY_ALPN),
-        async { Endpoint::complete(server.accept().await.expect("incoming")).await }
+        async {
+            server
+                .complete(server.accept().await.expect("incoming"))
+                .await
+        }
     );
     (conn.expect("connect"), accepted.expect("accept").conn)
 }

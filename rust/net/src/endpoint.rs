@@ -1,5 +1,7 @@
 //! One QUIC endpoint per `Network`: binds the socket, dials peers by
-//! `PeerId` and accepts authenticated connections tagged with their ALPN.
+//! `PeerId` (through the dial guard) and accepts authenticated connections
+//! tagged with their ALPN. The transport allows only the one stream per
+//! connection the protocols use, with a receive window of about a frame.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -7,9 +9,11 @@ use std::time::Duration;
 
 use mosaik_core::PeerId;
 
+use crate::dialing::{DialGuard, MAX_DIALLED_ADDRS};
 use crate::error::NetError;
 use crate::identity::Identity;
-use crate::link::connection_error;
+use crate::limits::Limits;
+use crate::link::{connection_error, DEFAULT_MAX_FRAME};
 use crate::tls;
 
 /// ALPN of group bonds.
@@ -19,6 +23,14 @@ pub const DISCOVERY_ALPN: &[u8] = b"/mosaik/discovery/1";
 
 /// How long one dial attempt to one address may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Bytes a peer may send on a stream (and on a connection, plus slack for
+/// control frames) before this side reads them: a quarter of the largest
+/// frame, which keeps loopback and LAN links at full speed while an unread
+/// connection pins little memory.
+const RECEIVE_WINDOW: u32 = (DEFAULT_MAX_FRAME / 4) as u32;
+/// Connection attempts quinn buffers before the router sees them.
+const MAX_INCOMING: usize = 1024;
 
 /// An authenticated incoming connection.
 pub struct Accepted {
@@ -33,10 +45,17 @@ pub struct Endpoint {
     identity: Arc<Identity>,
     transport: Arc<quinn::TransportConfig>,
     advertised: Vec<SocketAddr>,
+    dials: DialGuard,
 }
 
 fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
+    // Discovery and bonds each use one bidirectional stream per connection,
+    // opened by the dialer; nothing else is read, so nothing else is allowed.
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    t.stream_receive_window(quinn::VarInt::from_u32(RECEIVE_WINDOW));
+    t.receive_window(quinn::VarInt::from_u32(RECEIVE_WINDOW + 64 * 1024));
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
         30_000,
     ))));
@@ -54,10 +73,12 @@ impl Endpoint {
         identity: Arc<Identity>,
         bind: SocketAddr,
         extra: &[SocketAddr],
+        limits: &Limits,
     ) -> Result<Self, NetError> {
         let transport = transport_config();
-        let server =
+        let mut server =
             tls::server_config(&identity, &[GROUPS_ALPN, DISCOVERY_ALPN], transport.clone())?;
+        server.max_incoming(MAX_INCOMING);
         let quic = quinn::Endpoint::server(server, bind)
             .map_err(|e| NetError::Config(format!("cannot bind {bind}: {e}")))?;
         let bound = quic.local_addr()?;
@@ -76,6 +97,7 @@ impl Endpoint {
             identity,
             transport,
             advertised,
+            dials: DialGuard::new(limits),
         })
     }
 
@@ -91,7 +113,8 @@ impl Endpoint {
         &self.advertised
     }
 
-    /// Dials `peer` at each address in turn until one handshake succeeds.
+    /// Dials `peer` at each of its first addresses in turn until one
+    /// handshake succeeds; the dial guard may hold some addresses back.
     pub async fn connect(
         &self,
         peer: PeerId,
@@ -99,8 +122,17 @@ impl Endpoint {
         alpn: &[u8],
     ) -> Result<quinn::Connection, NetError> {
         let mut last = String::from("no addresses");
-        for addr in addrs {
-            match self.connect_one(peer, *addr, alpn).await {
+        for addr in addrs.iter().take(MAX_DIALLED_ADDRS) {
+            let _permit = match self.dials.permit(peer, *addr).await {
+                Ok(permit) => permit,
+                Err(why) => {
+                    last = format!("{addr}: {why}");
+                    continue;
+                }
+            };
+            let result = self.connect_one(peer, *addr, alpn).await;
+            self.dials.outcome(peer, *addr, result.is_ok());
+            match result {
                 Ok(conn) => return Ok(conn),
                 Err(e) => last = format!("{addr}: {e}"),
             }
@@ -128,13 +160,15 @@ impl Endpoint {
         }
     }
 
-    /// The next authenticated incoming connection; `None` once closed.
+    /// The next incoming connection attempt; `None` once closed.
     pub async fn accept(&self) -> Option<quinn::Incoming> {
         self.quic.accept().await
     }
 
-    /// Completes an incoming handshake and names the peer and protocol.
-    pub async fn complete(incoming: quinn::Incoming) -> Result<Accepted, NetError> {
+    /// Completes an incoming handshake and names the peer and protocol; a
+    /// peer that proves itself from an address clears that address's
+    /// dial back-off.
+    pub async fn complete(&self, incoming: quinn::Incoming) -> Result<Accepted, NetError> {
         let conn = tokio::time::timeout(DIAL_TIMEOUT, incoming)
             .await
             .map_err(|_| NetError::Timeout("incoming handshake".into()))?
@@ -146,6 +180,7 @@ impl Endpoint {
             .unwrap_or_default();
         let peer = tls::remote_peer_id(&conn)
             .ok_or_else(|| NetError::Tls("remote presented no usable certificate".into()))?;
+        self.dials.reached(peer, conn.remote_address());
         Ok(Accepted { conn, peer, alpn })
     }
 

@@ -1,7 +1,7 @@
 //! A node's identity: its ed25519 key pair, the `PeerId` it gives, and the
 //! self-signed X.509 certificate that carries the public key in TLS.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use mosaik_core::PeerId;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -74,7 +74,9 @@ fn self_signed_cert(pkcs8: &[u8]) -> Result<CertificateDer<'static>, NetError> {
     Ok(cert.der().clone())
 }
 
-/// Checks an ed25519 signature made by `peer` over `message`.
+/// Checks an ed25519 signature made by `peer` over `message`, strictly:
+/// weak keys (small-order points such as the identity, which "verify" one
+/// signature for every message) and non-canonical signatures are refused.
 pub fn verify_signature(peer: &PeerId, message: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(&peer.0) else {
         return false;
@@ -82,7 +84,7 @@ pub fn verify_signature(peer: &PeerId, message: &[u8], signature: &[u8]) -> bool
     let Ok(sig) = Signature::from_slice(signature) else {
         return false;
     };
-    key.verify(message, &sig).is_ok()
+    key.verify_strict(message, &sig).is_ok()
 }
 
 #[cfg(test)]
@@ -105,5 +107,24 @@ mod tests {
         assert!(!verify_signature(&b.peer_id(), b"hello", &sig));
         assert!(!verify_signature(&a.peer_id(), b"hellO", &sig));
         assert!(!verify_signature(&a.peer_id(), b"hello", &sig[..10]));
+    }
+
+    #[test]
+    fn the_identity_point_key_verifies_nothing() {
+        // The identity point (y = 1) with the signature (R = identity, s = 0)
+        // satisfies the plain ed25519 equation for every message.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        let key = VerifyingKey::from_bytes(&identity_point).unwrap();
+        let lax = ed25519_dalek::Verifier::verify(&key, b"any", &Signature::from_bytes(&sig));
+        assert!(
+            lax.is_ok(),
+            "the lax check accepts it, else this test proves nothing"
+        );
+        for message in [&b"any"[..], b"other message"] {
+            assert!(!verify_signature(&PeerId(identity_point), message, &sig));
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A frame is a 4-byte big-endian length followed by that many bytes of a
 //! postcard-encoded message. Frames above the link's maximum, or bytes that
-//! do not decode, close the connection with `PROTOCOL_VIOLATION` (400).
+//! do not decode, close the connection with `PROTOCOL_VIOLATION` (400). A
+//! frame's memory is taken as its bytes arrive, not when its length does.
 
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use serde::de::DeserializeOwned;
@@ -13,6 +14,8 @@ use crate::error::NetError;
 
 /// Default upper bound of one frame's payload.
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+/// A frame's buffer grows by at most this much ahead of the bytes received.
+const READ_PIECE: usize = 64 * 1024;
 
 /// Encodes one message as a length-prefixed frame.
 pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, NetError> {
@@ -72,10 +75,40 @@ impl LinkReceiver {
             .map_err(|e| self.violation(code, format!("undecodable frame: {e}")))
     }
 
+    /// Like `recv`, but `None` when the remote finished the stream at a
+    /// frame boundary.
+    pub async fn recv_or_end<T: DeserializeOwned>(&mut self) -> Result<Option<T>, NetError> {
+        let mut len = [0u8; 4];
+        match self.recv.read_exact(&mut len).await {
+            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+            Err(quinn::ReadExactError::FinishedEarly(_)) => {
+                return Err(NetError::ConnectionLost("stream finished mid-frame".into()))
+            }
+            Err(quinn::ReadExactError::ReadError(e)) => return Err(read_error(e)),
+            Ok(()) => {}
+        }
+        let code = close::PROTOCOL_VIOLATION;
+        let payload = self
+            .recv_body(u32::from_be_bytes(len) as usize, code)
+            .await?;
+        postcard::from_bytes(&payload)
+            .map(Some)
+            .map_err(|e| self.violation(code, format!("undecodable frame: {e}")))
+    }
+
+    /// Changes the largest frame accepted from now on.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
     async fn recv_payload(&mut self, code: u32) -> Result<Vec<u8>, NetError> {
         let mut len = [0u8; 4];
         self.read_exact(&mut len).await?;
-        let len = u32::from_be_bytes(len) as usize;
+        self.recv_body(u32::from_be_bytes(len) as usize, code).await
+    }
+
+    /// Reads a frame's payload of `len` bytes.
+    async fn recv_body(&mut self, len: usize, code: u32) -> Result<Vec<u8>, NetError> {
         if len > self.max_frame {
             return Err(self.violation(
                 code,
@@ -85,8 +118,12 @@ impl LinkReceiver {
                 ),
             ));
         }
-        let mut payload = vec![0u8; len];
-        self.read_exact(&mut payload).await?;
+        let mut payload = Vec::with_capacity(len.min(READ_PIECE));
+        while payload.len() < len {
+            let start = payload.len();
+            payload.resize(start + (len - start).min(READ_PIECE), 0);
+            self.read_exact(&mut payload[start..]).await?;
+        }
         self.last_frame_len = len + 4;
         Ok(payload)
     }
@@ -105,7 +142,8 @@ impl LinkReceiver {
         self.last_frame_len
     }
 
-    fn violation(&self, code: u32, why: String) -> NetError {
+    /// Closes the connection with `code` and returns the protocol error.
+    pub fn violation(&self, code: u32, why: String) -> NetError {
         self.conn.close(VarInt::from_u32(code), why.as_bytes());
         NetError::Protocol(why)
     }

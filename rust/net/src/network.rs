@@ -1,6 +1,6 @@
 //! `Network`: one node on a mosaik network. Owns the endpoint, the
-//! discovery service and the router that hands incoming connections to the
-//! protocol of their ALPN.
+//! discovery service and the router that admits incoming connections (see
+//! `admission`) and hands them to the protocol of their ALPN.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,12 +9,14 @@ use std::time::Duration;
 use mosaik_core::{NetworkId, PeerId};
 
 use crate::addr::EndpointAddr;
+use crate::admission::{Admission, Decision, PendingSlot};
 use crate::close;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::endpoint::{self, Accepted, Endpoint, DISCOVERY_ALPN, GROUPS_ALPN};
 use crate::error::NetError;
 use crate::groups::{Group, GroupSpec, Groups, GroupsCtx, WorkerSetup};
 use crate::identity::Identity;
+use crate::limits::Limits;
 use crate::link;
 use crate::metrics::Sample;
 use crate::tasks::TaskSet;
@@ -28,6 +30,7 @@ pub struct NetworkConfig {
     pub addrs: Vec<SocketAddr>,
     pub handshake_timeout: Duration,
     pub discovery: DiscoveryConfig,
+    pub limits: Limits,
 }
 
 impl NetworkConfig {
@@ -38,6 +41,7 @@ impl NetworkConfig {
             addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             handshake_timeout: Duration::from_secs(2),
             discovery: DiscoveryConfig::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -64,7 +68,7 @@ impl NetworkConfig {
                 "invalid handshake_timeout 0: must be positive".into(),
             ));
         }
-        Ok(())
+        self.limits.validate()
     }
 
     pub fn network_id(&self) -> NetworkId {
@@ -76,6 +80,7 @@ impl NetworkConfig {
 /// socket is released.
 struct Running {
     endpoint: Arc<Endpoint>,
+    admission: Arc<Admission>,
     discovery: Arc<Discovery>,
     groups: Arc<Groups>,
     tasks: Arc<TaskSet>,
@@ -100,9 +105,15 @@ impl Network {
             identity,
             config.addrs[0],
             &config.addrs[1..],
+            &config.limits,
         )?);
         let network_id = config.network_id();
-        let discovery = Discovery::new(endpoint.clone(), network_id, config.discovery.clone());
+        let discovery = Discovery::new(
+            endpoint.clone(),
+            network_id,
+            config.discovery.clone(),
+            &config.limits,
+        );
         let tasks = Arc::new(TaskSet::new(tokio::runtime::Handle::current()));
         let groups = Arc::new(Groups::new(
             GroupsCtx {
@@ -117,6 +128,7 @@ impl Network {
         ));
         let running = Arc::new(Running {
             endpoint: endpoint.clone(),
+            admission: Admission::new(config.limits.clone()),
             discovery: discovery.clone(),
             groups,
             tasks,
@@ -194,6 +206,7 @@ impl Network {
             return Vec::new();
         };
         let mut out = running.discovery.metrics();
+        out.extend(running.admission.metrics());
         out.extend(running.groups.metrics());
         out
     }
@@ -217,8 +230,9 @@ impl Network {
     }
 }
 
-/// Accepts connections until the endpoint closes; each one is handled in
-/// its own task.
+/// Accepts connections until the endpoint closes: admission decides on
+/// each attempt before any cryptography, then each admitted one is handled
+/// in its own task.
 async fn route(running: std::sync::Weak<Running>) {
     loop {
         let Some(endpoint) = running.upgrade().map(|r| r.endpoint.clone()) else {
@@ -229,30 +243,60 @@ async fn route(running: std::sync::Weak<Running>) {
         };
         drop(endpoint);
         let Some(r) = running.upgrade() else { return };
+        let from = incoming.remote_address().ip();
+        let mut slot = match r.admission.admit(from, incoming.remote_address_validated()) {
+            Decision::Admit(slot) => slot,
+            Decision::Retry => {
+                if incoming.retry().is_err() {
+                    log::debug!("incoming connection from {from}: retry refused");
+                }
+                continue;
+            }
+            Decision::Refuse => {
+                incoming.refuse();
+                continue;
+            }
+        };
         let weak = running.clone();
+        let endpoint = r.endpoint.clone();
         r.tasks.spawn(async move {
-            match Endpoint::complete(incoming).await {
-                Ok(accepted) => dispatch(weak, accepted).await,
+            match endpoint.complete(incoming).await {
+                Ok(accepted) => {
+                    slot.handshake_done();
+                    dispatch(weak, accepted, slot).await;
+                }
                 Err(e) => log::debug!("incoming connection failed: {e}"),
             }
         });
     }
 }
 
-async fn dispatch(running: std::sync::Weak<Running>, accepted: Accepted) {
-    let Some((discovery, groups)) = running
+/// Hands `accepted` to its protocol; the pending slot is held until the
+/// protocol is done with it (an exchange served, a bond installed or
+/// refused), and a probing refusal is charged to the remote's address.
+async fn dispatch(running: std::sync::Weak<Running>, accepted: Accepted, slot: PendingSlot) {
+    let Some((discovery, groups, admission)) = running
         .upgrade()
-        .map(|r| (r.discovery.clone(), r.groups.clone()))
+        .map(|r| (r.discovery.clone(), r.groups.clone(), r.admission.clone()))
     else {
         return;
     };
-    match accepted.alpn.as_slice() {
-        DISCOVERY_ALPN => discovery.serve(accepted.conn).await,
+    let from = accepted.conn.remote_address().ip();
+    let refused = match accepted.alpn.as_slice() {
+        DISCOVERY_ALPN => discovery.serve(accepted.conn, accepted.peer).await,
         GROUPS_ALPN if !discovery.knows(&accepted.peer) => {
             groups.reject(close::UNKNOWN_PEER);
             link::close_with(&accepted.conn, close::UNKNOWN_PEER, "unknown peer");
+            Some(close::UNKNOWN_PEER)
         }
         GROUPS_ALPN => groups.accept(accepted.conn, accepted.peer).await,
-        _ => link::close_with(&accepted.conn, close::INVALID_ALPN, "unsupported protocol"),
+        _ => {
+            link::close_with(&accepted.conn, close::INVALID_ALPN, "unsupported protocol");
+            Some(close::INVALID_ALPN)
+        }
+    };
+    drop(slot);
+    if let Some(code) = refused {
+        admission.charge_refusal(from, code);
     }
 }

@@ -3,7 +3,9 @@
 //! Each side shows a self-signed certificate whose subject key is its
 //! ed25519 key; the key is the remote's `PeerId`. The dialer refuses any key
 //! other than the one it dialled. Handshake signatures are checked with that
-//! same key, so a peer cannot claim a key it does not hold.
+//! same key, so a peer cannot claim a key it does not hold. Session
+//! resumption and early data are off on both sides, so that this check runs
+//! in full on every connection.
 
 use std::sync::Arc;
 
@@ -197,6 +199,9 @@ pub fn server_config(
         .with_client_cert_verifier(Arc::new(PeerVerifier { expected: None }))
         .with_single_cert(vec![identity.cert()], identity.private_key())
         .map_err(tls_err)?;
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
+    tls.max_early_data_size = 0;
     tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_err)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -220,6 +225,8 @@ pub fn client_config(
         }))
         .with_client_auth_cert(vec![identity.cert()], identity.private_key())
         .map_err(tls_err)?;
+    tls.resumption = rustls::client::Resumption::disabled();
+    tls.enable_early_data = false;
     tls.alpn_protocols = vec![alpn.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(tls_err)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));

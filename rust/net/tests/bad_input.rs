@@ -22,7 +22,13 @@ async fn start(name: &str) -> Arc<Network> {
 /// A bare endpoint that speaks the protocols by hand.
 fn raw_client() -> Endpoint {
     let identity = Arc::new(Identity::generate().unwrap());
-    Endpoint::bind(identity, "127.0.0.1:0".parse().unwrap(), &[]).unwrap()
+    Endpoint::bind(
+        identity,
+        "127.0.0.1:0".parse().unwrap(),
+        &[],
+        &mosaik_net::Limits::default(),
+    )
+    .unwrap()
 }
 
 /// The application code `conn` ends with (bounded wait).
@@ -148,18 +154,63 @@ async fn entry_with_a_bad_signature_is_dropped_and_counted() {
     let (mut tx, mut rx) = link::open(&conn, link::DEFAULT_MAX_FRAME).await.unwrap();
     let hello = DiscoveryMessage::Hello {
         network_id: NetworkId::from_text("test"),
-        entries: vec![forged],
+        entries: vec![own_entry(&client), forged],
     };
     tx.send_frame(&encode_frame(&hello).unwrap()).await.unwrap();
+    tx.finish();
     let reply: DiscoveryMessage = tokio::time::timeout(WAIT, rx.recv())
         .await
         .unwrap()
         .unwrap();
     assert!(matches!(reply, DiscoveryMessage::Catalog { .. }));
     assert!(!node.discovery().unwrap().knows(&victim.peer_id()));
+    assert!(node.discovery().unwrap().knows(&client.peer_id()));
     assert_eq!(metric(&node, "mosaik.discovery.entries.rejected"), 1.0);
     client.close(close::SUCCESS).await;
     node.close().await;
+}
+
+/// The raw client's own signed entry, as a node would put first in a hello.
+fn own_entry(client: &Endpoint) -> mosaik_net::discovery::SignedEntry {
+    PeerEntry {
+        peer_id: client.peer_id(),
+        network_id: NetworkId::from_text("test"),
+        addrs: client.advertised().to_vec(),
+        groups: vec![],
+        version: 1,
+    }
+    .sign(client.identity())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_is_served_only_to_a_peer_that_sends_its_own_entry() {
+    let (node, honest) = (start("test").await, start("test").await);
+    honest.sync_with(node.local_addr()).await.unwrap();
+    let client = raw_client();
+    let addr = node.local_addr();
+    let conn = client
+        .connect(addr.peer_id, &addr.addrs, DISCOVERY_ALPN)
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = link::open(&conn, link::DEFAULT_MAX_FRAME).await.unwrap();
+    let empty = DiscoveryMessage::Hello {
+        network_id: NetworkId::from_text("test"),
+        entries: vec![],
+    };
+    tx.send_frame(&encode_frame(&empty).unwrap()).await.unwrap();
+    tx.finish();
+    let reply = tokio::time::timeout(WAIT, rx.recv::<DiscoveryMessage>())
+        .await
+        .unwrap();
+    assert!(reply.is_err(), "an empty hello got an answer: {reply:?}");
+    assert_eq!(
+        close_code(&conn).await,
+        u64::from(close::PROTOCOL_VIOLATION)
+    );
+    client.close(close::SUCCESS).await;
+    assert_still_serves(&node).await;
+    node.close().await;
+    honest.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,9 +234,9 @@ impl PyGroup {
         Ok(spawn(crate::when::wait(worker, condition)))
     }
 
-    fn metrics(&self) -> PyResult<HashMap<String, f64>> {
+    fn metrics(&self, py: Python<'_>) -> PyResult<HashMap<String, f64>> {
         let group = self.group().map_err(Failure::into_err)?;
-        let mut out: HashMap<String, f64> = group.metrics().into_iter().collect();
+        let mut out: HashMap<String, f64> = py.detach(|| group.metrics()).into_iter().collect();
         if let Some(worker) = group.worker() {
             let s = worker.status.borrow();
             out.insert("mosaik.groups.raft.elections".into(), s.elections as f64);

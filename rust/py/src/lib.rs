@@ -9,6 +9,7 @@ mod cursor;
 mod errors;
 mod group;
 mod ids;
+mod limits;
 mod logs;
 mod network;
 mod storage;
@@ -38,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ids::PyPeerId>()?;
     m.add_class::<network::PyEndpointAddr>()?;
     m.add_class::<network::PyNetwork>()?;
+    m.add_class::<limits::PyLimits>()?;
     m.add_class::<group::PyGroup>()?;
     m.add_class::<consensus::PyConsensusConfig>()?;
     m.add_class::<consensus::PyLogReplaySync>()?;

@@ -16,6 +16,7 @@ use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
 use crate::errors::{config_error, net_error};
 use crate::group::{JoinArgs, PyGroup};
 use crate::ids::{PyDigest, PyPeerId};
+use crate::limits::PyLimits;
 
 /// A peer id and the socket addresses it listens on.
 #[pyclass(name = "EndpointAddr", module = "mosaik", frozen, eq, from_py_object)]
@@ -117,6 +118,7 @@ fn network_config(
     addrs: Vec<String>,
     bootstrap: &Bound<'_, PyAny>,
     timings: Timings,
+    limits: PyLimits,
 ) -> PyResult<NetworkConfig> {
     let name = name
         .cast::<PyString>()
@@ -144,21 +146,23 @@ fn network_config(
     config.handshake_timeout = seconds("handshake_timeout", timings.handshake_timeout)?;
     config.discovery.gossip_interval = seconds("gossip_interval", timings.gossip_interval)?;
     config.discovery.entry_ttl = seconds("entry_ttl", timings.entry_ttl)?;
+    config.limits = limits.0;
     config.validate().map_err(net_error)?;
     Ok(config)
 }
 
 /// Binds and starts a network; resolves to a `NativeNetwork`.
 #[pyfunction]
-#[pyo3(signature = (name, secret, addrs, bootstrap, timings))]
+#[pyo3(signature = (name, secret, addrs, bootstrap, timings, limits))]
 pub fn start_network<'py>(
     name: &Bound<'py, PyAny>,
     secret: Option<&Bound<'py, PyAny>>,
     addrs: Vec<String>,
     bootstrap: &Bound<'py, PyAny>,
     timings: Timings,
+    limits: PyLimits,
 ) -> PyResult<Pending> {
-    let config = network_config(name, secret, addrs, bootstrap, timings)?;
+    let config = network_config(name, secret, addrs, bootstrap, timings, limits)?;
     Ok(spawn(async move {
         let net = Network::start(config).await?;
         Ok(PyNetwork { net })
@@ -193,11 +197,12 @@ impl PyNetwork {
         self.net.is_closed()
     }
 
-    /// Peers in the catalog, as `EndpointAddr`s.
-    fn known_peers(&self) -> PyResult<Vec<PyEndpointAddr>> {
+    /// Peers in the catalog, as `EndpointAddr`s. Waits for the catalog's
+    /// lock without the GIL.
+    fn known_peers(&self, py: Python<'_>) -> PyResult<Vec<PyEndpointAddr>> {
         let discovery = self.net.discovery().map_err(net_error)?;
-        Ok(discovery
-            .entries()
+        let entries = py.detach(|| discovery.entries());
+        Ok(entries
             .into_iter()
             .map(|e| {
                 PyEndpointAddr(EndpointAddr {
@@ -214,8 +219,9 @@ impl PyNetwork {
         Ok(spawn(async move { Ok(net.sync_with(&addr).await?) }))
     }
 
-    fn metrics(&self) -> HashMap<String, f64> {
-        self.net.metrics().into_iter().collect()
+    /// Waits for the locks behind the metrics without the GIL.
+    fn metrics(&self, py: Python<'_>) -> HashMap<String, f64> {
+        py.detach(|| self.net.metrics()).into_iter().collect()
     }
 
     /// Joins (or finds) the group `group_id` keyed by `secret`; `replica`

@@ -1,6 +1,9 @@
 //! The peer catalog: the newest signed entry of every known peer, merged
-//! from syncs and purged when a peer stops refreshing it. No I/O; the
-//! caller passes the time.
+//! from syncs and purged when a peer stops refreshing it, with a bounded
+//! number of peers. No I/O; the caller passes the time. Merging is split
+//! into a cheap `screen` and an `insert` of entries whose signature the
+//! caller verified in between, so that signatures are checked outside any
+//! lock and only for entries that would change something.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,8 +23,21 @@ pub enum Merge {
     Refreshed,
     /// Our own entry, or a version we already have (or purged).
     Ignored,
-    /// Bad signature or another network.
+    /// Bad signature, another network, or beyond the bounds of an entry.
     Rejected,
+    /// A new peer while the catalog is full.
+    Full,
+}
+
+/// What `screen` makes of an entry before its signature is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    /// Worth verifying: it would add a peer (`new`) or update one.
+    Candidate { new: bool },
+    /// Nothing to do, whatever its signature.
+    Ignore,
+    /// Refused without verifying.
+    Reject,
 }
 
 struct Known {
@@ -32,6 +48,7 @@ struct Known {
 pub struct Catalog {
     local: PeerId,
     network: NetworkId,
+    max_peers: usize,
     peers: HashMap<PeerId, Known>,
     /// Highest version of each purged peer, kept for one ttl so that stale
     /// copies still travelling between other nodes do not bring it back.
@@ -39,28 +56,53 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(local: PeerId, network: NetworkId) -> Self {
+    pub fn new(local: PeerId, network: NetworkId, max_peers: usize) -> Self {
         Catalog {
             local,
             network,
+            max_peers,
             peers: HashMap::new(),
             tombstones: HashMap::new(),
         }
     }
 
-    pub fn merge(&mut self, signed: SignedEntry, now: Instant) -> Merge {
+    /// The cheap checks: network, bounds, own entry, purged or not newer.
+    pub fn screen(&self, signed: &SignedEntry) -> Screen {
         let entry = &signed.entry;
-        if entry.network_id != self.network || !signed.verify() {
-            return Merge::Rejected;
+        if entry.network_id != self.network || !signed.well_formed() {
+            return Screen::Reject;
         }
         if entry.peer_id == self.local || self.is_tombstoned(entry) {
-            return Merge::Ignored;
+            return Screen::Ignore;
         }
-        let outcome = match self.peers.get(&entry.peer_id) {
-            None => Merge::New,
-            Some(known) if known.signed.entry.version >= entry.version => return Merge::Ignored,
-            Some(known) if known.signed.entry.same_content(entry) => Merge::Refreshed,
-            Some(_) => Merge::Changed,
+        match self.peers.get(&entry.peer_id) {
+            None => Screen::Candidate { new: true },
+            Some(known) if known.signed.entry.version >= entry.version => Screen::Ignore,
+            Some(_) => Screen::Candidate { new: false },
+        }
+    }
+
+    /// Verifies and inserts one entry (for callers with a single entry).
+    pub fn merge(&mut self, signed: SignedEntry, now: Instant) -> Merge {
+        match self.screen(&signed) {
+            Screen::Reject => Merge::Rejected,
+            Screen::Ignore => Merge::Ignored,
+            Screen::Candidate { .. } if !signed.verify() => Merge::Rejected,
+            Screen::Candidate { .. } => self.insert_verified(signed, now),
+        }
+    }
+
+    /// Inserts an entry whose signature the caller has verified; screens it
+    /// again, since the catalog may have changed since it was screened.
+    pub fn insert_verified(&mut self, signed: SignedEntry, now: Instant) -> Merge {
+        let entry = &signed.entry;
+        let outcome = match (self.screen(&signed), self.peers.get(&entry.peer_id)) {
+            (Screen::Reject, _) => return Merge::Rejected,
+            (Screen::Ignore, _) => return Merge::Ignored,
+            (_, None) if self.peers.len() >= self.max_peers => return Merge::Full,
+            (_, None) => Merge::New,
+            (_, Some(known)) if known.signed.entry.same_content(entry) => Merge::Refreshed,
+            (_, Some(_)) => Merge::Changed,
         };
         self.tombstones.remove(&entry.peer_id);
         self.peers.insert(
@@ -140,7 +182,35 @@ mod tests {
     }
 
     fn catalog() -> Catalog {
-        Catalog::new(PeerId([0; 32]), NetworkId::of(b"net"))
+        Catalog::new(PeerId([0; 32]), NetworkId::of(b"net"), 3)
+    }
+
+    #[test]
+    fn a_full_catalog_takes_no_new_peer_but_still_updates_known_ones() {
+        let (mut c, t) = (catalog(), Instant::now());
+        let ids: Vec<Identity> = (0..4).map(|_| Identity::generate().unwrap()).collect();
+        for id in &ids[..3] {
+            assert_eq!(c.merge(signed(id, b"net", 1, 1), t), Merge::New);
+        }
+        assert_eq!(c.merge(signed(&ids[3], b"net", 1, 1), t), Merge::Full);
+        assert_eq!(c.merge(signed(&ids[0], b"net", 2, 7), t), Merge::Changed);
+        assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn screening_rejects_malformed_and_ignores_stale_entries_unverified() {
+        let (mut c, id, t) = (catalog(), Identity::generate().unwrap(), Instant::now());
+        let mut huge = signed(&id, b"net", 1, 1);
+        huge.entry.addrs = vec!["127.0.0.1:1".parse().unwrap(); 100_000];
+        assert_eq!(c.screen(&huge), Screen::Reject);
+        c.merge(signed(&id, b"net", 5, 1), t);
+        let mut stale_forgery = signed(&id, b"net", 4, 1);
+        stale_forgery.signature = vec![0; 64];
+        assert_eq!(c.screen(&stale_forgery), Screen::Ignore);
+        assert_eq!(
+            c.screen(&signed(&id, b"net", 6, 1)),
+            Screen::Candidate { new: false }
+        );
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The discovery service of one node: serves incoming syncs, dials syncs,
-//! and runs the gossip loop.
+//! and runs the gossip loop. What a peer sends is bounded before it costs
+//! anything: entries per exchange, new peers per exchange, and signature
+//! checks only for entries that would change the catalog, made outside the
+//! catalog's lock.
 
+use std::collections::hash_map::Entry as Slot;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,18 +14,20 @@ use rand::seq::SliceRandom;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use super::catalog::{Catalog, Merge};
-use super::entry::{PeerEntry, SignedEntry};
-use super::wire::DiscoveryMessage;
+use super::catalog::{Catalog, Merge, Screen};
+use super::entry::{PeerEntry, SignedEntry, MAX_ENTRY_GROUPS};
+use super::wire::{self, DiscoveryMessage};
 use crate::addr::EndpointAddr;
 use crate::close;
+use crate::dialing::MAX_DIALLED_ADDRS;
 use crate::endpoint::{Endpoint, DIAL_TIMEOUT, DISCOVERY_ALPN};
 use crate::error::NetError;
-use crate::link;
+use crate::limits::Limits;
+use crate::link::{self, LinkReceiver, LinkSender};
 use crate::metrics::{Counter, Sample};
 
-/// Addresses of one peer tried per gossip sync; the rest are ignored.
-const MAX_DIALLED_ADDRS: usize = 2;
+/// Pause that gathers several changes into one push round.
+const PUSH_DELAY: Duration = Duration::from_millis(50);
 
 /// Settings of the discovery service.
 #[derive(Clone, Debug)]
@@ -31,6 +38,8 @@ pub struct DiscoveryConfig {
     pub entry_ttl: Duration,
     /// Random peers synced with every gossip interval.
     pub fanout: usize,
+    /// Random peers told at once when this node learns something new.
+    pub push_fanout: usize,
     /// Bound on waiting for the remote's message.
     pub reply_timeout: Duration,
     pub max_frame: usize,
@@ -43,6 +52,7 @@ impl Default for DiscoveryConfig {
             gossip_interval: Duration::from_secs(3),
             entry_ttl: Duration::from_secs(30),
             fanout: 3,
+            push_fanout: 8,
             reply_timeout: Duration::from_secs(2),
             max_frame: link::DEFAULT_MAX_FRAME,
             bootstrap: Vec::new(),
@@ -56,6 +66,9 @@ pub struct DiscoveryMetrics {
     pub departed: Counter,
     pub syncs: Counter,
     pub rejected: Counter,
+    /// Well-formed entries left out by a cap (catalog full, too many new
+    /// peers in one exchange, too many entries in one exchange).
+    pub dropped: Counter,
 }
 
 struct State {
@@ -67,6 +80,10 @@ pub struct Discovery {
     endpoint: Arc<Endpoint>,
     network_id: NetworkId,
     config: DiscoveryConfig,
+    /// New peers one exchange may add.
+    max_new_per_exchange: usize,
+    /// Entries one exchange may carry (a whole catalog and the sender's own).
+    max_entries_per_exchange: usize,
     state: Mutex<State>,
     metrics: DiscoveryMetrics,
     push: Notify,
@@ -85,6 +102,7 @@ impl Discovery {
         endpoint: Arc<Endpoint>,
         network_id: NetworkId,
         config: DiscoveryConfig,
+        limits: &Limits,
     ) -> Arc<Self> {
         let own = PeerEntry {
             peer_id: endpoint.peer_id(),
@@ -95,13 +113,15 @@ impl Discovery {
         }
         .sign(endpoint.identity());
         let state = State {
-            catalog: Catalog::new(endpoint.peer_id(), network_id),
+            catalog: Catalog::new(endpoint.peer_id(), network_id, limits.max_peers),
             own,
         };
         Arc::new(Discovery {
             endpoint,
             network_id,
             config,
+            max_new_per_exchange: limits.max_new_peers_per_exchange,
+            max_entries_per_exchange: limits.max_peers + 1,
             state: Mutex::new(state),
             metrics: DiscoveryMetrics::default(),
             push: Notify::new(),
@@ -125,8 +145,16 @@ impl Discovery {
         state.own = entry.sign(self.endpoint.identity());
     }
 
-    /// Announces the groups this node has joined.
-    pub fn set_groups(&self, groups: Vec<GroupId>) {
+    /// Announces the groups this node has joined (the first
+    /// `MAX_ENTRY_GROUPS` of them: peers refuse longer entries).
+    pub fn set_groups(&self, mut groups: Vec<GroupId>) {
+        if groups.len() > MAX_ENTRY_GROUPS {
+            log::warn!(
+                "{} groups joined: only the first {MAX_ENTRY_GROUPS} are announced to peers",
+                groups.len()
+            );
+            groups.truncate(MAX_ENTRY_GROUPS);
+        }
         self.republish(Some(groups));
         self.push.notify_one();
     }
@@ -161,20 +189,71 @@ impl Discovery {
         self.state().own.clone()
     }
 
-    /// Merges entries learned from any source (syncs, bonds).
+    /// Merges entries learned from one source (a sync, a bond): the newest
+    /// copy of each peer only, the cheap checks under the lock, signatures
+    /// outside it, at most `max_new_peers_per_exchange` new peers.
     pub fn merge_all(&self, entries: Vec<SignedEntry>) {
+        let mut newest: HashMap<PeerId, SignedEntry> = HashMap::new();
+        for entry in entries {
+            match newest.entry(entry.entry.peer_id) {
+                Slot::Occupied(o) if o.get().entry.version >= entry.entry.version => {}
+                Slot::Occupied(mut o) => {
+                    o.insert(entry);
+                }
+                Slot::Vacant(v) => {
+                    v.insert(entry);
+                }
+            }
+        }
+        let mut new_left = self.max_new_per_exchange;
+        let candidates: Vec<SignedEntry> = {
+            let state = self.state();
+            newest
+                .into_values()
+                .filter(|entry| match state.catalog.screen(entry) {
+                    Screen::Reject => {
+                        self.metrics.rejected.inc();
+                        false
+                    }
+                    Screen::Ignore => false,
+                    Screen::Candidate { new: false } => true,
+                    Screen::Candidate { new: true } if new_left > 0 => {
+                        new_left -= 1;
+                        true
+                    }
+                    Screen::Candidate { new: true } => {
+                        self.metrics.dropped.inc();
+                        false
+                    }
+                })
+                .collect()
+        };
+        let verified: Vec<SignedEntry> = candidates
+            .into_iter()
+            .filter(|entry| {
+                let ok = entry.verify();
+                if !ok {
+                    self.metrics.rejected.inc();
+                }
+                ok
+            })
+            .collect();
+        if verified.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut news = false;
         {
             let mut state = self.state();
-            for entry in entries {
-                match state.catalog.merge(entry, now) {
+            for entry in verified {
+                match state.catalog.insert_verified(entry, now) {
                     Merge::New => {
                         self.metrics.discovered.inc();
                         news = true;
                     }
                     Merge::Changed => news = true,
                     Merge::Rejected => self.metrics.rejected.inc(),
+                    Merge::Full => self.metrics.dropped.inc(),
                     Merge::Refreshed | Merge::Ignored => {}
                 }
             }
@@ -211,76 +290,123 @@ impl Discovery {
     }
 
     async fn dial_exchange(&self, conn: &quinn::Connection) -> Result<(), NetError> {
-        let (mut tx, mut rx) = link::open(conn, self.config.max_frame).await?;
-        let hello = DiscoveryMessage::Hello {
-            network_id: self.network_id,
-            entries: self.all_signed(),
-        };
-        tx.send(&hello).await?;
-        tx.finish();
-        let reply = tokio::time::timeout(self.config.reply_timeout, rx.recv())
-            .await
-            .map_err(|_| NetError::Timeout("waiting for the peer's catalog".into()))??;
-        match reply {
-            DiscoveryMessage::Catalog { entries } => {
-                self.merge_all(entries);
-                Ok(())
+        let (mut tx, mut rx) = link::open(conn, wire::MAX_FRAME).await?;
+        send_entries(&mut tx, self.all_signed(), |entries| {
+            DiscoveryMessage::Hello {
+                network_id: self.network_id,
+                entries,
             }
-            DiscoveryMessage::Hello { .. } => {
-                link::close_with(conn, close::PROTOCOL_VIOLATION, "expected a catalog");
-                Err(NetError::Protocol("peer answered hello with hello".into()))
+        })
+        .await?;
+        let reply = tokio::time::timeout(self.config.reply_timeout, async {
+            match rx.recv().await? {
+                DiscoveryMessage::Catalog { entries } => self.receive_more(&mut rx, entries).await,
+                _ => {
+                    link::close_with(conn, close::PROTOCOL_VIOLATION, "expected a catalog");
+                    Err(NetError::Protocol(
+                        "peer did not answer with a catalog".into(),
+                    ))
+                }
             }
-        }
+        })
+        .await
+        .map_err(|_| NetError::Timeout("waiting for the peer's catalog".into()))??;
+        self.merge_all(reply);
+        Ok(())
     }
 
-    /// Serves one incoming discovery connection.
-    pub async fn serve(&self, conn: quinn::Connection) {
-        if let Err(e) = self.serve_exchange(&conn).await {
+    /// Reads the `More` frames that follow a first frame of `entries`,
+    /// until the remote finishes its side; entries beyond the cap of one
+    /// exchange are dropped unread.
+    async fn receive_more(
+        &self,
+        rx: &mut LinkReceiver,
+        mut entries: Vec<SignedEntry>,
+    ) -> Result<Vec<SignedEntry>, NetError> {
+        while let Some(msg) = rx.recv_or_end::<DiscoveryMessage>().await? {
+            let DiscoveryMessage::More { entries: more } = msg else {
+                return Err(rx.violation(close::PROTOCOL_VIOLATION, "expected more entries".into()));
+            };
+            if entries.len() + more.len() > self.max_entries_per_exchange {
+                self.metrics.dropped.add(more.len() as u64);
+                break;
+            }
+            entries.extend(more);
+        }
+        Ok(entries)
+    }
+
+    /// Serves one incoming discovery connection from `peer`; returns the
+    /// close code it refused with, if it did.
+    pub async fn serve(&self, conn: quinn::Connection, peer: PeerId) -> Option<u32> {
+        if let Err((code, e)) = self.serve_exchange(&conn, peer).await {
             log::debug!(
                 "discovery sync from {:?} failed: {e}",
                 conn.remote_address()
             );
-            return;
+            return code;
         }
         self.metrics.syncs.inc();
         let _ = tokio::time::timeout(self.config.reply_timeout, conn.closed()).await;
+        None
     }
 
-    async fn serve_exchange(&self, conn: &quinn::Connection) -> Result<(), NetError> {
+    async fn serve_exchange(
+        &self,
+        conn: &quinn::Connection,
+        peer: PeerId,
+    ) -> Result<(), (Option<u32>, NetError)> {
+        let refuse = |code: u32, why: &str| {
+            link::close_with(conn, code, why);
+            (Some(code), NetError::Protocol(why.to_string()))
+        };
         let first = tokio::time::timeout(self.config.reply_timeout, async {
-            let (tx, mut rx) = link::accept(conn, self.config.max_frame).await?;
-            Ok::<_, NetError>((tx, rx.recv::<DiscoveryMessage>().await?))
+            let (tx, mut rx) = link::accept(conn, wire::MAX_FRAME).await?;
+            let hello = rx.recv::<DiscoveryMessage>().await?;
+            let DiscoveryMessage::Hello {
+                network_id,
+                entries,
+            } = hello
+            else {
+                return Ok((tx, None));
+            };
+            if network_id != self.network_id {
+                return Ok((tx, Some((network_id, entries))));
+            }
+            let entries = self.receive_more(&mut rx, entries).await?;
+            Ok::<_, NetError>((tx, Some((network_id, entries))))
         })
         .await;
         let (mut tx, hello) = match first {
-            Ok(result) => result?,
-            Err(_) => {
-                link::close_with(conn, close::PROTOCOL_VIOLATION, "no hello in time");
-                return Err(NetError::Timeout("waiting for hello".into()));
-            }
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => return Err((None, e)),
+            Err(_) => return Err(refuse(close::PROTOCOL_VIOLATION, "no hello in time")),
         };
-        let DiscoveryMessage::Hello {
-            network_id,
-            entries,
-        } = hello
-        else {
-            link::close_with(conn, close::PROTOCOL_VIOLATION, "expected hello");
-            return Err(NetError::Protocol("first message was not hello".into()));
+        let Some((network_id, entries)) = hello else {
+            return Err(refuse(close::PROTOCOL_VIOLATION, "expected hello"));
         };
         if network_id != self.network_id {
             self.metrics.rejected.add(entries.len() as u64);
-            link::close_with(conn, close::DIFFERENT_NETWORK, "different network");
-            return Err(NetError::Protocol(format!(
-                "peer is on network {network_id}"
-            )));
+            return Err(refuse(close::DIFFERENT_NETWORK, "different network"));
+        }
+        // The catalog goes only to a peer that says who it is: its own
+        // signed entry first.
+        let introduced = entries
+            .first()
+            .is_some_and(|e| e.entry.peer_id == peer && e.well_formed() && e.verify());
+        if !introduced {
+            self.metrics.rejected.add(entries.len() as u64);
+            return Err(refuse(
+                close::PROTOCOL_VIOLATION,
+                "hello without the sender's own entry",
+            ));
         }
         self.merge_all(entries);
-        let reply = DiscoveryMessage::Catalog {
-            entries: self.all_signed(),
-        };
-        tx.send(&reply).await?;
-        tx.finish();
-        Ok(())
+        send_entries(&mut tx, self.all_signed(), |entries| {
+            DiscoveryMessage::Catalog { entries }
+        })
+        .await
+        .map_err(|e| (None, e))
     }
 
     /// The gossip loop; runs until its task is aborted. Refreshes and purges
@@ -304,8 +430,8 @@ impl Discovery {
             }
             if push_waiting && round.is_empty() {
                 push_waiting = false;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                self.start_round(&mut round, self.known_targets());
+                tokio::time::sleep(PUSH_DELAY).await;
+                self.start_round(&mut round, self.random_targets(self.config.push_fanout));
             }
         }
     }
@@ -320,11 +446,17 @@ impl Discovery {
             .collect()
     }
 
-    /// A few random known peers plus every bootstrap peer not yet known.
-    fn periodic_targets(&self) -> Vec<EndpointAddr> {
+    /// Up to `n` random known peers.
+    fn random_targets(&self, n: usize) -> Vec<EndpointAddr> {
         let mut known = self.known_targets();
         known.shuffle(&mut rand::thread_rng());
-        known.truncate(self.config.fanout);
+        known.truncate(n);
+        known
+    }
+
+    /// A few random known peers plus every bootstrap peer not yet known.
+    fn periodic_targets(&self) -> Vec<EndpointAddr> {
+        let mut known = self.random_targets(self.config.fanout);
         let unknown_bootstrap = self
             .config
             .bootstrap
@@ -337,8 +469,7 @@ impl Discovery {
     /// One bounded sync per target, run concurrently in `round`.
     fn start_round(self: &Arc<Self>, round: &mut JoinSet<()>, targets: Vec<EndpointAddr>) {
         let bound = self.config.reply_timeout + DIAL_TIMEOUT * MAX_DIALLED_ADDRS as u32;
-        for mut target in targets {
-            target.addrs.truncate(MAX_DIALLED_ADDRS);
+        for target in targets {
             let me = self.clone();
             round.spawn(async move {
                 match tokio::time::timeout(bound, me.sync_with(&target)).await {
@@ -373,6 +504,26 @@ impl Discovery {
                 "mosaik.discovery.entries.rejected".into(),
                 m.rejected.get() as f64,
             ),
+            (
+                "mosaik.discovery.entries.dropped".into(),
+                m.dropped.get() as f64,
+            ),
         ]
     }
+}
+
+/// Sends `entries` as a first frame made by `first`, then `More` frames, and
+/// finishes this side of the stream.
+async fn send_entries(
+    tx: &mut LinkSender,
+    entries: Vec<SignedEntry>,
+    first: impl FnOnce(Vec<SignedEntry>) -> DiscoveryMessage,
+) -> Result<(), NetError> {
+    let mut chunks = wire::chunks(entries).into_iter();
+    tx.send(&first(chunks.next().unwrap_or_default())).await?;
+    for entries in chunks {
+        tx.send(&DiscoveryMessage::More { entries }).await?;
+    }
+    tx.finish();
+    Ok(())
 }

@@ -47,7 +47,9 @@ struct GroupState {
     /// Each peer's bonds as it last told us.
     mesh: HashMap<PeerId, BTreeSet<PeerId>>,
     dialing: HashSet<PeerId>,
-    last_dial: HashMap<PeerId, Instant>,
+    /// When each peer may be dialled again, and how many dials of it in a
+    /// row failed.
+    next_dial: HashMap<PeerId, (Instant, u32)>,
     /// Entry version of peers that said `Departure`; not redialled until
     /// they publish a newer entry.
     departed: HashMap<PeerId, u64>,
@@ -81,6 +83,18 @@ fn redial_pause(spec: &GroupSpec) -> Duration {
     spec.consensus
         .heartbeat_interval
         .max(Duration::from_millis(200))
+}
+
+/// Longest pause before a peer whose dials keep failing is dialled again:
+/// entries that claim a group are self-signed, so an outsider can list
+/// fake members, and this keeps them from being dialled at a fixed pace.
+const MAX_REDIAL_PAUSE: Duration = Duration::from_secs(10);
+
+/// The pause after `failures` failed dials in a row.
+fn backoff(spec: &GroupSpec, failures: u32) -> Duration {
+    redial_pause(spec)
+        .saturating_mul(1 << failures.min(8))
+        .min(MAX_REDIAL_PAUSE)
 }
 
 impl Group {
@@ -232,6 +246,7 @@ impl Group {
                 },
             );
             state.departed.remove(&new.peer);
+            state.next_dial.remove(&new.peer);
             state
                 .mesh
                 .insert(new.peer, new.their_bonds.iter().copied().collect());
@@ -289,27 +304,22 @@ impl Group {
     }
 
     /// Dials each of `peers` that is not bonded, not being dialled, and not
-    /// dialled too recently.
+    /// due yet (a pause after each dial, growing while dials fail).
     fn dial_all(self: &Arc<Self>, peers: &[PeerId]) {
         let now = Instant::now();
         let pause = redial_pause(&self.spec);
-        self.state()
-            .last_dial
-            .retain(|_, t| now.duration_since(*t) < pause);
         for peer in peers {
             let go = {
                 let mut state = self.state();
-                let recent = state
-                    .last_dial
-                    .get(peer)
-                    .is_some_and(|t| now.duration_since(*t) < pause);
+                let due = state.next_dial.get(peer).is_none_or(|(at, _)| now >= *at);
                 let skip = *peer == self.local()
-                    || recent
+                    || !due
                     || state.bonds.contains_key(peer)
                     || state.dialing.contains(peer);
                 if !skip {
                     state.dialing.insert(*peer);
-                    state.last_dial.insert(*peer, now);
+                    let failures = state.next_dial.get(peer).map_or(0, |(_, n)| *n);
+                    state.next_dial.insert(*peer, (now + pause, failures));
                 }
                 !skip
             };
@@ -317,10 +327,15 @@ impl Group {
                 let me = self.clone();
                 let peer = *peer;
                 self.ctx.tasks.spawn(async move {
-                    if let Err(e) = handshake::initiate(&me, peer).await {
+                    let result = handshake::initiate(&me, peer).await;
+                    let mut state = me.state();
+                    state.dialing.remove(&peer);
+                    if let Err(e) = result {
                         log::debug!("bond to {peer} in group {} failed: {e}", me.id());
+                        let failures = state.next_dial.get(&peer).map_or(0, |(_, n)| *n) + 1;
+                        let at = Instant::now() + backoff(&me.spec, failures);
+                        state.next_dial.insert(peer, (at, failures));
                     }
-                    me.state().dialing.remove(&peer);
                 });
             }
         }
@@ -331,9 +346,9 @@ impl Group {
         let entries = self.ctx.discovery.entries();
         let departed = {
             let mut state = self.state();
-            state
-                .departed
-                .retain(|p, _| entries.iter().any(|e| e.peer_id == *p));
+            let listed: HashSet<PeerId> = entries.iter().map(|e| e.peer_id).collect();
+            state.departed.retain(|p, _| listed.contains(p));
+            state.next_dial.retain(|p, _| listed.contains(p));
             state.departed.clone()
         };
         entries

@@ -21,6 +21,11 @@ use crate::endpoint::GROUPS_ALPN;
 use crate::error::NetError;
 use crate::link::{self, LinkReceiver, LinkSender};
 
+/// The largest handshake message accepted: a `HandshakeStart` or
+/// `HandshakeEnd` naming a few thousand bonds. Bond frames get the link's
+/// full limit only after the handshake.
+const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+
 fn refuse(conn: &quinn::Connection, code: u32, why: &str) -> NetError {
     link::close_with(conn, code, why);
     NetError::Protocol(format!("bond refused ({code}): {why}"))
@@ -46,7 +51,7 @@ pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> 
     };
     let spec = group.spec();
     let ekm = session_material(&conn, &spec.group_id)?;
-    let (mut tx, mut rx) = link::open(&conn, ctx.max_frame).await?;
+    let (mut tx, mut rx) = link::open(&conn, HANDSHAKE_MAX_FRAME).await?;
     tx.send(&BondMessage::HandshakeStart {
         network_id: ctx.network_id,
         group_id: spec.group_id,
@@ -74,6 +79,7 @@ pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> 
         group.metrics.reject(codes::INVALID_PROOF);
         return Err(refuse(&conn, codes::INVALID_PROOF, "invalid proof"));
     }
+    rx.set_max_frame(ctx.max_frame);
     group.install(NewBond {
         peer,
         initiator: ctx.local,
@@ -96,11 +102,11 @@ async fn addresses_change(discovery: &Discovery, peer: PeerId, addrs: &[SocketAd
     std::future::pending::<()>().await;
 }
 
-/// The acceptor's side: checks the handshake and installs the bond.
-pub async fn accept(groups: &Groups, conn: quinn::Connection, peer: PeerId) {
-    let ctx = groups.ctx();
+/// The acceptor's side: checks the handshake and installs the bond;
+/// returns the close code it refused with, if it did.
+pub async fn accept(groups: &Groups, conn: quinn::Connection, peer: PeerId) -> Option<u32> {
     let first = tokio::time::timeout(groups.handshake_timeout(), async {
-        let (tx, mut rx) = link::accept(&conn, ctx.max_frame).await?;
+        let (tx, mut rx) = link::accept(&conn, HANDSHAKE_MAX_FRAME).await?;
         let msg = rx
             .recv_or_close::<BondMessage>(codes::INVALID_HANDSHAKE)
             .await?;
@@ -109,7 +115,7 @@ pub async fn accept(groups: &Groups, conn: quinn::Connection, peer: PeerId) {
     .await;
     let result = match first {
         Err(_) => Err(codes::TIMEOUT),
-        Ok(Err(NetError::ClosedByPeer { .. })) => return,
+        Ok(Err(NetError::ClosedByPeer { .. })) => return None,
         Ok(Err(e)) => {
             log::debug!("bond handshake from {peer} failed: {e}");
             Err(codes::INVALID_HANDSHAKE)
@@ -117,10 +123,14 @@ pub async fn accept(groups: &Groups, conn: quinn::Connection, peer: PeerId) {
         Ok(Ok((tx, rx, msg))) => check_start(groups, &conn, peer, msg).map(|g| (g, tx, rx)),
     };
     match result {
-        Ok((group, tx, rx)) => finish_accept(group, conn, peer, tx, rx).await,
+        Ok((group, tx, rx)) => {
+            finish_accept(group, conn, peer, tx, rx).await;
+            None
+        }
         Err(code) => {
             groups.metrics.reject(code);
             link::close_with(&conn, code, super::metrics::reason_name(code));
+            Some(code)
         }
     }
 }
@@ -163,7 +173,7 @@ async fn finish_accept(
     conn: quinn::Connection,
     peer: PeerId,
     mut tx: LinkSender,
-    rx: LinkReceiver,
+    mut rx: LinkReceiver,
 ) {
     let Ok(ekm) = session_material(&conn, &group.id()) else {
         return;
@@ -175,6 +185,7 @@ async fn finish_accept(
     if tx.send(&end).await.is_err() {
         return;
     }
+    rx.set_max_frame(group.ctx().max_frame);
     group.install(NewBond {
         peer,
         initiator: peer,

@@ -124,8 +124,9 @@ impl Groups {
     }
 
     /// Serves an incoming bond connection from a known peer.
-    pub async fn accept(&self, conn: quinn::Connection, peer: PeerId) {
-        handshake::accept(self, conn, peer).await;
+    /// Runs the acceptor's handshake; the close code if it refused.
+    pub async fn accept(&self, conn: quinn::Connection, peer: PeerId) -> Option<u32> {
+        handshake::accept(self, conn, peer).await
     }
 
     /// Counts a refusal made before the handshake reached a group.
