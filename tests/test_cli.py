@@ -4,6 +4,7 @@ nodes forming a group. Every process a test starts is killed in ``finally``."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import re
@@ -19,6 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from mosaik.cli.machines import DEFAULT_MACHINE
+from mosaik.cli.node_runner import NodeSettings
+from mosaik.cli.timings import consensus_for
+from mosaik.keys import GroupKey
 
 MOSAIK = [sys.executable, "-m", "mosaik"]
 HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -224,6 +230,65 @@ def test_demo_refuses_a_bad_node_count(nodes: str) -> None:
 
 def test_unknown_command() -> None:
     assert_one_line_error(mosaik("frobnicate"), "No such command", "frobnicate")
+
+
+# -- keys kept out of sight ---------------------------------------------------
+
+# Options that make `mosaik node` exit right after it has read all the others.
+FAIL_FAST = ("--state-machine", "mosaik.examples.kv:Missing")
+INLINE_KEY = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("flag", "advice"),
+    [
+        ("--group-key", ["--key-file", "MOSAIK_NODE_GROUP_KEY"]),
+        ("--secret-key", ["--secret-key-file", "MOSAIK_NODE_SECRET_KEY"]),
+    ],
+)
+def test_a_key_on_the_command_line_is_warned_about(
+    group_key_file: Path, flag: str, advice: list[str]
+) -> None:
+    group = [] if flag == "--group-key" else ["--key-file", str(group_key_file)]
+    done = mosaik("node", *group, flag, INLINE_KEY, *FAIL_FAST)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, f"expected a warning and an error, got {lines}"
+    warning, error = lines
+    assert warning.startswith("mosaik: warning:"), warning
+    for word in [flag, "visible in ps", *advice]:
+        assert word in warning, f"{word!r} not in {warning!r}"
+    assert INLINE_KEY not in done.stderr
+    assert error.startswith("mosaik: error:") and "has no class Missing" in error
+
+
+def test_keys_from_the_environment_are_not_warned_about() -> None:
+    done = mosaik(
+        "node", *FAIL_FAST, MOSAIK_NODE_GROUP_KEY=INLINE_KEY, MOSAIK_NODE_SECRET_KEY="cd" * 32
+    )
+    assert_one_line_error(done, "has no class Missing")
+
+
+def test_node_settings_repr_and_str_hide_every_key() -> None:
+    group_key, secret_key = GroupKey.generate(), "cd" * 32
+    settings = NodeSettings(
+        network="my-app",
+        listen="127.0.0.1:0",
+        bootstrap=(),
+        group_key=group_key,
+        secret_key=secret_key,
+        machine=DEFAULT_MACHINE,
+        consensus=consensus_for("fast"),
+        data_dir=None,
+        gossip_interval=3.0,
+        bootstrap_timeout=5.0,
+        status_interval=0.5,
+        control=False,
+    )
+    for text in (repr(settings), str(settings)):
+        assert "group_key=<secret>" in text and "secret_key=<secret>" in text, text
+        assert group_key.to_hex() not in text and secret_key not in text, text
+        assert "network='my-app'" in text, text
+    assert "secret_key=None" in repr(dataclasses.replace(settings, secret_key=None))
 
 
 # -- nodes started by hand ----------------------------------------------------

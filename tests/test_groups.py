@@ -45,12 +45,51 @@ def test_group_key_round_trips_and_hides_its_secret() -> None:
     assert key.to_hex() not in repr(key)
     assert mosaik.GroupKey.from_hex(key.to_hex()) == key
     assert mosaik.GroupKey.generate() != key
-    assert mosaik.GroupKey.from_secret("team secret") == mosaik.GroupKey.from_secret("team secret")
-    assert mosaik.GroupKey.from_secret(b"\x01" * 32).secret == mosaik.Digest.from_bytes(
-        b"\x01" * 32
-    )
     with pytest.raises(mosaik.ConfigError):
         mosaik.GroupKey.from_hex("abc")
+
+
+PASSPHRASE = "correct horse battery staple"
+# Argon2id(PASSPHRASE, blake3(b"mosaik/group-key/passphrase/1"), 64 MiB, 3 passes,
+# 1 lane, 32 bytes), as the reference C implementation computes it.
+PASSPHRASE_KEY = "9674f5c28ae465463e78b04fe92abc0aa58bf00e6f5e8854caffb464b433f4dd"
+
+
+def test_passphrase_is_stretched_with_argon2id_not_hashed_once() -> None:
+    key = mosaik.GroupKey.from_secret(PASSPHRASE)
+    assert key.secret != mosaik.Digest.from_str(PASSPHRASE)
+    assert key.to_hex() == PASSPHRASE_KEY
+    assert mosaik.GroupKey.from_secret(PASSPHRASE.encode()) == key
+
+
+def test_network_name_salts_the_passphrase() -> None:
+    plain = mosaik.GroupKey.from_secret(PASSPHRASE)
+    mine = mosaik.GroupKey.from_secret(PASSPHRASE, network="my-app")
+    theirs = mosaik.GroupKey.from_secret(PASSPHRASE, network="their-app")
+    assert len({plain, mine, theirs}) == 3
+    assert mosaik.GroupKey.from_secret(PASSPHRASE, network="my-app") == mine
+
+
+def test_high_entropy_secrets_are_taken_as_they_are() -> None:
+    raw = bytes(range(32))
+    digest = mosaik.Digest.from_bytes(raw)
+    forms: list[str | bytes | mosaik.Digest] = [raw, raw.hex(), raw.hex().upper(), digest]
+    for form in forms:
+        assert mosaik.GroupKey.from_secret(form).secret == digest
+        assert mosaik.GroupKey.from_secret(form, network="my-app").secret == digest
+    assert mosaik.GroupKey.from_secret(bytearray(raw)).secret == digest
+    assert mosaik.GroupKey.from_secret(memoryview(raw)).secret == digest
+
+
+@pytest.mark.parametrize("empty", ["", b""], ids=["str", "bytes"])
+def test_empty_passphrase_is_a_config_error(empty: str | bytes) -> None:
+    with pytest.raises(mosaik.ConfigError, match="empty"):
+        mosaik.GroupKey.from_secret(empty)
+
+
+def test_group_secret_of_another_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="int"):
+        mosaik.GroupKey.from_secret(42)  # type: ignore[arg-type]
 
 
 def test_consensus_config_defaults_builder_and_keywords() -> None:

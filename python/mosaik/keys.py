@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ._native import Digest
+from ._native import Digest, group_secret
 from .exceptions import ConfigError
 
 
@@ -24,15 +24,23 @@ class GroupKey:
         return GroupKey(Digest.from_bytes(os.urandom(32)))
 
     @staticmethod
-    def from_secret(secret: str | bytes | Digest) -> GroupKey:
-        """64 hex chars or 32 bytes are the secret; anything else is hashed."""
+    def from_secret(secret: str | bytes | Digest, *, network: str | None = None) -> GroupKey:
+        """A `Digest`, 32 bytes or 64 hex characters are the secret as they are.
+
+        Anything else is a passphrase: it is stretched with Argon2id (64 MiB,
+        3 passes; about 150 ms, with the GIL released), because
+        the `GroupId` derived from the key is public and lets anyone test
+        guesses offline. ``network`` salts the stretching: every member must
+        pass the same name (or none). A random key (`generate`) is still
+        better than any passphrase. An empty passphrase raises `ConfigError`.
+        """
         if isinstance(secret, Digest):
             return GroupKey(secret)
-        if isinstance(secret, str):
-            return GroupKey(Digest.from_str(secret))
-        if isinstance(secret, bytes | bytearray | memoryview):
-            return GroupKey(Digest.from_bytes(bytes(secret)))
-        raise TypeError(f"a group secret is str, bytes or Digest, not {type(secret).__name__}")
+        if isinstance(secret, bytearray | memoryview):
+            secret = bytes(secret)
+        if not isinstance(secret, str | bytes):
+            raise TypeError(f"a group secret is str, bytes or Digest, not {type(secret).__name__}")
+        return GroupKey(group_secret(secret, network))
 
     @staticmethod
     def from_hex(text: str) -> GroupKey:

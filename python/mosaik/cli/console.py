@@ -11,6 +11,7 @@ import sys
 from functools import cache
 
 from rich.console import Console
+from rich.markup import escape
 
 
 @cache
@@ -27,4 +28,9 @@ def is_terminal() -> bool:
     return out().is_terminal
 
 
-__all__ = ["err", "is_terminal", "out"]
+def warn(message: str) -> None:
+    """One warning line on stderr; the command goes on."""
+    err().print(f"[bold yellow]mosaik: warning:[/] {escape(message)}")
+
+
+__all__ = ["err", "is_terminal", "out", "warn"]

@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
 
 from ..keys import GroupKey
+from . import console
 from .errors import CliError
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 HEX_LENGTH = 64
+
+
+def inline_key_option(flag: str, what: str, file_flag: str, envvar: str) -> Callable[[F], F]:
+    """The option ``flag`` that takes ``what`` inline, as 64 hex characters.
+
+    A key given on the command line is visible to every user of the machine
+    (``ps``, ``/proc``), so it is accepted with a warning on stderr that
+    points to ``file_flag`` and ``envvar``; from the environment it is not.
+    """
+    advice = f"prefer {file_flag} or {envvar}"
+
+    def warn_if_on_command_line(
+        ctx: click.Context, param: click.Parameter, value: str | None
+    ) -> str | None:
+        source = None if param.name is None else ctx.get_parameter_source(param.name)
+        if value is not None and source is ParameterSource.COMMANDLINE:
+            console.warn(f"{flag} puts the {what} on the command line, visible in ps: {advice}")
+        return value
+
+    return click.option(
+        flag,
+        metavar="HEX",
+        envvar=envvar,
+        callback=warn_if_on_command_line,
+        help=f"The {what} as {HEX_LENGTH} hex characters (visible in ps: {advice}).",
+    )
 
 
 def parse_hex_key(text: str, what: str) -> str:
@@ -74,6 +108,7 @@ def write_key_file(path: Path, key: str, force: bool) -> None:
 
 __all__ = [
     "group_key",
+    "inline_key_option",
     "new_key_hex",
     "parse_hex_key",
     "pick_key",

@@ -28,17 +28,14 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
     help="A peer's address as printed by `mosaik node` (repeatable).",
 )
 @click.option("--key-file", type=KEY_PATH, help="File holding the group key (64 hex chars).")
-@click.option("--group-key", metavar="HEX", help="The group key as 64 hex characters.")
+@keys.inline_key_option("--group-key", "group key", "--key-file", "MOSAIK_NODE_GROUP_KEY")
 @click.option(
     "--secret-key-file",
     type=KEY_PATH,
     help="File holding this node's secret key (`mosaik keygen`); default: a random one.",
 )
-@click.option(
-    "--secret-key",
-    metavar="HEX",
-    help="This node's secret key as 64 hex characters (visible in ps: prefer the file or "
-    "MOSAIK_NODE_SECRET_KEY).",
+@keys.inline_key_option(
+    "--secret-key", "node's secret key", "--secret-key-file", "MOSAIK_NODE_SECRET_KEY"
 )
 @click.option(
     "--state-machine",

@@ -7,7 +7,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,19 @@ START_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
 
 
+# Field metadata marking a key: `repr` shows such a field as <secret>.
+SECRET = "secret"
+
+
 @dataclass(frozen=True)
 class NodeSettings:
+    """What `mosaik node` was told; `repr` and `str` never show a key."""
+
     network: str
     listen: str
     bootstrap: tuple[str, ...]
-    group_key: GroupKey
-    secret_key: str | None
+    group_key: GroupKey = field(metadata={SECRET: True})
+    secret_key: str | None = field(metadata={SECRET: True})
     machine: str
     consensus: ConsensusConfig
     data_dir: Path | None
@@ -41,6 +47,14 @@ class NodeSettings:
     bootstrap_timeout: float
     status_interval: float
     control: bool
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            hidden = f.metadata.get(SECRET) and value is not None
+            shown.append(f"{f.name}={'<secret>' if hidden else repr(value)}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 async def start_network(settings: NodeSettings) -> Network:

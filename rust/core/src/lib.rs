@@ -1,14 +1,16 @@
 //! mosaik-core: everything of mosaik that needs no I/O.
 //!
-//! Identifiers and digests, the modified Raft as a deterministic state
-//! machine driven by `step`/`tick`/`propose`/`ready`, log storage and the
-//! log-replay sync logic. Time and randomness come in from the driver; this
-//! crate never reads a clock, spawns a thread or opens a socket.
+//! Identifiers and digests, group secrets from passphrases (Argon2id), the
+//! modified Raft as a deterministic state machine driven by
+//! `step`/`tick`/`propose`/`ready`, log storage and the log-replay sync logic.
+//! Time and randomness come in from the driver; this crate never reads a
+//! clock, spawns a thread or opens a socket.
 
 pub mod config;
 pub mod entry;
 pub mod error;
 pub mod ids;
+pub mod passphrase;
 pub mod raft;
 pub mod rng;
 pub mod storage;

@@ -9,6 +9,7 @@ mod cursor;
 mod errors;
 mod group;
 mod ids;
+mod keys;
 mod limits;
 mod logs;
 mod network;
@@ -44,6 +45,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consensus::PyConsensusConfig>()?;
     m.add_class::<consensus::PyLogReplaySync>()?;
     m.add_function(wrap_pyfunction!(network::start_network, m)?)?;
+    m.add_function(wrap_pyfunction!(keys::group_secret, m)?)?;
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(apply::stop_appliers, m)?)?;
