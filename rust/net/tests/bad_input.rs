@@ -146,6 +146,22 @@ async fn entry_with_a_bad_signature_is_dropped_and_counted() {
     .sign(&forger);
     forged.entry.version = 2;
     let client = raw_client();
+    let (_conn, reply) = send_hello(&client, &node, vec![own_entry(&client), forged]).await;
+    assert!(matches!(reply, Ok(DiscoveryMessage::Catalog { .. })));
+    assert!(!node.discovery().unwrap().knows(&victim.peer_id()));
+    assert!(node.discovery().unwrap().knows(&client.peer_id()));
+    assert_eq!(metric(&node, "mosaik.discovery.entries.rejected"), 1.0);
+    client.close(close::SUCCESS).await;
+    node.close().await;
+}
+
+/// Sends one `Hello` of `entries` from `client` to `node`; the connection
+/// and the first reply.
+async fn send_hello(
+    client: &Endpoint,
+    node: &Network,
+    entries: Vec<mosaik_net::discovery::SignedEntry>,
+) -> (quinn::Connection, Result<DiscoveryMessage, NetError>) {
     let addr = node.local_addr();
     let conn = client
         .connect(addr.peer_id, &addr.addrs, DISCOVERY_ALPN)
@@ -154,20 +170,12 @@ async fn entry_with_a_bad_signature_is_dropped_and_counted() {
     let (mut tx, mut rx) = link::open(&conn, link::DEFAULT_MAX_FRAME).await.unwrap();
     let hello = DiscoveryMessage::Hello {
         network_id: NetworkId::from_text("test"),
-        entries: vec![own_entry(&client), forged],
+        entries,
     };
     tx.send_frame(&encode_frame(&hello).unwrap()).await.unwrap();
     tx.finish();
-    let reply: DiscoveryMessage = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(matches!(reply, DiscoveryMessage::Catalog { .. }));
-    assert!(!node.discovery().unwrap().knows(&victim.peer_id()));
-    assert!(node.discovery().unwrap().knows(&client.peer_id()));
-    assert_eq!(metric(&node, "mosaik.discovery.entries.rejected"), 1.0);
-    client.close(close::SUCCESS).await;
-    node.close().await;
+    let reply = tokio::time::timeout(WAIT, rx.recv()).await.unwrap();
+    (conn, reply)
 }
 
 /// The raw client's own signed entry, as a node would put first in a hello.
@@ -187,21 +195,7 @@ async fn the_catalog_is_served_only_to_a_peer_that_sends_its_own_entry() {
     let (node, honest) = (start("test").await, start("test").await);
     honest.sync_with(node.local_addr()).await.unwrap();
     let client = raw_client();
-    let addr = node.local_addr();
-    let conn = client
-        .connect(addr.peer_id, &addr.addrs, DISCOVERY_ALPN)
-        .await
-        .unwrap();
-    let (mut tx, mut rx) = link::open(&conn, link::DEFAULT_MAX_FRAME).await.unwrap();
-    let empty = DiscoveryMessage::Hello {
-        network_id: NetworkId::from_text("test"),
-        entries: vec![],
-    };
-    tx.send_frame(&encode_frame(&empty).unwrap()).await.unwrap();
-    tx.finish();
-    let reply = tokio::time::timeout(WAIT, rx.recv::<DiscoveryMessage>())
-        .await
-        .unwrap();
+    let (conn, reply) = send_hello(&client, &node, vec![]).await;
     assert!(reply.is_err(), "an empty hello got an answer: {reply:?}");
     assert_eq!(
         close_code(&conn).await,
