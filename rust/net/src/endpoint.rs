@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mosaik_core::PeerId;
 
-use crate::dialing::{DialGuard, MAX_DIALLED_ADDRS};
+use crate::dialing::{DialGuard, Dialled, MAX_DIALLED_ADDRS};
 use crate::error::NetError;
 use crate::identity::Identity;
 use crate::limits::Limits;
@@ -131,7 +131,12 @@ impl Endpoint {
                 }
             };
             let result = self.connect_one(peer, *addr, alpn).await;
-            self.dials.outcome(peer, *addr, result.is_ok());
+            let how = match &result {
+                Ok(_) => Dialled::Reached,
+                Err(NetError::Timeout(_)) => Dialled::Silent,
+                Err(_) => Dialled::Answered,
+            };
+            self.dials.outcome(peer, *addr, how);
             match result {
                 Ok(conn) => return Ok(conn),
                 Err(e) => last = format!("{addr}: {e}"),

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosaik_net::link::encode_frame;
 use mosaik_net::Network;
 
 use crate::common::{self, Attacker, Sink, WAIT};
@@ -70,10 +69,12 @@ async fn flood_victim_through_fake_entries(
     } else {
         vec![]
     };
-    let frame = Arc::new(
-        encode_frame(&common::hello(common::fake_entries(count, &addrs, &groups))).unwrap(),
-    );
     let attacker = Arc::new(Attacker::bind([127, 0, 0, 1]));
+    // The attacker introduces itself first, as nodes require of a hello.
+    let entries = std::iter::once(attacker.own_entry())
+        .chain(common::fake_entries(count, &addrs, &groups))
+        .collect();
+    let frame = Arc::new(common::hello_frames(entries));
 
     // The attacker's own entries and frame exist before the baseline.
     common::release_free_memory();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mosaik_core::{ConsensusConfig, Digest, GroupId, NetworkId, PeerId};
 use mosaik_net::close;
+use mosaik_net::discovery::wire;
 use mosaik_net::discovery::wire::DiscoveryMessage;
 use mosaik_net::discovery::{PeerEntry, SignedEntry};
 use mosaik_net::endpoint::{Endpoint, DISCOVERY_ALPN};
@@ -148,9 +149,22 @@ impl Attacker {
     /// Binds an ephemeral port on `ip` (any 127.0.0.0/8 address works on
     /// Linux, where the whole block is routed to lo).
     pub fn bind(ip: [u8; 4]) -> Self {
-        let identity = Arc::new(Identity::generate().expect("identity"));
-        let endpoint = Endpoint::bind(identity.clone(), SocketAddr::from((ip, 0)), &[])
-            .expect("attacker bind");
+        Self::bind_as(Arc::new(Identity::generate().expect("identity")), ip)
+    }
+
+    /// Another endpoint (on 127.0.0.1) for the same key pair.
+    pub fn with_identity(identity: Arc<Identity>) -> Self {
+        Self::bind_as(identity, [127, 0, 0, 1])
+    }
+
+    fn bind_as(identity: Arc<Identity>, ip: [u8; 4]) -> Self {
+        let endpoint = Endpoint::bind(
+            identity.clone(),
+            SocketAddr::from((ip, 0)),
+            &[],
+            &mosaik_net::Limits::default(),
+        )
+        .expect("attacker bind");
         Attacker {
             identity,
             endpoint: Arc::new(endpoint),
@@ -226,6 +240,18 @@ pub fn hello(entries: Vec<SignedEntry>) -> DiscoveryMessage {
     }
 }
 
+/// `entries` as a node sends them: a `Hello` with the first chunk, then
+/// `More` frames, each within the discovery frame limit; the frames'
+/// bytes back to back.
+pub fn hello_frames(entries: Vec<SignedEntry>) -> Vec<u8> {
+    let mut chunks = wire::chunks(entries).into_iter();
+    let mut out = encode_frame(&hello(chunks.next().unwrap_or_default())).expect("encode");
+    for entries in chunks {
+        out.extend(encode_frame(&DiscoveryMessage::More { entries }).expect("encode"));
+    }
+    out
+}
+
 /// The length of `msg` as a frame's payload (without the length prefix).
 pub fn payload_len(msg: &DiscoveryMessage) -> usize {
     encode_frame(msg).expect("encode").len() - 4
@@ -257,8 +283,11 @@ pub async fn deliver(
     };
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.ok()?;
-        send.write_all(frame).await.ok()?;
-        let _ = send.finish();
+        // A node that has read all it takes of one exchange stops the rest
+        // of the stream and answers: the reply is read either way.
+        if send.write_all(frame).await.is_ok() {
+            let _ = send.finish();
+        }
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await.ok()
     };
