@@ -51,7 +51,7 @@ def test_nonsensical_limits_raise_config_error_naming_them(
 
 
 def test_with_limits_takes_a_limits_value_only() -> None:
-    with pytest.raises(TypeError, match="mosaik.Limits"):
+    with pytest.raises(TypeError, match=r"mosaik\.Limits"):
         mosaik.Network.builder("app").with_limits({"max_peers": 3})  # type: ignore[arg-type]
 
 
