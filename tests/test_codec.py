@@ -1,4 +1,5 @@
-"""The nesting bound of the default codec (`mosaik.codec.MAX_DEPTH`).
+"""The nesting bound of the default codec (`mosaik.codec.MAX_DEPTH`), and
+what the apply path does with a committed entry that does not decode.
 
 Bytes beyond the bound are built by hand here (the encoder refuses to make
 them), the way a peer running other code or a damaged log could hold them.
@@ -7,6 +8,7 @@ them), the way a peer running other code or a damaged log could hold them.
 from __future__ import annotations
 
 import ast
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 import mosaik
+from mosaik._replica import Replica
 from mosaik.codec import MAX_DEPTH, MSGPACK, msgpack_decoder
 
 DECODERS = {"MSGPACK.decode": MSGPACK.decode, "bare decoder": msgpack_decoder()}
@@ -192,3 +195,69 @@ def test_decode_still_takes_bytearray_and_memoryview() -> None:
     assert len(data) > MAX_DEPTH  # the nesting check sees them too
     assert MSGPACK.decode(bytearray(data)) == value
     assert MSGPACK.decode(memoryview(data)) == value
+
+
+# -- a poison entry on the apply path ------------------------------------------
+
+
+class Recorder(mosaik.StateMachine):
+    """Records what it applies, one command at a time."""
+
+    def __init__(self) -> None:
+        self.applied: list[Any] = []
+
+    def signature(self) -> str:
+        return "recorder_v1"
+
+    def apply(self, command: Any, ctx: Any) -> None:
+        self.applied.append(command)
+
+    def query(self, query: Any) -> Any:
+        return self.applied
+
+
+class BatchRecorder(Recorder):
+    def apply_batch(self, commands: list[Any], ctx: Any) -> None:
+        self.applied.extend(commands)
+
+
+class Exiting(Recorder):
+    def apply(self, command: Any, ctx: Any) -> None:
+        if command == "exit":
+            sys.exit(3)
+        super().apply(command, ctx)
+
+
+def committed(*commands: bytes) -> list[tuple[mosaik.ApplyContext, bytes]]:
+    """Entries at indices 1, 2, ... as the apply thread hands them over."""
+    return [
+        (mosaik.ApplyContext(mosaik.Cursor(1, i), mosaik.Cursor(1, i), 1), data)
+        for i, data in enumerate(commands, start=1)
+    ]
+
+
+@pytest.mark.parametrize("machine", [Recorder, BatchRecorder])
+def test_an_entry_that_does_not_decode_is_logged_with_its_index_and_the_rest_apply(
+    machine: type[Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="mosaik")
+    replica = Replica(machine(), "g1")
+    entries = committed(MSGPACK.encode("a"), tuples_bytes(200), MSGPACK.encode("b"))
+    assert replica.apply(False, None, entries, 3, False) is None
+    assert replica.machine.applied == ["a", "b"]
+    assert replica.applied == 3
+    failures = [r for r in caplog.records if "index 2" in r.getMessage()]
+    assert len(failures) == 1 and "group g1" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+    assert isinstance(failures[0].exc_info[1], mosaik.CodecError)
+
+
+def test_a_command_raising_system_exit_is_logged_and_the_rest_of_the_batch_applies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="mosaik")
+    replica = Replica(Exiting(), "g1")
+    entries = committed(*(MSGPACK.encode(c) for c in ("a", "exit", "b")))
+    replica.apply(False, None, entries, 3, False)
+    assert replica.machine.applied == ["a", "b"]
+    assert any("apply failed at index 2" in r.getMessage() for r in caplog.records)
