@@ -1,8 +1,8 @@
 """The nesting bound of the default codec (`mosaik.codec.MAX_DEPTH`), and
 what the apply path does with a committed entry that does not decode.
 
-Bytes beyond the bound are built by hand here (the encoder refuses to make
-them), the way a peer running other code or a damaged log could hold them.
+Bytes beyond the bound are made by hand (``msgpack_bytes``): the encoder
+refuses to make them.
 """
 
 from __future__ import annotations
@@ -15,33 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from msgpack_bytes import ext_tuple, tuples_bytes
 
 import mosaik
 from mosaik._replica import Replica
 from mosaik.codec import MAX_DEPTH, MSGPACK, msgpack_decoder
 
 DECODERS = {"MSGPACK.decode": MSGPACK.decode, "bare decoder": msgpack_decoder()}
-FIXEXT = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
-
-
-def ext_tuple(payload: bytes) -> bytes:
-    """Extension 1 (a tuple) holding ``payload``, with the smallest header."""
-    n = len(payload)
-    if n in FIXEXT:
-        return bytes([FIXEXT[n], 1]) + payload
-    if n < 1 << 8:
-        return bytes([0xC7, n, 1]) + payload
-    if n < 1 << 16:
-        return b"\xc8" + n.to_bytes(2, "big") + b"\x01" + payload
-    return b"\xc9" + n.to_bytes(4, "big") + b"\x01" + payload
-
-
-def tuples_bytes(depth: int) -> bytes:
-    """``depth`` tuples, each the only item of the one around it."""
-    data = ext_tuple(b"\x90")
-    for _ in range(depth - 1):
-        data = ext_tuple(b"\x91" + data)
-    return data
 
 
 # Hand-made bytes nested ``depth`` containers deep, one shape each.
@@ -126,7 +106,7 @@ def test_decoding_deep_tuples_in_a_2_mib_thread_raises_instead_of_overflowing_it
 import threading
 from mosaik import CodecError
 from mosaik.codec import msgpack_decoder
-from test_codec import tuples_bytes
+from msgpack_bytes import tuples_bytes
 
 threading.stack_size(2 << 20)
 decode = msgpack_decoder()
