@@ -9,6 +9,7 @@ _T_co = TypeVar("_T_co", covariant=True)
 __all__ = [
     "DISCOVERY_ALPN",
     "GROUPS_ALPN",
+    "MSGPACK_MAX_DEPTH",
     "ApplyContext",
     "Bridge",
     "ConsensusConfig",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 GROUPS_ALPN: bytes
+MSGPACK_MAX_DEPTH: int
 DISCOVERY_ALPN: bytes
 
 @final
@@ -233,5 +235,5 @@ def start_network(
 def live_tasks() -> int: ...
 def in_flight() -> int: ...
 def stop_appliers() -> None: ...
-def check_msgpack_depth(data: bytes | bytearray | memoryview, max_depth: int) -> None: ...
+def check_msgpack_depth(data: bytes | bytearray | memoryview) -> None: ...
 def set_log_level(level: int) -> None: ...

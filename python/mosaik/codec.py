@@ -21,19 +21,19 @@ machine. Nothing here ever unpickles.
 from __future__ import annotations
 
 import reprlib
-import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgpack
 
-from ._native import check_msgpack_depth
+from ._native import MSGPACK_MAX_DEPTH, check_msgpack_depth
 from .exceptions import CodecError
 
-MAX_DEPTH = 32
-"""How many containers deep a value may nest. Decoding a tuple takes up to
-some 45 KiB of C stack per level (one ``msgpack.unpackb`` each), so a value
-at the bound needs under 1.5 MiB of stack."""
+MAX_DEPTH: int = MSGPACK_MAX_DEPTH
+"""How many containers deep a value may nest (32; defined in the native
+module, which checks it). Decoding a tuple takes up to some 45 KiB of C
+stack per level (one ``msgpack.unpackb`` each), so a value at the bound
+needs under 1.5 MiB of stack."""
 
 _TUPLE = 1
 # The first buffer of a tuple's packer (it grows as needed): allocating
@@ -53,7 +53,7 @@ def _hook(tuples: int) -> Callable[[Any], Any]:
 
     def default(obj: Any) -> Any:
         if type(obj) is tuple:
-            # A fresh packer: this runs inside the thread's packer. Tuples
+            # A fresh packer: this runs inside the one packing obj. Tuples
             # are counted here, before recursing.
             if tuples == MAX_DEPTH:
                 raise ValueError(f"nested deeper than {MAX_DEPTH} containers")
@@ -75,41 +75,36 @@ _HOOKS = [_hook(tuples) for tuples in range(MAX_DEPTH + 1)]
 _CONTAINERS = frozenset((list, tuple, dict))
 
 
-class _Packers(threading.local):
-    """The ``pack`` of one reusable packer per thread (a packer is not
-    thread-safe, making one per call costs more than the packing, and so
-    does looking its method up at each call)."""
-
-    def __init__(self) -> None:
-        packer = msgpack.Packer(default=_HOOKS[0], strict_types=True, use_bin_type=True)
-        self.pack: Callable[[Any], bytes] = packer.pack
+def _new_pack() -> Callable[[Any], bytes]:
+    pack: Callable[[Any], bytes] = msgpack.Packer(
+        default=_HOOKS[0], strict_types=True, use_bin_type=True
+    ).pack
+    return pack
 
 
-_packers = _Packers()
+# The ``pack`` of idle packers, reused: a packer is not thread-safe, making
+# one per call costs more than the packing, and taking one from this list
+# and giving it back (atomic operations) costs less than a thread-local.
+_idle_packs = [_new_pack()]
 _unpackb = msgpack.unpackb
 
 
 def _ext(code: int, data: bytes) -> Any:
     if code == _TUPLE:
-        # The nesting of the whole value, this payload included, was checked
-        # before decoding started.
-        items = _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
-        if type(items) is not list:
-            raise CodecError("a tuple extension not holding an array")
-        return tuple(items)
+        # The whole value, this payload included, was checked before decoding
+        # started: nested at most MAX_DEPTH deep, and a tuple holds an array.
+        return tuple(_unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False))
     raise CodecError(f"unknown msgpack extension {code}")
 
 
 def _decode(data: bytes) -> Any:
-    # n bytes cannot nest deeper than n containers: short ones skip the check.
-    if len(data) > MAX_DEPTH:
-        check_msgpack_depth(data, MAX_DEPTH)
+    check_msgpack_depth(data)
     return _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
 
 
 def msgpack_decoder() -> Callable[[bytes], Any]:
-    """The bare decoder of `MSGPACK`: bytes nested too deep raise
-    `CodecError`, other errors are msgpack's own."""
+    """The bare decoder of `MSGPACK`: bytes nested too deep or malformed
+    raise `CodecError`, other errors are msgpack's own."""
     return _decode
 
 
@@ -118,16 +113,25 @@ class MsgpackCodec:
 
     def encode(self, obj: Any) -> bytes:
         try:
-            data = _packers.pack(obj)
+            pack = _idle_packs.pop()
+        except IndexError:
+            pack = _new_pack()
+        try:
+            data = pack(obj)
+            # n bytes cannot nest deeper than n containers.
             if type(obj) in _CONTAINERS and len(data) > MAX_DEPTH:
-                check_msgpack_depth(data, MAX_DEPTH)
+                check_msgpack_depth(data)
         except (TypeError, OverflowError, ValueError) as e:
             raise CodecError(f"cannot encode {reprlib.repr(obj)}: {e}") from None
+        finally:
+            _idle_packs.append(pack)
         return data
 
     def decode(self, data: bytes) -> Any:
+        # The body of `_decode`, inlined: this is the hot path of queries.
         try:
-            return _decode(data)
+            check_msgpack_depth(data)
+            return _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
         except CodecError:
             raise
         except Exception as e:

@@ -2,8 +2,9 @@
 //! bytes, with an explicit stack instead of recursion, that refuses a value
 //! nested deeper than the codec's bound before Python decodes it (decoding a
 //! tuple recurses through `msgpack.unpackb` once per level, each level
-//! taking tens of KiB of C stack). The bound itself is
-//! `mosaik.codec.MAX_DEPTH`, passed in by the codec.
+//! taking tens of KiB of C stack). The bound is defined here (a constant
+//! argument would cost every call its conversion) and is
+//! `mosaik.codec.MAX_DEPTH` in Python.
 //!
 //! A tuple travels as extension 1 holding the msgpack of a list; the
 //! extension and that list count as one level, and the extension must hold
@@ -14,6 +15,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::mosaik_error;
+
+/// How many containers (lists, tuples, dicts) deep a value may nest.
+pub const MSGPACK_MAX_DEPTH: usize = 32;
 
 /// The msgpack extension type of a tuple (`_TUPLE` in `mosaik/codec.py`).
 const TUPLE_EXT: i8 = 1;
@@ -197,16 +201,19 @@ fn closed(container: &Open, at: usize) -> Result<(), Refusal> {
 }
 
 /// Raises `mosaik.CodecError` unless `data` (bytes, or any buffer) is one
-/// msgpack value nested at most `max_depth` containers deep.
+/// msgpack value nested at most `MSGPACK_MAX_DEPTH` containers deep.
 #[pyfunction]
-pub fn check_msgpack_depth(data: &Bound<'_, PyAny>, max_depth: usize) -> PyResult<()> {
+pub fn check_msgpack_depth(data: &Bound<'_, PyAny>) -> PyResult<()> {
     let checked = match data.cast::<PyBytes>() {
-        Ok(bytes) => check(bytes.as_bytes(), max_depth),
-        Err(_) => check(&PyBuffer::<u8>::get(data)?.to_vec(data.py())?, max_depth),
+        Ok(bytes) => check(bytes.as_bytes(), MSGPACK_MAX_DEPTH),
+        Err(_) => check(
+            &PyBuffer::<u8>::get(data)?.to_vec(data.py())?,
+            MSGPACK_MAX_DEPTH,
+        ),
     };
     checked.map_err(|refusal| {
         let message = match refusal {
-            Refusal::TooDeep => format!("nested deeper than {max_depth} containers"),
+            Refusal::TooDeep => format!("nested deeper than {MSGPACK_MAX_DEPTH} containers"),
             Refusal::Malformed(what, at) => format!("malformed msgpack: {what} at byte {at}"),
         };
         mosaik_error(data.py(), "CodecError", (message,))
