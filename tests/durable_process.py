@@ -17,9 +17,14 @@ line per command read on stdin:
 - ``status`` -> ``STATUS <leader-hex|none> <is_leader 0|1> <committed> <applied>
   <bonds> <ids> <duplicates> <disorder> <digest> <restores>``
 - ``dump PATH`` -> ``DUMPED <ids>`` after writing the sorted ids as JSON to PATH.
+- ``poison DEPTH`` (with ``--raw-codec`` only) -> ``POISONED <index>`` once
+  ``DEPTH`` nested tuples, made by hand, are committed at that index.
 - ``quit``   -> closes the network and exits.
 
 Warnings of the ``mosaik`` logger (the torn-tail cut among them) go to stderr.
+
+With ``--raw-codec`` the machine is a `RawLedger`: the same signature, so the
+same group, but commands that are bytes reach the log as they are.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from msgpack_bytes import tuples_bytes
 from process_io import commands, network_builder, stdin_reader
 from timings import FAST
 
@@ -103,6 +109,20 @@ class Ledger(mosaik.StateMachine):
         self.last_index = state["last_index"]
         self.digest = sum(id_hash(i) for i in self.seen) % DIGEST_MOD
         Ledger.restores += 1
+
+
+class RawCodec:
+    """`MSGPACK`, except that bytes are sent as they are (not as msgpack)."""
+
+    def encode(self, obj: Any) -> bytes:
+        return obj if isinstance(obj, bytes) else mosaik.codec.MSGPACK.encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return mosaik.codec.MSGPACK.decode(data)
+
+
+class RawLedger(Ledger):
+    codec = RawCodec()
 
 
 def say(line: str) -> None:
@@ -177,6 +197,9 @@ async def answer(group: mosaik.Group[Ledger], loader: Loader, words: list[str]) 
             f"{res.at_position} {len(group.bonds())} {ids} {duplicates} {disorder} {digest} "
             f"{Ledger.restores}"
         )
+    if verb == "poison" and isinstance(group.machine, RawLedger):
+        index = await asyncio.wait_for(group.execute(tuples_bytes(int(words[1]))), CALL_LIMIT)
+        return f"POISONED {index}"
     if verb == "dump":
         res = await group.query("ids")
         await asyncio.to_thread(Path(words[1]).write_text, json.dumps(res.result))
@@ -193,6 +216,7 @@ async def main() -> None:
     parser.add_argument("--bootstrap", action="append", default=[])
     parser.add_argument("--segment-bytes", type=int, default=64 * 1024)
     parser.add_argument("--snapshot-every", type=int, default=300)
+    parser.add_argument("--raw-codec", action="store_true", help="run a RawLedger")
     args = parser.parse_args()
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -206,7 +230,7 @@ async def main() -> None:
         group = (
             net.groups()
             .with_key(mosaik.GroupKey.from_hex(args.key))
-            .with_state_machine(Ledger())
+            .with_state_machine(RawLedger() if args.raw_codec else Ledger())
             .with_consensus_config(config)
             .with_log_storage(mosaik.DiskLogStore(args.dir, segment_bytes=args.segment_bytes))
             .join()

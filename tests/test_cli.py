@@ -113,6 +113,42 @@ def test_keygen_writes_a_private_file_and_will_not_overwrite_it(tmp_path: Path) 
     assert mosaik("keygen", "--force", "-o", str(path)).returncode == 0
 
 
+def test_keygen_force_over_a_readable_file_leaves_a_private_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    done = mosaik("keygen", "--force", "-o", str(path))
+    assert done.returncode == 0, done.stderr
+    assert HEX_KEY.match(path.read_text().strip())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["node.key"], "a temporary file was left"
+
+
+def test_keygen_force_over_a_symlink_replaces_the_link_and_leaves_its_target(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "target"
+    target.write_text("the target's own content\n")
+    target.chmod(0o644)
+    link = tmp_path / "node.key"
+    link.symlink_to(target)
+    refused = mosaik("keygen", "-o", str(link))
+    assert refused.returncode != 0 and "exists already" in refused.stderr
+    dangling = tmp_path / "dangling.key"
+    dangling.symlink_to(tmp_path / "nowhere")
+    refused = mosaik("keygen", "-o", str(dangling))
+    assert refused.returncode != 0 and "exists already" in refused.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+    done = mosaik("keygen", "--force", "-o", str(link))
+    assert done.returncode == 0, done.stderr
+    assert not link.is_symlink()
+    assert HEX_KEY.match(link.read_text().strip())
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+    assert target.read_text() == "the target's own content\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
 # -- bad input ----------------------------------------------------------------
 
 

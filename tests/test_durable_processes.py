@@ -57,9 +57,10 @@ class Status:
 class Node:
     """One member: its fixed identity and directory, and its current process."""
 
-    def __init__(self, cluster: Cluster, name: str) -> None:
+    def __init__(self, cluster: Cluster, name: str, flags: list[str]) -> None:
         self.cluster = cluster
         self.name = name
+        self.flags = flags  # more arguments of durable_process.py
         self.secret = os.urandom(32).hex()
         self.dir = cluster.root / name
         self.id = ""
@@ -93,6 +94,7 @@ class Node:
         ]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
+        args += self.flags
         with self.stderr.open("wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
                 *args,
@@ -181,11 +183,12 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, flags: dict[str, list[str]]) -> None:
         self.root = root
         self.key = mosaik.GroupKey.generate()
         self.acked: set[str] = set()
-        self.nodes = [Node(self, f"n{i}") for i in range(3)]
+        names = [f"n{i}" for i in range(3)]
+        self.nodes = [Node(self, name, flags.get(name, [])) for name in names]
 
     def others(self, node: Node) -> list[Node]:
         return [n for n in self.nodes if n is not node]
@@ -204,8 +207,8 @@ class Cluster:
     async def restart(self, node: Node) -> None:
         await node.start([n.addr for n in self.others(node)])
 
-    async def load(self, nodes: list[Node] | None = None) -> None:
-        await asyncio.gather(*(n.ask(LOAD, "LOADING") for n in nodes or self.nodes))
+    async def load(self, nodes: list[Node] | None = None, line: str = LOAD) -> None:
+        await asyncio.gather(*(n.ask(line, "LOADING") for n in nodes or self.nodes))
 
     async def pause(self) -> None:
         await asyncio.gather(*(n.ask("pause", "PAUSED") for n in self.nodes))
@@ -260,9 +263,10 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(root: Path) -> AsyncIterator[Cluster]:
-    """Three members started; every process is killed at the end."""
-    c = Cluster(root)
+async def cluster(root: Path, flags: dict[str, list[str]] | None = None) -> AsyncIterator[Cluster]:
+    """Three members started (``flags``: more arguments of some, by name);
+    every process is killed at the end."""
+    c = Cluster(root, flags or {})
     try:
         await c.start()
         yield c
@@ -423,3 +427,52 @@ async def test_a_node_with_a_torn_garbage_or_zeroed_log_tail_restarts_and_catche
         await c.check("after the zeroed tail")
         cut, _ = await torn_tail_reported(follower.stderr)
         assert cut == 4096
+
+
+POISON_DEPTH = 200  # nested tuples: about 800 bytes, far beyond MAX_DEPTH
+# Few enough commands that no snapshot is taken: a restart replays the log
+# from its first entry, the poisoned one included.
+SMALL_LOAD = "load 30 4 20"
+
+
+async def apply_failure_reported(node: Node, index: int) -> None:
+    """The current run of ``node`` logged the entry at ``index`` as an apply error."""
+    line = f"apply failed at index {index}"
+    await eventually(lambda: line in node.stderr.read_text(), 5.0, f"{node.name} logs {line!r}")
+
+
+async def loaded(c: Cluster, count: int) -> None:
+    """Waits until ``count`` commands of the load were acknowledged."""
+    await eventually(lambda: len(c.acked) >= count, SETTLING, f"{count} commands acknowledged")
+
+
+async def test_a_committed_entry_that_does_not_decode_is_an_apply_error_on_every_node(
+    tmp_path: Path,
+) -> None:
+    """n2's machine sends bytes as they are (same signature, same group), so
+    200 nested tuples reach every log; before the nesting bound every apply
+    thread overflowed its stack decoding them and all three processes died,
+    and again on restart."""
+    async with cluster(tmp_path, {"n2": ["--raw-codec"]}) as c:
+        poisoner = c.nodes[2]
+        await c.check("formed")
+        index = int((await poisoner.ask(f"poison {POISON_DEPTH}", "POISONED"))[1])
+        await c.load(line=SMALL_LOAD)
+        await loaded(c, 60)
+        statuses = await c.check("after the poisoned entry")
+        assert all(s.committed > index for s in statuses)
+        for node in c.nodes:
+            await apply_failure_reported(node, index)
+            assert node.proc is not None and node.proc.returncode is None
+
+        # Restarted on its disk log, a node replays the entry and stays up.
+        restarted = c.nodes[0]
+        await restarted.kill()
+        await c.restart(restarted)
+        await c.load(line=SMALL_LOAD)
+        await loaded(c, 120)
+        statuses = await c.check("after the restart")
+        assert statuses[0].restores == 0, "a snapshot was restored: the log was not replayed"
+        await apply_failure_reported(restarted, index)
+        for node in c.nodes:
+            assert node.proc is not None and node.proc.returncode is None

@@ -5,6 +5,7 @@ the log and bring a late node up to date."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -150,6 +151,29 @@ async def test_a_directory_locked_by_another_process_is_a_storage_error(tmp_path
         async with networks(1) as (net,):
             with pytest.raises(mosaik.StorageError, match="in use by another process"):
                 join(net, mosaik.GroupKey.generate(), Counter(), mosaik.DiskLogStore(tmp_path))
+
+
+async def test_a_directory_others_can_write_to_or_a_linked_file_in_it_is_a_storage_error(
+    tmp_path: Path,
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    linked = tmp_path / "linked"
+    linked.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"not a meta file")
+    (linked / "meta").symlink_to(elsewhere)
+    key = mosaik.GroupKey.generate()
+    async with networks(1) as (net,):
+        refused = rf"refusing {re.escape(str(shared))}: .*mode 0777"
+        with pytest.raises(mosaik.StorageError, match=refused):
+            join(net, key, Counter(), mosaik.DiskLogStore(shared))
+        refused = rf"refusing {re.escape(str(linked / 'meta'))}: it is a symbolic link"
+        with pytest.raises(mosaik.StorageError, match=refused):
+            join(net, key, Counter(), mosaik.DiskLogStore(linked))
+    assert list(shared.iterdir()) == []
+    assert elsewhere.read_bytes() == b"not a meta file"
 
 
 # -- restarts -----------------------------------------------------------------

@@ -9,6 +9,7 @@ _T_co = TypeVar("_T_co", covariant=True)
 __all__ = [
     "DISCOVERY_ALPN",
     "GROUPS_ALPN",
+    "MSGPACK_MAX_DEPTH",
     "ApplyContext",
     "Bridge",
     "ConsensusConfig",
@@ -21,6 +22,7 @@ __all__ = [
     "NativeNetwork",
     "PeerId",
     "Pending",
+    "check_msgpack_depth",
     "group_secret",
     "in_flight",
     "live_tasks",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 GROUPS_ALPN: bytes
+MSGPACK_MAX_DEPTH: int
 DISCOVERY_ALPN: bytes
 
 @final
@@ -275,4 +278,5 @@ def group_secret(secret: str | bytes, network: str | None) -> Digest: ...
 def live_tasks() -> int: ...
 def in_flight() -> int: ...
 def stop_appliers() -> None: ...
+def check_msgpack_depth(data: bytes | bytearray | memoryview) -> None: ...
 def set_log_level(level: int) -> None: ...

@@ -77,13 +77,13 @@ class Replica:
     def _restore(self, data: bytes) -> None:
         try:
             self.machine.restore(data)
-        except Exception:
+        except BaseException:
             log.exception("group %s: restoring a snapshot failed", self.label)
 
     def _snapshot(self, index: int) -> bytes | None:
         try:
             data = self.machine.snapshot()
-        except Exception:
+        except BaseException:
             log.exception("group %s: snapshot at index %d failed", self.label, index)
             return None
         if isinstance(data, (bytearray, memoryview)):
@@ -108,19 +108,33 @@ class Replica:
         decode = self.decode
         apply = machine.apply
         for ctx, data in entries:
+            # BaseException too: a command that raises SystemExit must not
+            # take the rest of the batch with it on this node only.
             try:
                 apply(decode(data), ctx)
-            except Exception:
+            except BaseException:
                 log.exception(
                     "group %s: apply failed at index %d", self.label, ctx.log_position.index
                 )
 
     def _apply_batch(self, entries: list[tuple[ApplyContext, bytes]]) -> None:
+        # Each entry is decoded on its own: one that does not decode is left
+        # out (and logged with its index) whatever batch it came in.
+        commands = []
+        decode = self.decode
+        for ctx, data in entries:
+            try:
+                commands.append(decode(data))
+            except BaseException:
+                log.exception(
+                    "group %s: apply failed at index %d", self.label, ctx.log_position.index
+                )
+        if not commands:
+            return
         ctx = entries[-1][0]
         try:
-            commands = [self.decode(data) for _, data in entries]
             self.machine.apply_batch(commands, ctx)
-        except Exception:
+        except BaseException:
             log.exception(
                 "group %s: apply_batch failed for indices %d..%d",
                 self.label,

@@ -5,23 +5,41 @@ The default, `MSGPACK`, carries `None`, `bool`, 64-bit `int`, `float`, `str`,
 (tuples travel as a msgpack extension). Anything else raises `CodecError`
 at the call that passed it, before anything is sent (``bytearray`` and
 ``memoryview`` are the one leniency: they travel as, and come back as,
-``bytes``). A custom codec is any
-object with ``encode(obj) -> bytes`` and ``decode(data) -> obj``; set it as
-the ``codec`` class attribute of a state machine. Nothing here ever unpickles.
+``bytes``).
+
+Values nest at most `MAX_DEPTH` (32) containers deep, counting lists,
+tuples and dicts (keys included): ``encode`` raises `CodecError` for anything
+deeper, and ``decode`` refuses such bytes with `CodecError` too, found in one
+pass over them before anything is decoded, so that no input can exhaust the
+stack of the thread decoding it.
+
+A custom codec is any object with ``encode(obj) -> bytes`` and
+``decode(data) -> obj``; set it as the ``codec`` class attribute of a state
+machine. Nothing here ever unpickles.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
+import reprlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgpack
 
+from ._native import MSGPACK_MAX_DEPTH, check_msgpack_depth
 from .exceptions import CodecError
 
+MAX_DEPTH: int = MSGPACK_MAX_DEPTH
+"""How many containers deep a value may nest (32; defined in the native
+module, which checks it). Decoding a tuple takes up to some 45 KiB of C
+stack per level (one ``msgpack.unpackb`` each), so a value at the bound
+needs under 1.5 MiB of stack."""
+
 _TUPLE = 1
+# The first buffer of a tuple's packer (it grows as needed): allocating
+# msgpack's default of 256 KiB while the enclosing packer holds its own
+# costs more than packing a small tuple.
+_TUPLE_BUFFER = 256
 
 
 class Codec(Protocol):
@@ -30,42 +48,64 @@ class Codec(Protocol):
     def decode(self, data: bytes) -> Any: ...
 
 
-def _default(obj: Any) -> Any:
-    if type(obj) is tuple:
-        # A fresh packer: this runs inside the thread's packer.
-        inner = msgpack.packb(list(obj), default=_default, strict_types=True, use_bin_type=True)
-        return msgpack.ExtType(_TUPLE, inner)
-    raise TypeError(f"cannot encode a value of type {type(obj).__name__}")
+def _hook(tuples: int) -> Callable[[Any], Any]:
+    """The ``default`` hook of a packer packing inside ``tuples`` tuples."""
+
+    def default(obj: Any) -> Any:
+        if type(obj) is tuple:
+            # A fresh packer: this runs inside the one packing obj. Tuples
+            # are counted here, before recursing.
+            if tuples == MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} containers")
+            inner = msgpack.packb(
+                list(obj),
+                default=_HOOKS[tuples + 1],
+                strict_types=True,
+                use_bin_type=True,
+                buf_size=_TUPLE_BUFFER,
+            )
+            return msgpack.ExtType(_TUPLE, inner)
+        raise TypeError(f"cannot encode a value of type {type(obj).__name__}")
+
+    return default
 
 
-class _Packers(threading.local):
-    """One reusable packer per thread (a packer is not thread-safe, and
-    making one per call costs more than the packing)."""
-
-    def __init__(self) -> None:
-        self.packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+_HOOKS = [_hook(tuples) for tuples in range(MAX_DEPTH + 1)]
+# The values whose nesting encode checks: the others cannot contain any.
+_CONTAINERS = frozenset((list, tuple, dict))
 
 
-_packers = _Packers()
+def _new_pack() -> Callable[[Any], bytes]:
+    pack: Callable[[Any], bytes] = msgpack.Packer(
+        default=_HOOKS[0], strict_types=True, use_bin_type=True
+    ).pack
+    return pack
 
 
-def _pack(obj: Any) -> bytes:
-    packed: bytes = _packers.packer.pack(obj)
-    return packed
+# The ``pack`` of idle packers, reused: a packer is not thread-safe, making
+# one per call costs more than the packing, and taking one from this list
+# and giving it back (atomic operations) costs less than a thread-local.
+_idle_packs = [_new_pack()]
+_unpackb = msgpack.unpackb
 
 
 def _ext(code: int, data: bytes) -> Any:
     if code == _TUPLE:
-        return tuple(_unpack(data))
+        # The whole value, this payload included, was checked before decoding
+        # started: nested at most MAX_DEPTH deep, and a tuple holds an array.
+        return tuple(_unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False))
     raise CodecError(f"unknown msgpack extension {code}")
 
 
-_unpack = functools.partial(msgpack.unpackb, ext_hook=_ext, raw=False, strict_map_key=False)
+def _decode(data: bytes) -> Any:
+    check_msgpack_depth(data)
+    return _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
 
 
 def msgpack_decoder() -> Callable[[bytes], Any]:
-    """The bare decoder of `MSGPACK`: its errors are msgpack's own."""
-    return _unpack
+    """The bare decoder of `MSGPACK`: bytes nested too deep or malformed
+    raise `CodecError`, other errors are msgpack's own."""
+    return _decode
 
 
 class MsgpackCodec:
@@ -73,13 +113,25 @@ class MsgpackCodec:
 
     def encode(self, obj: Any) -> bytes:
         try:
-            return _pack(obj)
+            pack = _idle_packs.pop()
+        except IndexError:
+            pack = _new_pack()
+        try:
+            data = pack(obj)
+            # n bytes cannot nest deeper than n containers.
+            if type(obj) in _CONTAINERS and len(data) > MAX_DEPTH:
+                check_msgpack_depth(data)
         except (TypeError, OverflowError, ValueError) as e:
-            raise CodecError(f"cannot encode {obj!r:.80}: {e}") from None
+            raise CodecError(f"cannot encode {reprlib.repr(obj)}: {e}") from None
+        finally:
+            _idle_packs.append(pack)
+        return data
 
     def decode(self, data: bytes) -> Any:
+        # The body of `_decode`, inlined: this is the hot path of queries.
         try:
-            return _unpack(data)
+            check_msgpack_depth(data)
+            return _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
         except CodecError:
             raise
         except Exception as e:
@@ -91,4 +143,4 @@ class MsgpackCodec:
 
 MSGPACK = MsgpackCodec()
 
-__all__ = ["MSGPACK", "Codec", "MsgpackCodec"]
+__all__ = ["MAX_DEPTH", "MSGPACK", "Codec", "MsgpackCodec"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -93,17 +94,56 @@ def new_key_hex() -> str:
     return os.urandom(HEX_LENGTH // 2).hex()
 
 
+KEY_FILE_MODE = 0o600
+
+
 def write_key_file(path: Path, key: str, force: bool) -> None:
-    """Writes ``key`` to a new file readable only by its owner."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    """Writes ``key`` to ``path``, readable only by its owner.
+
+    The key goes to a new temporary file in the same directory (``0600``,
+    ``O_EXCL | O_NOFOLLOW``), is synced, then takes ``path``'s name: renamed
+    over it with ``force`` (an existing file keeps nothing, not even its
+    mode, and a symbolic link there is replaced, never followed), linked to it
+    without (so a ``path`` that exists, even as a link, is refused).
+    """
+    if not force and os.path.lexists(path):
+        raise _exists(path)
+    temp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise CliError(f"{path} exists already (use --force to overwrite it)") from None
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, KEY_FILE_MODE)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as file:
-        file.write(key + "\n")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            os.fchmod(file.fileno(), KEY_FILE_MODE)  # whatever the umask
+            file.write(key + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        if force:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+        _sync_directory(path.parent)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def _exists(path: Path) -> CliError:
+    return CliError(f"{path} exists already (use --force to overwrite it)")
+
+
+def _sync_directory(path: Path) -> None:
+    """Makes the new name in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 __all__ = [

@@ -14,6 +14,14 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cursor::PyApplyContext;
 
+/// The stack of an apply thread: what CPython's own threads get on Linux
+/// (glibc's default, from `ulimit -s`) rather than Rust's 2 MiB. The state
+/// machine's code runs here, and C-level recursion in it (a deep `repr`,
+/// `json.dumps`, a decode at `mosaik.codec.MAX_DEPTH`) that works on the
+/// main thread must not overflow here: that would kill every node at the
+/// same index. Only the pages touched are ever committed.
+const APPLY_STACK_BYTES: usize = 8 << 20;
+
 /// Set when the interpreter exits; apply threads then stop before taking
 /// the GIL again.
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -44,6 +52,7 @@ pub fn spawn_applier(mut applier: Applier) -> std::io::Result<()> {
     let label = applier.label.clone();
     std::thread::Builder::new()
         .name(format!("mosaik-apply-{}", &label[..8.min(label.len())]))
+        .stack_size(APPLY_STACK_BYTES)
         .spawn(move || {
             while let Some(first) = applier.work.blocking_recv() {
                 let mut batch = vec![first];

@@ -4,6 +4,7 @@
 
 mod apply;
 mod bridge;
+mod codec;
 mod consensus;
 mod cursor;
 mod errors;
@@ -49,7 +50,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(apply::stop_appliers, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::check_msgpack_depth, m)?)?;
     m.add_function(wrap_pyfunction!(logs::set_log_level, m)?)?;
+    m.add("MSGPACK_MAX_DEPTH", codec::MSGPACK_MAX_DEPTH)?;
     m.add("GROUPS_ALPN", mosaik_net::endpoint::GROUPS_ALPN)?;
     m.add("DISCOVERY_ALPN", mosaik_net::endpoint::DISCOVERY_ALPN)?;
     Ok(())

@@ -1,13 +1,72 @@
 //! The store directory: creating and checking it, holding its `LOCK` for
-//! the store's lifetime, listing its files, removing them and fsyncing it.
+//! the store's lifetime, opening, listing and removing its files and
+//! fsyncing it.
+//!
+//! The log holds commands in clear, so the directory is its owner's alone:
+//! created `0700`, refused if another user owns it or anyone but its owner
+//! may write to it, and every file in it is opened `0600` (whatever the
+//! umask) and never through a symbolic link.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions, Permissions, TryLockError};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::StoreError;
 
 const LOCK: &str = "LOCK";
+/// Mode of every directory the store creates.
+const DIR_MODE: u32 = 0o700;
+/// Mode of every file in the store directory.
+const FILE_MODE: u32 = 0o600;
+/// Mode bits that let group or others write to a directory.
+const WRITABLE_BY_OTHERS: u32 = 0o022;
+
+/// How [`open_file`] treats a file that does not exist.
+#[derive(Clone, Copy, Debug)]
+pub enum Missing {
+    /// It is an error.
+    Fail,
+    /// It is created.
+    Create,
+    /// It is created, and a file that exists is an error.
+    CreateNew,
+}
+
+/// Opens the store file `path` for reading and writing, creating it as
+/// `missing` says, and sets its mode to `0600` (whatever the umask, or an
+/// older version, made it). A symbolic link at `path` is refused, never
+/// followed.
+pub fn open_file(path: &Path, missing: Missing) -> Result<File, StoreError> {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW);
+    match missing {
+        Missing::Fail => {}
+        Missing::Create => {
+            options.create(true).truncate(false);
+        }
+        Missing::CreateNew => {
+            options.create_new(true);
+        }
+    }
+    let file = options.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            StoreError::Unsafe {
+                path: path.to_path_buf(),
+                reason: "it is a symbolic link, and the store never follows one".into(),
+            }
+        } else {
+            StoreError::io(path, e)
+        }
+    })?;
+    file.set_permissions(Permissions::from_mode(FILE_MODE))
+        .map_err(|e| StoreError::io(path, e))?;
+    Ok(file)
+}
 
 /// An open, exclusively locked store directory.
 #[derive(Debug)]
@@ -62,27 +121,75 @@ impl DataDir {
     }
 }
 
+/// Creates `path` if missing, and checks that it is a directory only its
+/// owner, this process's user, can write to.
 fn ensure_directory(path: &Path) -> Result<(), StoreError> {
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(StoreError::NotADirectory {
-            path: path.to_path_buf(),
-        }),
+    let meta = match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(path).map_err(|e| unwritable(path, e))
+            create_private(path)?;
+            fs::metadata(path)
         }
-        Err(e) => Err(unwritable(path, e)),
+        found => found,
     }
+    .map_err(|e| unwritable(path, e))?;
+    if !meta.is_dir() {
+        return Err(StoreError::NotADirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let refuse = |reason: String| {
+        Err(StoreError::Unsafe {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let euid = effective_uid();
+    if meta.uid() != euid {
+        return refuse(format!(
+            "the store directory is owned by uid {}, not by uid {euid} running this process",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & WRITABLE_BY_OTHERS != 0 {
+        return refuse(format!(
+            "the store directory has mode {mode:04o}: group or others can write to it (chmod go-w)"
+        ));
+    }
+    Ok(())
+}
+
+/// Creates `path` and its missing parents, each `0700` whatever the umask.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .take_while(|dir| matches!(fs::symlink_metadata(dir), Err(e) if e.kind() == io::ErrorKind::NotFound))
+        .collect();
+    for dir in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+            Ok(()) => fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))
+                .map_err(|e| unwritable(dir, e))?,
+            // Made meanwhile by someone else: checked like any existing one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(unwritable(path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// The effective uid of this process.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes nothing, cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
 }
 
 fn lock(path: &Path) -> Result<File, StoreError> {
     let lock_path = path.join(LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| unwritable(path, e))?;
+    let file = open_file(&lock_path, Missing::Create).map_err(|e| match e {
+        StoreError::Io { source, .. } => unwritable(path, source),
+        refused => refused,
+    })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(StoreError::Locked {

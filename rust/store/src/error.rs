@@ -17,6 +17,11 @@ pub enum StoreError {
     /// The store directory cannot be created or written to.
     #[error("store directory {} is not writable: {reason}", path.display())]
     NotWritable { path: PathBuf, reason: String },
+    /// The store directory, or a file in it, is not private to this
+    /// process's user: another user owns the directory, group or others can
+    /// write to it, or a file in it is a symbolic link.
+    #[error("refusing {}: {reason}", path.display())]
+    Unsafe { path: PathBuf, reason: String },
     /// A log segment holds a damaged record that is not a torn tail.
     #[error(
         "log segment {} is corrupt at byte {offset}: {reason}; refusing to start on a damaged log",

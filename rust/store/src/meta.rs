@@ -6,7 +6,7 @@
 //! slot that does not hold the last synced state, so a torn write never
 //! destroys it; open takes the valid slot with the highest sequence.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use mosaik_core::{HardState, Index, LogPosition};
 use serde::{Deserialize, Serialize};
 
+use crate::dir::{open_file, Missing};
 use crate::error::StoreError;
 
 /// Bytes per slot; a state encodes to well under this.
@@ -50,16 +51,11 @@ impl MetaFile {
     /// Opens (or creates) `path` and reads the newest valid slot; a file
     /// with no valid slot yet is the default state.
     pub fn open(path: &Path) -> Result<MetaFile, StoreError> {
-        let io_error = |e| StoreError::io(path, e);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_error)?;
+        let file = open_file(path, Missing::Create)?;
         let mut bytes = Vec::new();
-        (&file).read_to_end(&mut bytes).map_err(io_error)?;
+        (&file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(path, e))?;
         let newest = newest_slot(path, &bytes)?;
         Ok(MetaFile {
             path: path.to_path_buf(),

@@ -1,12 +1,13 @@
 //! One log segment file, `<first index, 20 digits>.log`: its open handle,
 //! length and dirty flag; positioned reads, appends, truncation and sync.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use mosaik_core::Index;
 
+use crate::dir::{open_file, Missing};
 use crate::error::StoreError;
 
 const SUFFIX: &str = ".log";
@@ -38,12 +39,7 @@ impl Segment {
     /// Creates the (new) segment starting at `first_index` in `dir`.
     pub fn create(dir: &Path, first_index: Index) -> Result<Segment, StoreError> {
         let path = dir.join(file_name(first_index));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
+        let file = open_file(&path, Missing::CreateNew)?;
         Ok(Segment {
             first_index,
             path,
@@ -55,8 +51,7 @@ impl Segment {
 
     /// Opens an existing segment file.
     pub fn open(path: PathBuf, first_index: Index) -> Result<Segment, StoreError> {
-        let opened = OpenOptions::new().read(true).write(true).open(&path);
-        let file = opened.map_err(|e| StoreError::io(&path, e))?;
+        let file = open_file(&path, Missing::Fail)?;
         let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
         Ok(Segment {
             first_index,

@@ -4,13 +4,13 @@
 //! and the directory fsynced; found again, checked and tidied at open.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use bytes::Bytes;
 use mosaik_core::{Index, Snapshot, SnapshotMeta};
 
-use crate::dir::DataDir;
+use crate::dir::{open_file, DataDir, Missing};
 use crate::error::StoreError;
 
 const MAGIC: &[u8; 8] = b"MOSNAP01";
@@ -36,14 +36,19 @@ pub fn write(dir: &DataDir, snapshot: &Snapshot) -> Result<(), StoreError> {
     let name = file_name(snapshot.meta.position.index);
     let temp = dir.join(&format!("{name}{TEMP_SUFFIX}"));
     let header = encode_header(&snapshot.meta)?;
-    write_synced(&temp, &header, &snapshot.data).map_err(|e| StoreError::io(&temp, e))?;
+    // A temp file left by a write that failed is replaced (a link itself, not its target).
+    match fs::remove_file(&temp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(StoreError::io(&temp, e)),
+        _ => {}
+    }
+    let file = open_file(&temp, Missing::CreateNew)?;
+    write_synced(file, &header, &snapshot.data).map_err(|e| StoreError::io(&temp, e))?;
     let path = dir.join(&name);
     fs::rename(&temp, &path).map_err(|e| StoreError::io(&path, e))?;
     dir.sync()
 }
 
-fn write_synced(path: &Path, header: &[u8], data: &[u8]) -> std::io::Result<()> {
-    let mut file = File::create(path)?;
+fn write_synced(mut file: File, header: &[u8], data: &[u8]) -> io::Result<()> {
     file.write_all(header)?;
     file.write_all(data)?;
     file.sync_data()
@@ -86,7 +91,10 @@ pub fn remove_others(dir: &DataDir, keep: Option<Index>) -> Result<(), StoreErro
 
 /// Reads and checks the snapshot file at `path`.
 fn read(path: &Path) -> Result<Snapshot, StoreError> {
-    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    let mut bytes = Vec::new();
+    open_file(path, Missing::Fail)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| StoreError::io(path, e))?;
     decode(Bytes::from(bytes)).map_err(|reason| StoreError::Damaged {
         path: path.to_path_buf(),
         reason,

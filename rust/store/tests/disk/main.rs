@@ -3,6 +3,7 @@
 mod common;
 mod model;
 mod open_errors;
+mod privacy;
 mod recovery;
 mod round_trip;
 mod snapshots;
