@@ -57,7 +57,8 @@ def test_with_limits_takes_a_limits_value_only() -> None:
 
 async def test_an_address_that_keeps_probing_is_refused_unanswered() -> None:
     """Two refusals for another network spend a budget of two per minute;
-    the third attempt from the same address gets no answer at all."""
+    the third attempt from the same address gets no answer at all (the
+    dial times out)."""
     strict = mosaik.Limits(refusals_per_ip_per_minute=2)
     node = await mosaik.Network.builder("one").with_limits(strict).build()
     prober = await mosaik.Network.new("two")
@@ -69,7 +70,7 @@ async def test_an_address_that_keeps_probing_is_refused_unanswered() -> None:
         with pytest.raises(mosaik.NetworkError) as info:
             await bounded(prober.sync_with(node.local.addr))
         assert info.value.code != 101
-        assert node.metrics()["mosaik.net.connections.refused"] >= 1
+        assert node.metrics()["mosaik.net.probes.silenced"] >= 1
     finally:
         await prober.close()
         await node.close()

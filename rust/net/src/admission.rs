@@ -36,6 +36,8 @@ pub enum Decision {
     Retry,
     /// Refuse without a handshake.
     Refuse,
+    /// Do not answer at all (an address that spent its refusal budget).
+    Ignore,
 }
 
 pub struct Admission {
@@ -50,10 +52,7 @@ pub struct Admission {
 pub fn is_probe_refusal(code: u32) -> bool {
     matches!(
         code,
-        close::DIFFERENT_NETWORK
-            | close::UNKNOWN_PEER
-            | codes::GROUP_NOT_FOUND
-            | codes::INVALID_PROOF
+        close::DIFFERENT_NETWORK | codes::GROUP_NOT_FOUND | codes::INVALID_PROOF
     )
 }
 
@@ -81,20 +80,25 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, ip: IpAddr, validated: bool) -> Decision {
         let key = ip_key(ip);
         let mut state = self.state();
-        let probing = !state.refusals.has_token(&key, Instant::now());
-        let here = state.pending_per_ip.get(&key).copied().unwrap_or(0);
-        if probing
-            || state.pending >= self.limits.max_pending_connections
-            || here >= self.limits.max_pending_connections_per_ip
-        {
-            self.metrics.refused.inc();
-            return Decision::Refuse;
+        if !state.refusals.has_token(&key, Instant::now()) {
+            self.metrics.probes_silenced.inc();
+            return Decision::Ignore;
         }
+        let here = state.pending_per_ip.get(&key).copied().unwrap_or(0);
+        let crowded = state.pending >= self.limits.max_pending_connections
+            || here >= self.limits.max_pending_connections_per_ip;
+        // A source address is trusted only once a Retry proved it: spoofed
+        // packets must not use up the slots of the address they claim.
         if !validated
-            && self.handshaking.load(Ordering::Relaxed) >= self.limits.retry_above_handshakes
+            && (crowded
+                || self.handshaking.load(Ordering::Relaxed) >= self.limits.retry_above_handshakes)
         {
             self.metrics.retried.inc();
             return Decision::Retry;
+        }
+        if crowded {
+            self.metrics.refused.inc();
+            return Decision::Refuse;
         }
         state.pending += 1;
         *state.pending_per_ip.entry(key).or_default() += 1;
@@ -106,11 +110,11 @@ impl Admission {
         })
     }
 
-    /// Charges `ip` for a refusal with `code`; probing refusals beyond the
-    /// budget make later connections from `ip` be refused unanswered.
+    /// Charges `ip` for a refusal with `code`; once probing refusals spent
+    /// the budget, connections from `ip` get no answer until it refills.
     pub fn charge_refusal(&self, ip: IpAddr, code: u32) {
-        if is_probe_refusal(code) && !self.state().refusals.take(ip_key(ip), Instant::now()) {
-            self.metrics.probes_silenced.inc();
+        if is_probe_refusal(code) {
+            self.state().refusals.take(ip_key(ip), Instant::now());
         }
     }
 
@@ -187,6 +191,7 @@ mod tests {
             Decision::Admit(slot) => slot,
             Decision::Retry => panic!("retry"),
             Decision::Refuse => panic!("refused"),
+            Decision::Ignore => panic!("ignored"),
         }
     }
 
@@ -201,6 +206,10 @@ mod tests {
         let s1 = admitted(a.admit(x, true));
         let _s2 = admitted(a.admit(x, true));
         assert!(matches!(a.admit(x, true), Decision::Refuse));
+        assert!(
+            matches!(a.admit(x, false), Decision::Retry),
+            "unproven: retry first"
+        );
         let _s3 = admitted(a.admit(y, true));
         assert!(matches!(a.admit(z, true), Decision::Refuse), "total cap");
         drop(s1);
@@ -239,9 +248,14 @@ mod tests {
             matches!(a.admit(x, true), Decision::Admit(_)),
             "not a probe"
         );
+        a.charge_refusal(x, close::UNKNOWN_PEER);
+        assert!(
+            matches!(a.admit(x, true), Decision::Admit(_)),
+            "not a probe either"
+        );
         a.charge_refusal(x, codes::INVALID_PROOF);
         a.charge_refusal(x, close::DIFFERENT_NETWORK);
-        assert!(matches!(a.admit(x, true), Decision::Refuse));
+        assert!(matches!(a.admit(x, true), Decision::Ignore));
         assert!(matches!(a.admit(y, true), Decision::Admit(_)));
     }
 }

@@ -193,22 +193,20 @@ impl DialGuard {
             .insert((peer, addr), Failures::after(previous, cap, now));
     }
 
-    /// `peer` proved itself from `addr` (a dial or an incoming connection):
-    /// the pair is reached and its back-off cleared.
+    /// `peer` proved itself from `addr` (a dial, an accepted hello or bond),
+    /// or the operator named it as a bootstrap peer: the pair is reached
+    /// and its back-off cleared.
     pub fn reached(&self, peer: PeerId, addr: SocketAddr) {
         let now = Instant::now();
         let mut state = self.state();
         state.failures.remove(&(peer, addr));
         state.suspect.remove(&addr);
         if state.reached.len() >= MAX_REMEMBERED {
-            let oldest = state
-                .reached
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(p, _)| *p);
-            if let Some(oldest) = oldest {
-                state.reached.remove(&oldest);
-            }
+            // Forget the older half at once (amortized, not a scan per pair).
+            let mut times: Vec<Instant> = state.reached.values().copied().collect();
+            let (_, cutoff, _) = times.select_nth_unstable(MAX_REMEMBERED / 2);
+            let cutoff = *cutoff;
+            state.reached.retain(|_, t| *t > cutoff);
         }
         state.reached.insert((peer, addr), now);
     }

@@ -170,9 +170,7 @@ impl Endpoint {
         self.quic.accept().await
     }
 
-    /// Completes an incoming handshake and names the peer and protocol; a
-    /// peer that proves itself from an address clears that address's
-    /// dial back-off.
+    /// Completes an incoming handshake and names the peer and protocol.
     pub async fn complete(&self, incoming: quinn::Incoming) -> Result<Accepted, NetError> {
         let conn = tokio::time::timeout(DIAL_TIMEOUT, incoming)
             .await
@@ -185,8 +183,13 @@ impl Endpoint {
             .unwrap_or_default();
         let peer = tls::remote_peer_id(&conn)
             .ok_or_else(|| NetError::Tls("remote presented no usable certificate".into()))?;
-        self.dials.reached(peer, conn.remote_address());
         Ok(Accepted { conn, peer, alpn })
+    }
+
+    /// `peer` proved itself from `addr` (an accepted hello or bond): dials
+    /// of that pair skip the guard's budget and long back-off.
+    pub fn reached(&self, peer: PeerId, addr: SocketAddr) {
+        self.dials.reached(peer, addr);
     }
 
     /// The socket address actually bound.

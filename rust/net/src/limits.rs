@@ -127,6 +127,9 @@ impl Bucket {
     }
 }
 
+/// Keys a `Buckets` remembers at most.
+const MAX_BUCKETS: usize = 4096;
+
 /// One token bucket per key, with a bounded number of keys: buckets that
 /// have refilled completely are forgotten (they hold no information).
 pub struct Buckets<K> {
@@ -146,9 +149,17 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
 
     /// Takes a token of `key`'s bucket; false when it is empty.
     pub fn take(&mut self, key: K, now: Instant) -> bool {
-        if self.buckets.len() >= 4096 {
+        if self.buckets.len() >= MAX_BUCKETS && !self.buckets.contains_key(&key) {
             let (c, r) = (self.capacity, self.per_second);
             self.buckets.retain(|_, b| !b.is_full(c, r, now));
+            if self.buckets.len() >= MAX_BUCKETS {
+                // Still crowded: forget half, whichever they are, rather
+                // than scan the whole map on every take.
+                let drop: Vec<K> = self.buckets.keys().take(MAX_BUCKETS / 2).copied().collect();
+                for k in drop {
+                    self.buckets.remove(&k);
+                }
+            }
         }
         let (c, r) = (self.capacity, self.per_second);
         self.buckets

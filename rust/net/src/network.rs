@@ -133,6 +133,11 @@ impl Network {
             groups,
             tasks,
         });
+        for peer in &config.discovery.bootstrap {
+            for addr in &peer.addrs {
+                endpoint.reached(peer.peer_id, *addr);
+            }
+        }
         running.tasks.spawn(discovery.run());
         running.tasks.spawn(route(Arc::downgrade(&running)));
         Ok(Arc::new(Network {
@@ -254,6 +259,10 @@ async fn route(running: std::sync::Weak<Running>) {
             }
             Decision::Refuse => {
                 incoming.refuse();
+                continue;
+            }
+            Decision::Ignore => {
+                incoming.ignore();
                 continue;
             }
         };

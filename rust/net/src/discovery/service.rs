@@ -6,6 +6,7 @@
 
 use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +28,13 @@ use crate::link::{self, LinkReceiver, LinkSender};
 use crate::metrics::{Counter, Sample};
 
 /// Pause that gathers several changes into one push round.
-const PUSH_DELAY: Duration = Duration::from_millis(50);
+const PUSH_DELAY: Duration = Duration::from_millis(5);
+/// Signatures one merge checks at most (new peers and updates together).
+const MAX_VERIFIED_PER_EXCHANGE: usize = 1024;
+/// Encoded bytes of entries one exchange may carry.
+const MAX_EXCHANGE_BYTES: usize = 4 * 1024 * 1024;
+/// Encoded bytes of entries all exchanges in progress may hold together.
+const MAX_INFLIGHT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Settings of the discovery service.
 #[derive(Clone, Debug)]
@@ -84,6 +91,8 @@ pub struct Discovery {
     max_new_per_exchange: usize,
     /// Entries one exchange may carry (a whole catalog and the sender's own).
     max_entries_per_exchange: usize,
+    /// Bytes of entries held by exchanges in progress.
+    inflight_bytes: AtomicUsize,
     state: Mutex<State>,
     metrics: DiscoveryMetrics,
     push: Notify,
@@ -122,6 +131,7 @@ impl Discovery {
             config,
             max_new_per_exchange: limits.max_new_peers_per_exchange,
             max_entries_per_exchange: limits.max_peers + 1,
+            inflight_bytes: AtomicUsize::new(0),
             state: Mutex::new(state),
             metrics: DiscoveryMetrics::default(),
             push: Notify::new(),
@@ -171,6 +181,16 @@ impl Discovery {
         self.state().catalog.entries().cloned().collect()
     }
 
+    /// The peers whose entry lists `group`, with their entry versions.
+    pub fn members_of(&self, group: &GroupId) -> Vec<(PeerId, u64)> {
+        self.state()
+            .catalog
+            .entries()
+            .filter(|e| e.groups.contains(group))
+            .map(|e| (e.peer_id, e.version))
+            .collect()
+    }
+
     /// Ticks once for every change of the catalog's peers or contents.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
@@ -190,9 +210,13 @@ impl Discovery {
     }
 
     /// Merges entries learned from one source (a sync, a bond): the newest
-    /// copy of each peer only, the cheap checks under the lock, signatures
-    /// outside it, at most `max_new_peers_per_exchange` new peers.
-    pub fn merge_all(&self, entries: Vec<SignedEntry>) {
+    /// copy of each peer only, the cheap checks under the lock, at most
+    /// `max_new_peers_per_exchange` new peers, and signatures checked
+    /// outside the lock, at most `MAX_VERIFIED_PER_EXCHANGE`. Honest nodes
+    /// relay only entries they verified, so the first bad signature ends
+    /// the merge. `sender`: the authenticated peer the entries came from;
+    /// its own entry is first-hand.
+    pub fn merge_all(&self, entries: Vec<SignedEntry>, sender: Option<PeerId>) {
         let mut newest: HashMap<PeerId, SignedEntry> = HashMap::new();
         for entry in entries {
             match newest.entry(entry.entry.peer_id) {
@@ -228,16 +252,19 @@ impl Discovery {
                 })
                 .collect()
         };
-        let verified: Vec<SignedEntry> = candidates
-            .into_iter()
-            .filter(|entry| {
-                let ok = entry.verify();
-                if !ok {
-                    self.metrics.rejected.inc();
-                }
-                ok
-            })
-            .collect();
+        if candidates.len() > MAX_VERIFIED_PER_EXCHANGE {
+            self.metrics
+                .dropped
+                .add((candidates.len() - MAX_VERIFIED_PER_EXCHANGE) as u64);
+        }
+        let mut verified = Vec::new();
+        for entry in candidates.into_iter().take(MAX_VERIFIED_PER_EXCHANGE) {
+            if !entry.verify() {
+                self.metrics.rejected.inc();
+                break;
+            }
+            verified.push(entry);
+        }
         if verified.is_empty() {
             return;
         }
@@ -246,7 +273,8 @@ impl Discovery {
         {
             let mut state = self.state();
             for entry in verified {
-                match state.catalog.insert_verified(entry, now) {
+                let first_hand = sender == Some(entry.entry.peer_id);
+                match state.catalog.insert_verified(entry, now, first_hand) {
                     Merge::New => {
                         self.metrics.discovered.inc();
                         news = true;
@@ -281,7 +309,7 @@ impl Discovery {
             .endpoint
             .connect(addr.peer_id, &addr.addrs, DISCOVERY_ALPN)
             .await?;
-        let result = self.dial_exchange(&conn).await;
+        let result = self.dial_exchange(&conn, addr.peer_id).await;
         if result.is_ok() {
             self.metrics.syncs.inc();
             link::close_with(&conn, close::SUCCESS, "synced");
@@ -289,18 +317,24 @@ impl Discovery {
         result
     }
 
-    async fn dial_exchange(&self, conn: &quinn::Connection) -> Result<(), NetError> {
+    async fn dial_exchange(&self, conn: &quinn::Connection, peer: PeerId) -> Result<(), NetError> {
         let (mut tx, mut rx) = link::open(conn, wire::MAX_FRAME).await?;
-        send_entries(&mut tx, self.all_signed(), |entries| {
+        let hello = send_entries(&mut tx, self.all_signed(), |entries| {
             DiscoveryMessage::Hello {
                 network_id: self.network_id,
                 entries,
             }
-        })
-        .await?;
+        });
+        tokio::time::timeout(self.config.reply_timeout, hello)
+            .await
+            .map_err(|_| NetError::Timeout("sending the hello".into()))??;
+        let mut budget = self.budget();
         let reply = tokio::time::timeout(self.config.reply_timeout, async {
             match rx.recv().await? {
-                DiscoveryMessage::Catalog { entries } => self.receive_more(&mut rx, entries).await,
+                DiscoveryMessage::Catalog { entries } => {
+                    let first = self.keep_well_formed(entries, &mut budget);
+                    self.receive_more(&mut rx, first, &mut budget).await
+                }
                 _ => {
                     link::close_with(conn, close::PROTOCOL_VIOLATION, "expected a catalog");
                     Err(NetError::Protocol(
@@ -311,27 +345,65 @@ impl Discovery {
         })
         .await
         .map_err(|_| NetError::Timeout("waiting for the peer's catalog".into()))??;
-        self.merge_all(reply);
+        self.merge_all(reply, Some(peer));
         Ok(())
     }
 
-    /// Reads the `More` frames that follow a first frame of `entries`,
-    /// until the remote finishes its side; entries beyond the cap of one
-    /// exchange are dropped unread.
+    fn budget(&self) -> Budget<'_> {
+        Budget {
+            inflight: &self.inflight_bytes,
+            held: 0,
+        }
+    }
+
+    /// The well-formed entries of one frame that fit the exchange's caps;
+    /// `None` in place of the list once a cap is reached.
+    fn keep_well_formed(&self, entries: Vec<SignedEntry>, budget: &mut Budget<'_>) -> Kept {
+        let mut kept = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if !entry.well_formed() {
+                self.metrics.rejected.inc();
+            } else if kept.len() < self.max_entries_per_exchange
+                && budget.take(entry.encoded_size_bound())
+            {
+                kept.push(entry);
+            } else {
+                self.metrics.dropped.inc();
+                return Kept {
+                    entries: kept,
+                    full: true,
+                };
+            }
+        }
+        Kept {
+            entries: kept,
+            full: false,
+        }
+    }
+
+    /// Reads the `More` frames that follow a first frame, until the remote
+    /// finishes its side or a cap of the exchange is reached (the rest is
+    /// left unread). Every frame is screened as it arrives.
     async fn receive_more(
         &self,
         rx: &mut LinkReceiver,
-        mut entries: Vec<SignedEntry>,
+        first: Kept,
+        budget: &mut Budget<'_>,
     ) -> Result<Vec<SignedEntry>, NetError> {
-        while let Some(msg) = rx.recv_or_end::<DiscoveryMessage>().await? {
+        let Kept {
+            mut entries,
+            mut full,
+        } = first;
+        while !full {
+            let Some(msg) = rx.recv_or_end::<DiscoveryMessage>().await? else {
+                break;
+            };
             let DiscoveryMessage::More { entries: more } = msg else {
                 return Err(rx.violation(close::PROTOCOL_VIOLATION, "expected more entries".into()));
             };
-            if entries.len() + more.len() > self.max_entries_per_exchange {
-                self.metrics.dropped.add(more.len() as u64);
-                break;
-            }
-            entries.extend(more);
+            let kept = self.keep_well_formed(more, budget);
+            full = kept.full || entries.len() + kept.entries.len() >= self.max_entries_per_exchange;
+            entries.extend(kept.entries);
         }
         Ok(entries)
     }
@@ -351,6 +423,9 @@ impl Discovery {
         None
     }
 
+    /// Reads a hello (its first entry must be the sender's own, checked
+    /// before anything else is read), merges it and answers with the
+    /// catalog; each direction within the reply timeout.
     async fn serve_exchange(
         &self,
         conn: &quinn::Connection,
@@ -360,53 +435,60 @@ impl Discovery {
             link::close_with(conn, code, why);
             (Some(code), NetError::Protocol(why.to_string()))
         };
-        let first = tokio::time::timeout(self.config.reply_timeout, async {
-            let (tx, mut rx) = link::accept(conn, wire::MAX_FRAME).await?;
-            let hello = rx.recv::<DiscoveryMessage>().await?;
+        let mut budget = self.budget();
+        let inbound = tokio::time::timeout(self.config.reply_timeout, async {
+            let (tx, mut rx) = link::accept(conn, wire::MAX_FRAME)
+                .await
+                .map_err(|e| (None, e))?;
+            let hello = rx.recv::<DiscoveryMessage>().await.map_err(|e| (None, e))?;
             let DiscoveryMessage::Hello {
                 network_id,
                 entries,
             } = hello
             else {
-                return Ok((tx, None));
+                return Err(refuse(close::PROTOCOL_VIOLATION, "expected hello"));
             };
             if network_id != self.network_id {
-                return Ok((tx, Some((network_id, entries))));
+                self.metrics.rejected.add(entries.len() as u64);
+                return Err(refuse(close::DIFFERENT_NETWORK, "different network"));
             }
-            let entries = self.receive_more(&mut rx, entries).await?;
-            Ok::<_, NetError>((tx, Some((network_id, entries))))
+            // The catalog goes only to a peer that says who it is: its own
+            // signed entry first.
+            let introduced = entries
+                .first()
+                .is_some_and(|e| e.entry.peer_id == peer && e.well_formed() && e.verify());
+            if !introduced {
+                self.metrics.rejected.add(entries.len() as u64);
+                return Err(refuse(
+                    close::PROTOCOL_VIOLATION,
+                    "hello without the sender's own entry",
+                ));
+            }
+            self.endpoint.reached(peer, conn.remote_address());
+            let first = self.keep_well_formed(entries, &mut budget);
+            let entries = self
+                .receive_more(&mut rx, first, &mut budget)
+                .await
+                .map_err(|e| (None, e))?;
+            Ok((tx, entries))
         })
         .await;
-        let (mut tx, hello) = match first {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => return Err((None, e)),
+        let (mut tx, entries) = match inbound {
+            Ok(result) => result?,
             Err(_) => return Err(refuse(close::PROTOCOL_VIOLATION, "no hello in time")),
         };
-        let Some((network_id, entries)) = hello else {
-            return Err(refuse(close::PROTOCOL_VIOLATION, "expected hello"));
-        };
-        if network_id != self.network_id {
-            self.metrics.rejected.add(entries.len() as u64);
-            return Err(refuse(close::DIFFERENT_NETWORK, "different network"));
-        }
-        // The catalog goes only to a peer that says who it is: its own
-        // signed entry first.
-        let introduced = entries
-            .first()
-            .is_some_and(|e| e.entry.peer_id == peer && e.well_formed() && e.verify());
-        if !introduced {
-            self.metrics.rejected.add(entries.len() as u64);
-            return Err(refuse(
-                close::PROTOCOL_VIOLATION,
-                "hello without the sender's own entry",
-            ));
-        }
-        self.merge_all(entries);
-        send_entries(&mut tx, self.all_signed(), |entries| {
+        self.merge_all(entries, Some(peer));
+        drop(budget);
+        let reply = send_entries(&mut tx, self.all_signed(), |entries| {
             DiscoveryMessage::Catalog { entries }
-        })
-        .await
-        .map_err(|e| (None, e))
+        });
+        match tokio::time::timeout(self.config.reply_timeout, reply).await {
+            Ok(sent) => sent.map_err(|e| (None, e)),
+            Err(_) => Err(refuse(
+                close::PROTOCOL_VIOLATION,
+                "catalog not read in time",
+            )),
+        }
     }
 
     /// The gossip loop; runs until its task is aborted. Refreshes and purges
@@ -446,10 +528,15 @@ impl Discovery {
             .collect()
     }
 
-    /// Up to `n` random known peers.
+    /// Up to `n` random known peers, those met first-hand first (fake
+    /// identities heard of second-hand cannot crowd them out).
     fn random_targets(&self, n: usize) -> Vec<EndpointAddr> {
         let mut known = self.known_targets();
         known.shuffle(&mut rand::thread_rng());
+        {
+            let state = self.state();
+            known.sort_by_key(|t| !state.catalog.is_first_hand(&t.peer_id));
+        }
         known.truncate(n);
         known
     }
@@ -526,4 +613,39 @@ async fn send_entries(
     }
     tx.finish();
     Ok(())
+}
+
+/// One frame's entries after screening; `full` once a cap of the exchange
+/// is reached.
+struct Kept {
+    entries: Vec<SignedEntry>,
+    full: bool,
+}
+
+/// The bytes of entries one exchange holds, counted against its own cap
+/// and against the cap of all exchanges together; given back when dropped.
+struct Budget<'a> {
+    inflight: &'a AtomicUsize,
+    held: usize,
+}
+
+impl Budget<'_> {
+    fn take(&mut self, bytes: usize) -> bool {
+        if self.held + bytes > MAX_EXCHANGE_BYTES {
+            return false;
+        }
+        let before = self.inflight.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > MAX_INFLIGHT_BYTES {
+            self.inflight.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        self.held += bytes;
+        true
+    }
+}
+
+impl Drop for Budget<'_> {
+    fn drop(&mut self) {
+        self.inflight.fetch_sub(self.held, Ordering::Relaxed);
+    }
 }

@@ -159,7 +159,7 @@ fn handle(group: &Arc<Group>, peer: PeerId, msg: BondMessage) -> Reply {
         BondMessage::Pong => Reply::Nothing,
         BondMessage::Departure => Reply::End(End::Departed),
         BondMessage::PeerEntryUpdate(entry) => {
-            group.ctx().discovery.merge_all(vec![entry]);
+            group.ctx().discovery.merge_all(vec![entry], Some(peer));
             Reply::Nothing
         }
         BondMessage::BondFormed { peer: other } => {

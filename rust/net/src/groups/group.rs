@@ -47,9 +47,9 @@ struct GroupState {
     /// Each peer's bonds as it last told us.
     mesh: HashMap<PeerId, BTreeSet<PeerId>>,
     dialing: HashSet<PeerId>,
-    /// When each peer may be dialled again, and how many dials of it in a
-    /// row failed.
-    next_dial: HashMap<PeerId, (Instant, u32)>,
+    /// When each peer was last dialled (the endpoint's dial guard backs
+    /// off from peers whose dials fail).
+    last_dial: HashMap<PeerId, Instant>,
     /// Entry version of peers that said `Departure`; not redialled until
     /// they publish a newer entry.
     departed: HashMap<PeerId, u64>,
@@ -83,18 +83,6 @@ fn redial_pause(spec: &GroupSpec) -> Duration {
     spec.consensus
         .heartbeat_interval
         .max(Duration::from_millis(200))
-}
-
-/// Longest pause before a peer whose dials keep failing is dialled again:
-/// entries that claim a group are self-signed, so an outsider can list
-/// fake members, and this keeps them from being dialled at a fixed pace.
-const MAX_REDIAL_PAUSE: Duration = Duration::from_secs(10);
-
-/// The pause after `failures` failed dials in a row.
-fn backoff(spec: &GroupSpec, failures: u32) -> Duration {
-    redial_pause(spec)
-        .saturating_mul(1 << failures.min(8))
-        .min(MAX_REDIAL_PAUSE)
 }
 
 impl Group {
@@ -246,7 +234,6 @@ impl Group {
                 },
             );
             state.departed.remove(&new.peer);
-            state.next_dial.remove(&new.peer);
             state
                 .mesh
                 .insert(new.peer, new.their_bonds.iter().copied().collect());
@@ -304,22 +291,24 @@ impl Group {
     }
 
     /// Dials each of `peers` that is not bonded, not being dialled, and not
-    /// due yet (a pause after each dial, growing while dials fail).
+    /// dialled too recently.
     fn dial_all(self: &Arc<Self>, peers: &[PeerId]) {
         let now = Instant::now();
         let pause = redial_pause(&self.spec);
+        self.state()
+            .last_dial
+            .retain(|_, t| now.duration_since(*t) < pause);
         for peer in peers {
             let go = {
                 let mut state = self.state();
-                let due = state.next_dial.get(peer).is_none_or(|(at, _)| now >= *at);
+                let recent = state.last_dial.contains_key(peer);
                 let skip = *peer == self.local()
-                    || !due
+                    || recent
                     || state.bonds.contains_key(peer)
                     || state.dialing.contains(peer);
                 if !skip {
                     state.dialing.insert(*peer);
-                    let failures = state.next_dial.get(peer).map_or(0, |(_, n)| *n);
-                    state.next_dial.insert(*peer, (now + pause, failures));
+                    state.last_dial.insert(*peer, now);
                 }
                 !skip
             };
@@ -327,15 +316,10 @@ impl Group {
                 let me = self.clone();
                 let peer = *peer;
                 self.ctx.tasks.spawn(async move {
-                    let result = handshake::initiate(&me, peer).await;
-                    let mut state = me.state();
-                    state.dialing.remove(&peer);
-                    if let Err(e) = result {
+                    if let Err(e) = handshake::initiate(&me, peer).await {
                         log::debug!("bond to {peer} in group {} failed: {e}", me.id());
-                        let failures = state.next_dial.get(&peer).map_or(0, |(_, n)| *n) + 1;
-                        let at = Instant::now() + backoff(&me.spec, failures);
-                        state.next_dial.insert(peer, (at, failures));
                     }
+                    me.state().dialing.remove(&peer);
                 });
             }
         }
@@ -343,21 +327,16 @@ impl Group {
 
     /// Fellow members in the catalog that we should be bonded with.
     fn members_to_dial(&self) -> Vec<PeerId> {
-        let entries = self.ctx.discovery.entries();
-        let departed = {
-            let mut state = self.state();
-            let listed: HashSet<PeerId> = entries.iter().map(|e| e.peer_id).collect();
-            state.departed.retain(|p, _| listed.contains(p));
-            state.next_dial.retain(|p, _| listed.contains(p));
-            state.departed.clone()
-        };
-        entries
+        let members = self.ctx.discovery.members_of(&self.spec.group_id);
+        let mut state = self.state();
+        let listed: HashSet<PeerId> = members.iter().map(|(p, _)| *p).collect();
+        state.departed.retain(|p, _| listed.contains(p));
+        members
             .into_iter()
-            .filter(|e| e.groups.contains(&self.spec.group_id))
             // Of two members that find each other, the lower id dials.
-            .filter(|e| self.local() < e.peer_id)
-            .filter(|e| departed.get(&e.peer_id).is_none_or(|v| e.version > *v))
-            .map(|e| e.peer_id)
+            .filter(|(peer, _)| self.local() < *peer)
+            .filter(|(peer, version)| state.departed.get(peer).is_none_or(|v| version > v))
+            .map(|(peer, _)| peer)
             .collect()
     }
 

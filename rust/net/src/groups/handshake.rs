@@ -165,6 +165,7 @@ fn check_start(
     if !proof_matches(&group.spec().secret, &ekm, &peer, &proof) {
         return Err(codes::INVALID_PROOF);
     }
+    groups.ctx().endpoint.reached(peer, conn.remote_address());
     Ok((group, bonds))
 }
 

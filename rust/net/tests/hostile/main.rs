@@ -5,6 +5,7 @@
 
 mod amplification;
 mod common;
+mod exchanges;
 mod oversized_entry;
 mod signature_flood;
 mod unread_streams;
