@@ -304,6 +304,12 @@ async fn unread_streams_of_four_connections_do_not_pin_memory() {
         uni: 100,
     };
     let m = unread_streams_from_one_address(plan, "four").await;
+    assert_node_unharmed(&m);
+}
+
+/// The attack left the process within its memory bound and the node
+/// served an honest peer meanwhile.
+fn assert_node_unharmed(m: &Measured) {
     assert!(
         m.rss_growth_mib <= MAX_RSS_GROWTH_MIB,
         "the process grew by {:.1} MiB",
@@ -332,13 +338,5 @@ async fn three_hundred_connections_from_one_address_are_mostly_refused() {
         "one address held {} connections open at once",
         m.peak_held
     );
-    assert!(
-        m.rss_growth_mib <= MAX_RSS_GROWTH_MIB,
-        "the process grew by {:.1} MiB",
-        m.rss_growth_mib
-    );
-    assert!(
-        m.honest_sync_ok,
-        "an honest peer could not sync during the attack"
-    );
+    assert_node_unharmed(&m);
 }
