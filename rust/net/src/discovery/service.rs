@@ -214,8 +214,9 @@ impl Discovery {
     /// `max_new_peers_per_exchange` new peers, and signatures checked
     /// outside the lock, at most `MAX_VERIFIED_PER_EXCHANGE`. Honest nodes
     /// relay only entries they verified, so the first bad signature ends
-    /// the merge. `sender`: the authenticated peer the entries came from;
-    /// its own entry is first-hand.
+    /// the merge and drops every relayed entry (the outcome never depends
+    /// on the order of checks). `sender`: the authenticated peer the
+    /// entries came from; its own entry is first-hand and kept if valid.
     pub fn merge_all(&self, entries: Vec<SignedEntry>, sender: Option<PeerId>) {
         let mut newest: HashMap<PeerId, SignedEntry> = HashMap::new();
         for entry in entries {
@@ -257,10 +258,18 @@ impl Discovery {
                 .dropped
                 .add((candidates.len() - MAX_VERIFIED_PER_EXCHANGE) as u64);
         }
-        let mut verified = Vec::new();
-        for entry in candidates.into_iter().take(MAX_VERIFIED_PER_EXCHANGE) {
+        // The sender's own entry stands on its own; the entries it relays
+        // are taken all together or, after a forgery, not at all.
+        let (own, relayed): (Vec<SignedEntry>, Vec<SignedEntry>) = candidates
+            .into_iter()
+            .take(MAX_VERIFIED_PER_EXCHANGE)
+            .partition(|e| sender == Some(e.entry.peer_id));
+        let mut verified: Vec<SignedEntry> = own.into_iter().filter(|e| e.verify()).collect();
+        let own_count = verified.len();
+        for entry in relayed {
             if !entry.verify() {
                 self.metrics.rejected.inc();
+                verified.truncate(own_count);
                 break;
             }
             verified.push(entry);
