@@ -77,12 +77,16 @@ pub struct DialGuard {
 /// unreached pair, its address.
 pub struct DialPermit {
     _slot: OwnedSemaphorePermit,
-    probing: Option<(Shared, SocketAddr)>,
+    _probe: Probe,
 }
 
-impl Drop for DialPermit {
+/// An address marked as probed by an unreached pair; unmarked when dropped,
+/// also when the dial is abandoned while it waits for a slot.
+struct Probe(Option<(Shared, SocketAddr)>);
+
+impl Drop for Probe {
     fn drop(&mut self) {
-        if let Some((state, addr)) = self.probing.take() {
+        if let Some((state, addr)) = self.0.take() {
             lock(&state).probing.remove(&addr);
         }
     }
@@ -148,9 +152,10 @@ impl DialGuard {
 
     /// Waits for a dial slot for `peer` at `addr`, or says why not now.
     pub async fn permit(&self, peer: PeerId, addr: SocketAddr) -> Result<DialPermit, &'static str> {
-        let probing = self
-            .refusal((peer, addr), Instant::now())?
-            .then(|| (self.state.clone(), addr));
+        let probe = Probe(
+            self.refusal((peer, addr), Instant::now())?
+                .then(|| (self.state.clone(), addr)),
+        );
         let slot = self
             .slots
             .clone()
@@ -159,7 +164,7 @@ impl DialGuard {
             .map_err(|_| "closed")?;
         Ok(DialPermit {
             _slot: slot,
-            probing,
+            _probe: probe,
         })
     }
 
@@ -291,6 +296,24 @@ mod tests {
             g.permit(new, addr(1)).await.is_ok(),
             "a node restarted with a new key at the old address is dialled at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_dial_abandoned_while_it_waits_for_a_slot_frees_its_address() {
+        let g = DialGuard::new(&Limits {
+            max_concurrent_dials: 1,
+            ..Limits::default()
+        });
+        let busy = g.permit(PeerId([1; 32]), addr(1)).await.unwrap();
+        let waiting = g.permit(PeerId([2; 32]), addr(2));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), waiting)
+                .await
+                .is_err(),
+            "no slot while the first dial runs"
+        );
+        drop(busy);
+        assert!(g.permit(PeerId([3; 32]), addr(2)).await.is_ok());
     }
 
     #[tokio::test]
