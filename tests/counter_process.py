@@ -57,6 +57,8 @@ async def answer(group: mosaik.Group[Counter], words: list[str]) -> str:
             index = await asyncio.wait_for(group.execute({"add": int(words[1])}), CALL_LIMIT)
         except mosaik.CommandOffline:
             return "OFFLINE"
+        except mosaik.CommandUnknown:
+            return "UNKNOWN"
         except TimeoutError:
             return "TIMEOUT"
         except Exception as exc:  # reported to the test, which fails on it

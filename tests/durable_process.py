@@ -174,7 +174,7 @@ class Loader:
     async def _execute(self, command_id: str) -> bool:
         try:
             await asyncio.wait_for(self.group.execute({"id": command_id}), CALL_LIMIT)
-        except (mosaik.CommandOffline, TimeoutError):
+        except (mosaik.CommandOffline, mosaik.CommandUnknown, TimeoutError):
             return False
         return True
 

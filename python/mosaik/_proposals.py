@@ -16,12 +16,23 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _bridge, _native
-from .exceptions import CommandOffline
+from .exceptions import CommandError, CommandOffline, CommandUnknown
 
 #: Most commands in one coalesced proposal.
 MAX_BATCH = 4096
 
-Propose = Callable[[list[bytes], bool], "_native.Pending[tuple[int, int] | None]"]
+#: `(first, done, unknown)`: see `NativeGroup.propose`.
+Outcome = tuple[int, int, bool]
+Propose = Callable[[list[bytes], bool], "_native.Pending[Outcome]"]
+
+
+def unsettled(commands: list[Any], first: int, done: int, unknown: bool) -> CommandError:
+    """The error for the commands after the first ``done`` of a batch."""
+    rest = commands[done:]
+    committed = f"; the {done} before them committed from index {first}" if done else ""
+    if unknown:
+        return CommandUnknown(f"a leader took the commands, outcome unknown{committed}", rest)
+    return CommandOffline(f"the commands were not committed{committed}", rest)
 
 
 class _Batch:
@@ -32,20 +43,24 @@ class _Batch:
         self.data: list[bytes] = []
         self.futures: list[asyncio.Future[int]] = []
 
-    def settle(self, outcome: asyncio.Future[tuple[int, int] | None]) -> None:
+    def settle(self, outcome: asyncio.Future[Outcome]) -> None:
         error = outcome.exception() if not outcome.cancelled() else asyncio.CancelledError()
-        result = None if error is not None else outcome.result()
+        first, done, unknown = (0, 0, False) if error is not None else outcome.result()
         for i, future in enumerate(self.futures):
             if future.done():
                 continue
             if error is not None:
                 future.set_exception(error)
-            elif result is None:
+            elif i < done:
+                future.set_result(first + i)
+            elif unknown:
                 future.set_exception(
-                    CommandOffline("no leader took the command", [self.commands[i]])
+                    CommandUnknown("a leader took the command, outcome unknown", [self.commands[i]])
                 )
             else:
-                future.set_result(result[0] + i)
+                future.set_exception(
+                    CommandOffline("the command was not committed", [self.commands[i]])
+                )
 
     def fail(self, error: BaseException) -> None:
         for future in self.futures:

@@ -37,11 +37,25 @@ class CommandError(MosaikError):
 
 
 class CommandOffline(CommandError):
-    """The node has no leader or is catching up; ``commands`` were not sent."""
+    """A promise: ``commands`` were not committed and never will be (no
+    leader took them in time, or other entries took their indices). In a
+    batch that a leader change cut, the commands before ``commands``
+    committed."""
 
     def __init__(self, message: str, commands: list[Any]) -> None:
         super().__init__(message)
         self.commands = commands
+
+
+class CommandUnknown(CommandError):
+    """``commands`` reached a leader but their outcome is not known: they may
+    or may not commit. ``request_id`` is the id the call was made with
+    (``None`` without one); retrying with it cannot apply them twice."""
+
+    def __init__(self, message: str, commands: list[Any], request_id: bytes | None = None) -> None:
+        super().__init__(message)
+        self.commands = commands
+        self.request_id = request_id
 
 
 class NoCommands(CommandError, ValueError):
@@ -74,6 +88,7 @@ __all__ = [
     "CodecError",
     "CommandError",
     "CommandOffline",
+    "CommandUnknown",
     "ConfigError",
     "GroupTerminated",
     "MosaikError",

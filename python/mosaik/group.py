@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import _native
 from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
-from ._proposals import Proposals
+from ._proposals import Proposals, unsettled
 from ._replica import Replica
 from .cursor import Cursor
-from .exceptions import CommandOffline, GroupTerminated, NoCommands, QueryOffline
+from .exceptions import GroupTerminated, NoCommands, QueryOffline
 from .keys import GroupKey
 from .state_machine import LeadershipPreference, NoOp, check_machine, machine_signature
 from .storage import DiskLogStore, InMemoryLogStore, LogStore
@@ -129,11 +129,10 @@ class Group(Generic[M]):
         if not commands:
             raise NoCommands("an empty batch of commands")
         pending = self._native.propose(self._encode(commands), on_assign)
-        outcome = await pending
-        if outcome is None:
-            raise CommandOffline("no leader took the commands", list(commands))
-        first, last = outcome
-        return range(first, last + 1)
+        first, done, unknown = await pending
+        if done < len(commands):
+            raise unsettled(commands, first, done, unknown)
+        return range(first, first + done)
 
     async def execute(self, command: Any) -> int:
         """Commits ``command`` on a quorum and applies it here; its index.

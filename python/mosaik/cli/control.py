@@ -24,7 +24,7 @@ import json
 import sys
 from typing import Any
 
-from ..exceptions import CommandOffline, MosaikError, QueryOffline
+from ..exceptions import CommandOffline, CommandUnknown, MosaikError, QueryOffline
 from ..group import Consistency, Group
 from .errors import describe
 from .node_report import Reporter
@@ -55,6 +55,8 @@ async def answer(group: Group[Any], request: dict[str, Any]) -> dict[str, Any]:
             return {"ok": True, "result": res.result, "position": res.at_position}
     except (CommandOffline, QueryOffline):
         return {"ok": False, "error": "offline"}
+    except CommandUnknown:
+        return {"ok": False, "error": "unknown"}
     except TimeoutError:
         return {"ok": False, "error": "timeout"}
     except (MosaikError, KeyError, TypeError, ValueError) as exc:

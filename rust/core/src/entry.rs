@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::PeerId;
+
 /// Position of an entry in the log, counted from 1 (0 means "before the log").
 pub type Index = u64;
 /// A Raft term, counted from 1 (0 is the bootstrap term before any election).
@@ -30,6 +32,17 @@ pub enum EntryKind {
     Marker,
     /// An opaque command for the state machine.
     Command(Bytes),
+    /// The voters that count from here on (consistency-first groups; see
+    /// `raft::committee`); applies nothing.
+    Committee(Committee),
+}
+
+/// A committee of voters: its members, and the term of the group's first
+/// election it descends from (the lineage learners recognise).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Committee {
+    pub origin: Term,
+    pub members: Vec<PeerId>,
 }
 
 /// One log entry.
@@ -45,11 +58,11 @@ impl Entry {
         LogPosition::new(self.term, self.index)
     }
 
-    /// The command payload, or `None` for a marker.
+    /// The command payload, or `None` for a marker or committee entry.
     pub fn command(&self) -> Option<&Bytes> {
         match &self.kind {
             EntryKind::Command(bytes) => Some(bytes),
-            EntryKind::Marker => None,
+            EntryKind::Marker | EntryKind::Committee(_) => None,
         }
     }
 }

@@ -18,10 +18,10 @@ pub mod sync;
 pub mod wire;
 
 pub use config::{ConsensusConfig, LeadershipPreference};
-pub use entry::{Entry, EntryKind, Index, LogPosition, Term};
+pub use entry::{Committee, Entry, EntryKind, Index, LogPosition, Term};
 pub use error::{Error, Result};
 pub use ids::{Digest, GroupId, NetworkId, PeerId, UniqueId};
 pub use raft::{ClientEvent, NodeConfig, RaftNode, Ready, Role, Status};
 pub use storage::{HardState, InMemoryLogStore, LogStore, Snapshot, SnapshotMeta};
 pub use sync::LogReplaySync;
-pub use wire::{decode, encode, Message, RequestId};
+pub use wire::{decode, encode, Ask, Message, RequestId};

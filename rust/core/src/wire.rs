@@ -12,10 +12,19 @@ use crate::ids::Digest;
 use crate::storage::SnapshotMeta;
 
 /// Version byte in front of every encoded message.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Id a driver gives a proposal or a strong query; unique per node.
 pub type RequestId = u64;
+
+/// A client request as peers see it: the asking node's incarnation (drawn
+/// at random each time it starts, because a restarted driver counts its
+/// request ids from the start again) and its request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Ask {
+    pub incarnation: u64,
+    pub req: RequestId,
+}
 
 /// Everything one core sends to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,23 +33,29 @@ pub enum Message {
     AppendReply(AppendReply),
     RequestVote(RequestVote),
     Vote(VoteReply),
-    /// Commands a follower forwards to the leader.
+    /// Would you vote for me in `term`? Changes nothing on the receiver.
+    PreVote(RequestVote),
+    /// The answer to a `PreVote`; its `term` is the one asked about.
+    PreVoteReply(VoteReply),
+    /// Commands a follower forwards to the leader of `term`; a node that
+    /// does not lead that very term refuses them (so a refusal is final).
     Forward {
-        req: RequestId,
+        ask: Ask,
+        term: Term,
         commands: Vec<Bytes>,
     },
-    /// The leader's answer: the indices it assigned, or `None` if it is not leading.
+    /// The answer to a `Forward`.
     ForwardReply {
-        req: RequestId,
-        assigned: Option<Assignment>,
+        ask: Ask,
+        outcome: ForwardOutcome,
     },
     /// A strong query's read-index request, forwarded to the leader.
     ReadIndex {
-        req: RequestId,
+        ask: Ask,
     },
     /// The confirmed read index, or `None` if the receiver is not leading.
     ReadIndexReply {
-        req: RequestId,
+        ask: Ask,
         index: Option<Index>,
     },
     Sync(SyncMessage),
@@ -72,6 +87,8 @@ pub struct AppendReply {
     pub observer: bool,
     /// The sender is catching up with log replay; send it heartbeats only.
     pub syncing: bool,
+    /// The sender is a learner (started empty, not caught up yet): it counts toward nothing.
+    pub learner: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +104,9 @@ pub enum AppendOutcome {
 pub struct RequestVote {
     pub term: Term,
     pub last: LogPosition,
+    /// Origin of the candidate's committee (0: none): a learner that voted
+    /// in that very first election counts for this candidate.
+    pub origin: Term,
 }
 
 /// A voter's answer to [`RequestVote`].
@@ -95,6 +115,8 @@ pub struct VoteReply {
     pub term: Term,
     pub vote: Vote,
     pub observer: bool,
+    /// The sender is a learner: its vote counts only in a group's first election.
+    pub learner: bool,
 }
 
 /// Granted: same log, vote given. Abstained: the voter's log is behind, its
@@ -105,6 +127,18 @@ pub enum Vote {
     Granted,
     Denied,
     Abstained,
+}
+
+/// What became of forwarded commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardOutcome {
+    /// The leader gave them these indices.
+    Assigned(Assignment),
+    /// Certainly not taken: the receiver does not lead the term they were
+    /// sent to and never took them in it.
+    Refused,
+    /// The receiver no longer knows whether it took them.
+    Unknown,
 }
 
 /// Indices `first..=last` the leader gave to forwarded commands, in `term`.
@@ -206,31 +240,67 @@ mod tests {
                 outcome: AppendOutcome::Rejected { hint: 5 },
                 observer: true,
                 syncing: false,
+                learner: true,
             }),
             Message::RequestVote(RequestVote {
                 term: 4,
                 last: LogPosition::new(3, 10),
+                origin: 2,
             }),
             Message::Vote(VoteReply {
                 term: 4,
                 vote: Vote::Abstained,
                 observer: false,
+                learner: false,
+            }),
+            Message::PreVote(RequestVote {
+                term: 5,
+                last: LogPosition::new(3, 10),
+                origin: 0,
+            }),
+            Message::PreVoteReply(VoteReply {
+                term: 5,
+                vote: Vote::Granted,
+                observer: false,
+                learner: true,
             }),
             Message::Forward {
-                req: 1,
+                ask: Ask {
+                    incarnation: 7,
+                    req: 1,
+                },
+                term: 4,
                 commands: vec![Bytes::from_static(b"a")],
             },
             Message::ForwardReply {
-                req: 1,
-                assigned: Some(Assignment {
+                ask: Ask {
+                    incarnation: 7,
+                    req: 1,
+                },
+                outcome: ForwardOutcome::Assigned(Assignment {
                     term: 4,
                     first: 11,
                     last: 11,
                 }),
             },
-            Message::ReadIndex { req: 2 },
+            Message::ForwardReply {
+                ask: Ask {
+                    incarnation: 7,
+                    req: 1,
+                },
+                outcome: ForwardOutcome::Unknown,
+            },
+            Message::ReadIndex {
+                ask: Ask {
+                    incarnation: 7,
+                    req: 2,
+                },
+            },
             Message::ReadIndexReply {
-                req: 2,
+                ask: Ask {
+                    incarnation: 7,
+                    req: 2,
+                },
                 index: None,
             },
             Message::Sync(SyncMessage::Availability {
@@ -274,7 +344,13 @@ mod tests {
 
     #[test]
     fn other_versions_and_trailing_bytes_are_refused() {
-        let mut bytes = encode(&Message::ReadIndex { req: 1 }).unwrap();
+        let mut bytes = encode(&Message::ReadIndex {
+            ask: Ask {
+                incarnation: 1,
+                req: 1,
+            },
+        })
+        .unwrap();
         bytes.push(0);
         assert!(decode(&bytes).is_err());
         bytes.pop();

@@ -75,7 +75,7 @@ impl Applier {
         for work in batch {
             match self.apply_one(py, &work) {
                 Ok(Some(snapshot)) => {
-                    let _ = self.snapshots.send((work.last_index, snapshot));
+                    let _ = self.snapshots.send((work.epoch, work.last_index, snapshot));
                 }
                 Ok(None) => {}
                 Err(err) => log::error!(

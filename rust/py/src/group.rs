@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mosaik_core::{GroupId, LeadershipPreference, Role};
-use mosaik_net::groups::{Group, GroupSpec, GroupStatus, Request, WorkerHandle, WorkerSetup};
+use mosaik_net::groups::{Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup};
 use mosaik_net::Network;
 use pyo3::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -154,9 +154,10 @@ impl PyGroup {
         Ok(group.bond_peers().into_iter().map(PyPeerId).collect())
     }
 
-    /// Proposes encoded commands; resolves to `(first, last)` once they are
-    /// committed and applied here (or assigned, with `on_assign`), or to
-    /// `None` when no leader took them.
+    /// Proposes encoded commands; resolves to `(first, done, unknown)`
+    /// once settled: the first `done` commands committed and are applied
+    /// here (or were assigned indices, with `on_assign`) from index `first`
+    /// on; the others certainly never commit, or (`unknown`) may or may not.
     fn propose(&self, commands: Vec<Vec<u8>>, on_assign: bool) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
         let (reply, answer) = oneshot::channel();
@@ -173,11 +174,10 @@ impl PyGroup {
             let Ok(outcome) = answer.await else {
                 return Err(Failure::Terminated);
             };
-            let Ok(range) = outcome else { return Ok(None) };
-            if !on_assign {
-                applied(worker.applied, *range.end()).await?;
+            if !on_assign && outcome.done > 0 {
+                applied(worker.applied, outcome.first + outcome.done - 1).await?;
             }
-            Ok(Some((*range.start(), *range.end())))
+            Ok((outcome.first, outcome.done, outcome.rest == Rest::Unknown))
         }))
     }
 

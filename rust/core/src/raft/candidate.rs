@@ -1,13 +1,20 @@
-//! Candidate duties: starting an election and counting its votes.
+//! Candidate duties: the pre-vote, starting an election and counting votes.
 //!
-//! Terms are ballots: `election round << 32 | 32-bit tag of the candidate's
-//! id`. Two candidates can never stand in the same term, so (index, term)
-//! names one entry everywhere, even where split brain is allowed
-//! (`min_quorum` 1 across a partition) and the sides later meet.
+//! Terms are ballots: `election round << 32 | 32-bit tag`, the tag drawn at
+//! random each time a node starts. Two candidates stand in the same term
+//! only if their tags collide (one in 2^32 per round), and a node restarted
+//! without its store never stands again in a term it used before, so
+//! (index, term) names one entry everywhere, even where split brain is
+//! allowed (`min_quorum` 1 across a partition) and the sides later meet.
+//!
+//! Pre-vote (Raft thesis 9.6): a node whose election timer fires first asks
+//! whether it would win, without raising any term; only a pre-vote that
+//! wins starts the election. Voters that heard from a leader within the
+//! election timeout say no, so a node that was cut off and comes back
+//! cannot depose a leader its peers still follow.
 
 use std::collections::BTreeSet;
 
-use super::quorum::election_won;
 use super::{RaftNode, RoleState};
 use crate::entry::Term;
 use crate::error::Result;
@@ -29,21 +36,105 @@ impl Campaign {
     }
 }
 
-/// The term a candidate stands in after `current`: next round, own tag.
-pub(super) fn next_term(current: Term, candidate: PeerId) -> Term {
-    let tag = u32::from_le_bytes([
-        candidate.0[0],
-        candidate.0[1],
-        candidate.0[2],
-        candidate.0[3],
-    ]);
+/// The term a candidate stands in after `current`: next round, its tag.
+pub(super) fn next_term(current: Term, tag: u32) -> Term {
     (((current >> 32) + 1) << 32) | u64::from(tag)
 }
 
 impl<S: LogStore> RaftNode<S> {
+    /// Asks the peers whether this node would win the next term's election.
+    pub(super) fn pre_campaign(&mut self) -> Result<()> {
+        let term = next_term(self.hard.term, self.term_tag());
+        let mut campaign = Campaign::default();
+        campaign.granted.insert(self.id);
+        self.pre_vote = Some((term, campaign));
+        self.reset_election_timer();
+        let request = RequestVote {
+            term,
+            last: self.last,
+            origin: self.committees.origin(),
+        };
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.send(peer, Message::PreVote(request));
+        }
+        self.check_pre_vote()
+    }
+
+    /// Answers a pre-vote as a vote would be answered, changing nothing.
+    pub(super) fn handle_pre_vote(&mut self, from: PeerId, request: RequestVote) {
+        let vote = if request.term <= self.hard.term || self.hears_leader() {
+            Vote::Denied
+        } else if self.is_observer() {
+            Vote::Abstained
+        } else {
+            match request.last.cmp(&self.last) {
+                std::cmp::Ordering::Less => Vote::Denied,
+                std::cmp::Ordering::Equal => Vote::Granted,
+                std::cmp::Ordering::Greater => Vote::Abstained,
+            }
+        };
+        let reply = VoteReply {
+            term: request.term,
+            vote,
+            observer: self.is_observer(),
+            learner: self.learner_for(request.origin),
+        };
+        self.send(from, Message::PreVoteReply(reply));
+    }
+
+    pub(super) fn handle_pre_vote_reply(&mut self, from: PeerId, reply: VoteReply) -> Result<()> {
+        self.note_peer(from, reply.observer, reply.learner);
+        let Some((term, campaign)) = &mut self.pre_vote else {
+            return Ok(());
+        };
+        if reply.term != *term {
+            return Ok(());
+        }
+        match reply.vote {
+            Vote::Granted => {
+                campaign.granted.insert(from);
+            }
+            Vote::Abstained => {
+                campaign.abstained.insert(from);
+            }
+            Vote::Denied => {}
+        }
+        self.check_pre_vote()
+    }
+
+    /// Starts the real election once the pre-vote would win it.
+    fn check_pre_vote(&mut self) -> Result<()> {
+        let Some((term, campaign)) = &self.pre_vote else {
+            return Ok(());
+        };
+        if *term != next_term(self.hard.term, self.term_tag()) || !self.may_stand() {
+            self.pre_vote = None;
+            return Ok(());
+        }
+        let (granted, abstained) = self.counted_votes(campaign);
+        if self.votes_win(granted.len(), abstained.len()) {
+            self.pre_vote = None;
+            return self.campaign();
+        }
+        Ok(())
+    }
+
+    /// Whether this node follows (or is) a leader it heard from within the
+    /// election timeout: then it takes no part in another's election.
+    pub(super) fn hears_leader(&self) -> bool {
+        match self.role {
+            RoleState::Leader(_) => true,
+            _ => {
+                self.leader.is_some()
+                    && self.now < self.leader_heard + self.config.consensus.election_timeout
+            }
+        }
+    }
+
     /// Starts an election in the next term, voting for itself.
     pub(super) fn campaign(&mut self) -> Result<()> {
-        let term = next_term(self.hard.term, self.id);
+        let term = next_term(self.hard.term, self.term_tag());
         self.set_hard_state(HardState {
             term,
             vote: Some(self.id),
@@ -56,6 +147,7 @@ impl<S: LogStore> RaftNode<S> {
         let request = RequestVote {
             term,
             last: self.last,
+            origin: self.committees.origin(),
         };
         let peers: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in peers {
@@ -68,7 +160,7 @@ impl<S: LogStore> RaftNode<S> {
         if self.observe_term(reply.term)? || reply.term != self.hard.term {
             return Ok(());
         }
-        self.note_observer(from, reply.observer);
+        self.note_peer(from, reply.observer, reply.learner);
         let RoleState::Candidate(campaign) = &mut self.role else {
             return Ok(());
         };
@@ -89,25 +181,20 @@ impl<S: LogStore> RaftNode<S> {
         let RoleState::Candidate(campaign) = &self.role else {
             return Ok(());
         };
-        let granted = campaign
-            .granted
-            .iter()
-            .filter(|p| **p == self.id || self.is_voter_peer(p))
-            .count();
-        let abstained = campaign
-            .abstained
-            .iter()
-            .filter(|p| self.is_voter_peer(p))
-            .count();
-        if election_won(
-            self.voter_count(),
-            granted,
-            abstained,
-            self.config.consensus.min_quorum,
-        ) {
-            self.become_leader()?;
+        let (granted, abstained) = self.counted_votes(campaign);
+        if self.votes_win(granted.len(), abstained.len()) {
+            let electors: Vec<PeerId> = granted.into_iter().chain(abstained).collect();
+            self.become_leader(&electors)?;
         }
         Ok(())
+    }
+
+    /// The granted and abstained votes that count (this node's own included).
+    fn counted_votes(&self, campaign: &Campaign) -> (Vec<PeerId>, Vec<PeerId>) {
+        let counted = |p: &&PeerId| **p == self.id || self.peer_counts_in_election(p);
+        let granted = campaign.granted.iter().filter(counted).copied().collect();
+        let abstained = campaign.abstained.iter().filter(counted).copied().collect();
+        (granted, abstained)
     }
 }
 
@@ -117,8 +204,7 @@ mod tests {
 
     #[test]
     fn candidates_never_share_a_term() {
-        let a = PeerId([1; 32]);
-        let b = PeerId([2; 32]);
+        let (a, b) = (1, 2);
         assert_ne!(next_term(0, a), next_term(0, b));
         assert!(next_term(next_term(0, a), b) > next_term(0, a));
         assert!(next_term(next_term(0, b), a) > next_term(0, b));

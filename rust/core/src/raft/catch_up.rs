@@ -300,16 +300,23 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     /// Replaces the log's prefix with a fetched snapshot and goes on
-    /// replaying the entries after it.
-    fn install_fetched(&mut self, snapshot: Snapshot) -> Result<()> {
+    /// replaying the entries after it. A snapshot of a newer term than ours raises our term to it: a leader
+    /// of an older term (woken from a pause, say) can then no longer append
+    /// to the log the snapshot now starts.
+    pub(super) fn install_fetched(&mut self, snapshot: Snapshot) -> Result<()> {
         let position = snapshot.meta.position;
+        self.observe_term(position.term)?;
         self.store.install_snapshot(snapshot.clone())?;
         self.last = self.store.last_position()?;
+        if self.last.index <= position.index {
+            // The log did not hold the snapshot's position and is gone.
+            self.committees.truncated(position.index + 1);
+        }
+        let (committee, _) = super::committee::unwrap(&snapshot.data);
+        self.committees.rebased(position.index, committee);
         self.snapshot_index = position.index;
-        self.applied = position.index;
         self.commit = self.commit.max(position.index);
-        self.out.restore = Some(snapshot);
-        self.out.rebuild = false;
+        self.restart_machine(Some(snapshot));
         if let Some(catch_up) = &mut self.replay {
             catch_up.snapshot = None;
             catch_up.session.rebase(position.index + 1);

@@ -3,7 +3,7 @@
 //! Denied).
 
 use super::{RaftNode, RoleState};
-use crate::entry::Entry;
+use crate::entry::{Entry, LogPosition};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::{HardState, LogStore};
@@ -14,14 +14,20 @@ use crate::wire::{
 impl<S: LogStore> RaftNode<S> {
     pub(super) fn handle_append(&mut self, from: PeerId, append: AppendEntries) -> Result<()> {
         if append.term < self.hard.term {
+            // Round 0 acknowledges nothing: the round of an older term's
+            // append means nothing to a leader of our current term, whose
+            // rounds count from 1 again (a read confirmed by such an echo
+            // would be stale).
             let hint = self.last.index + 1;
-            self.reply_append(from, append.round, AppendOutcome::Rejected { hint });
+            self.reply_append(from, 0, AppendOutcome::Rejected { hint });
             return Ok(());
         }
         self.observe_term(append.term)?;
         if !matches!(self.role, RoleState::Follower) || self.leader != Some(from) {
             self.become_follower(Some(from));
         }
+        self.pre_vote = None;
+        self.leader_heard = self.now;
         self.reset_election_timer();
         if self.replay_intercepts(from, &append)? {
             return Ok(());
@@ -68,6 +74,10 @@ impl<S: LogStore> RaftNode<S> {
             });
         }
         self.advance_commit(append.commit.min(matched))?;
+        if matched >= append.commit {
+            // Our log holds everything this leader has committed.
+            self.learner = false;
+        }
         Ok(AppendOutcome::Accepted { last: matched })
     }
 
@@ -110,11 +120,17 @@ impl<S: LogStore> RaftNode<S> {
             outcome,
             observer: self.is_observer(),
             syncing: self.replay.is_some(),
+            learner: self.learner,
         };
         self.send(to, Message::AppendReply(reply));
     }
 
+    /// Leader stickiness (Raft thesis 4.2.3): while this node hears from a
+    /// leader, a vote request changes nothing, not even its term.
     pub(super) fn handle_request_vote(&mut self, from: PeerId, request: RequestVote) -> Result<()> {
+        if request.term > self.hard.term && self.hears_leader() {
+            return Ok(());
+        }
         self.observe_term(request.term)?;
         let vote = self.decide_vote(from, request)?;
         if matches!(vote, Vote::Granted | Vote::Abstained) && !self.is_observer() {
@@ -123,11 +139,15 @@ impl<S: LogStore> RaftNode<S> {
                 vote: Some(from),
             })?;
             self.reset_election_timer();
+            if self.learner && request.last == LogPosition::default() {
+                self.first_election_votes.push(request.term);
+            }
         }
         let reply = VoteReply {
             term: self.hard.term,
             vote,
             observer: self.is_observer(),
+            learner: self.learner_for(request.origin),
         };
         self.send(from, Message::Vote(reply));
         Ok(())
@@ -140,7 +160,7 @@ impl<S: LogStore> RaftNode<S> {
         if self.is_observer() {
             return Ok(Vote::Abstained);
         }
-        if self.hard.vote.is_some_and(|v| v != from) || self.leader.is_some_and(|l| l != from) {
+        if self.hard.vote.is_some_and(|v| v != from) {
             return Ok(Vote::Denied);
         }
         Ok(match request.last.cmp(&self.last) {

@@ -4,19 +4,21 @@
 //! counting entries of its own term, accepting forwarded commands, and
 //! confirming read indices.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::quorum::{commit_quorum, quorum_value};
+use super::quorum::quorum_value;
 use super::read_index::{ReadOrigin, ReadQueue};
 use super::{RaftNode, RoleState};
-use crate::entry::{Entry, EntryKind, Index, LogPosition};
+use crate::entry::{Entry, Index, LogPosition, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::LogStore;
-use crate::wire::{AppendEntries, AppendOutcome, AppendReply, Assignment, Message, RequestId};
+use crate::wire::{
+    AppendEntries, AppendOutcome, AppendReply, Ask, Assignment, ForwardOutcome, Message, RequestId,
+};
 
 /// What the leader knows about one follower's log.
 #[derive(Debug, Clone, Copy)]
@@ -54,10 +56,64 @@ pub(super) struct LeaderState {
     /// announced at once so that they apply (and answer their clients)
     /// without waiting for the next heartbeat.
     commit_announced: Index,
+    /// When this node took the lead: check quorum waits an election timeout
+    /// from here (its electors may still be learners that count once they
+    /// hold its first entry).
+    elected_at: Duration,
+}
+
+/// Most forwarded batches remembered of a term (oldest forgotten first).
+const MAX_FORWARDED: usize = 65_536;
+
+/// The forwarded batches this node took in the last term it led, kept
+/// after it stepped down until it leads another: a duplicated `Forward`
+/// gets the same answer instead of a second copy in the log, and a
+/// refusal is only ever given when it is certain.
+pub(super) struct Forwarded {
+    term: Term,
+    assigned: HashMap<(PeerId, Ask), Assignment>,
+    order: VecDeque<(PeerId, Ask)>,
+    /// Some batch of the term was forgotten: a miss proves nothing.
+    forgot: bool,
+}
+
+impl Forwarded {
+    pub(super) fn new(term: Term) -> Self {
+        Forwarded {
+            term,
+            assigned: HashMap::new(),
+            order: VecDeque::new(),
+            forgot: false,
+        }
+    }
+
+    fn insert(&mut self, key: (PeerId, Ask), assignment: Assignment) {
+        if self.order.len() == MAX_FORWARDED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.assigned.remove(&oldest);
+                self.forgot = true;
+            }
+        }
+        self.order.push_back(key);
+        self.assigned.insert(key, assignment);
+    }
+
+    /// What this node can say of `key` sent to it for `term`, not leading it now.
+    fn answer(&self, key: &(PeerId, Ask), term: Term) -> ForwardOutcome {
+        if self.term != term {
+            return ForwardOutcome::Unknown;
+        }
+        match self.assigned.get(key) {
+            Some(assignment) => ForwardOutcome::Assigned(*assignment),
+            None if self.forgot => ForwardOutcome::Unknown,
+            None => ForwardOutcome::Refused,
+        }
+    }
 }
 
 impl<S: LogStore> RaftNode<S> {
-    pub(super) fn become_leader(&mut self) -> Result<()> {
+    /// Takes the lead of the current term, elected by `electors`.
+    pub(super) fn become_leader(&mut self, electors: &[PeerId]) -> Result<()> {
         let next = self.last.index + 1;
         let progress = self
             .peers
@@ -70,10 +126,14 @@ impl<S: LogStore> RaftNode<S> {
             term_start: next,
             heartbeat_due: self.now,
             commit_announced: self.commit,
+            elected_at: self.now,
         };
+        self.forwarded = Forwarded::new(self.hard.term);
         self.role = RoleState::Leader(Box::new(state));
         self.set_leader(Some(self.id));
-        self.append_own([EntryKind::Marker])?;
+        self.learner = false;
+        let first = self.term_start_entry(electors);
+        self.append_own([first])?;
         self.leader_tick()?;
         self.leader_quorum_changed()
     }
@@ -114,9 +174,14 @@ impl<S: LogStore> RaftNode<S> {
     /// last election timeout. A leader cut off from its quorum steps down
     /// instead of showing itself as leader and taking requests it cannot commit.
     fn quorum_heard_lately(&self) -> bool {
-        let since = self
-            .now
-            .saturating_sub(self.config.consensus.election_timeout);
+        let timeout = self.config.consensus.election_timeout;
+        if self
+            .leader_state()
+            .is_some_and(|s| self.now < s.elected_at + timeout)
+        {
+            return true;
+        }
+        let since = self.now.saturating_sub(timeout);
         let heard = self.voter_values(1, |p| Index::from(p.last_reply >= since));
         heard.iter().sum::<Index>() as usize >= self.quorum()
     }
@@ -239,7 +304,7 @@ impl<S: LogStore> RaftNode<S> {
         if self.observe_term(reply.term)? || reply.term != self.hard.term {
             return Ok(());
         }
-        self.note_observer(from, reply.observer);
+        self.note_peer(from, reply.observer, reply.learner);
         let (now, base) = (self.now, self.store.base().index);
         let Some(progress) = self.progress_mut(from) else {
             return Ok(());
@@ -269,18 +334,25 @@ impl<S: LogStore> RaftNode<S> {
         self.leader_quorum_changed()
     }
 
-    /// Re-evaluates commit and read confirmation after votes of the quorum moved.
+    /// Re-evaluates commit, read confirmation and committee growth after
+    /// votes of the quorum moved.
     pub(super) fn leader_quorum_changed(&mut self) -> Result<()> {
         self.maybe_commit()?;
         self.confirm_reads();
-        Ok(())
+        let Some(state) = self.leader_state() else {
+            return Ok(());
+        };
+        let term_start = state.term_start;
+        let caught_up: Vec<PeerId> = state
+            .progress
+            .iter()
+            .filter(|(_, p)| p.matched >= self.commit)
+            .map(|(peer, _)| *peer)
+            .collect();
+        self.grow_committee(term_start, &caught_up)
     }
 
-    fn quorum(&self) -> usize {
-        commit_quorum(self.voter_count(), self.config.consensus.min_quorum)
-    }
-
-    /// Per voter (self first) a value taken from its progress.
+    /// Per counted voter (self first, when it counts) a value taken from its progress.
     fn voter_values(&self, own: Index, of: impl Fn(&Progress) -> Index) -> Vec<Index> {
         let Some(state) = self.leader_state() else {
             return Vec::new();
@@ -288,9 +360,10 @@ impl<S: LogStore> RaftNode<S> {
         let peers = state
             .progress
             .iter()
-            .filter(|(peer, _)| self.is_voter_peer(peer))
+            .filter(|(peer, _)| self.peer_counts(peer))
             .map(|(_, p)| of(p));
-        std::iter::once(own).chain(peers).collect()
+        let own = self.self_counts().then_some(own);
+        own.into_iter().chain(peers).collect()
     }
 
     /// Commits the highest index a quorum holds, if it is of the current term.
@@ -323,10 +396,10 @@ impl<S: LogStore> RaftNode<S> {
         for (origin, index) in state.reads.confirm(confirmed, term_start) {
             match origin {
                 ReadOrigin::Local(req) => self.read_confirmed(req, index),
-                ReadOrigin::Remote(peer, req) => self.send(
+                ReadOrigin::Remote(peer, ask) => self.send(
                     peer,
                     Message::ReadIndexReply {
-                        req,
+                        ask,
                         index: Some(index),
                     },
                 ),
@@ -345,25 +418,36 @@ impl<S: LogStore> RaftNode<S> {
         })
     }
 
+    /// Takes forwarded commands when this node leads the term they were
+    /// sent to (once per request, however often the message arrives);
+    /// otherwise says whether it took them when it led that term, refused
+    /// them for sure, or cannot tell (it no longer remembers that term).
     pub(super) fn handle_forward(
         &mut self,
         from: PeerId,
-        req: RequestId,
+        ask: Ask,
+        term: Term,
         commands: Vec<Bytes>,
     ) -> Result<()> {
-        let assigned = match self.role {
-            RoleState::Leader(_) if !commands.is_empty() => Some(self.lead_commands(commands)?),
-            _ => None,
+        let key = (from, ask);
+        let leading = matches!(self.role, RoleState::Leader(_)) && term == self.hard.term;
+        let outcome = match self.forwarded.answer(&key, term) {
+            ForwardOutcome::Refused if leading && !commands.is_empty() => {
+                let assignment = self.lead_commands(commands)?;
+                self.forwarded.insert(key, assignment);
+                ForwardOutcome::Assigned(assignment)
+            }
+            outcome => outcome,
         };
-        self.send(from, Message::ForwardReply { req, assigned });
+        self.send(from, Message::ForwardReply { ask, outcome });
         Ok(())
     }
 
-    pub(super) fn handle_read_index(&mut self, from: PeerId, req: RequestId) {
+    pub(super) fn handle_read_index(&mut self, from: PeerId, ask: Ask) {
         let commit = self.commit;
         match &mut self.role {
-            RoleState::Leader(state) => state.reads.push(ReadOrigin::Remote(from, req), commit),
-            _ => self.send(from, Message::ReadIndexReply { req, index: None }),
+            RoleState::Leader(state) => state.reads.push(ReadOrigin::Remote(from, ask), commit),
+            _ => self.send(from, Message::ReadIndexReply { ask, index: None }),
         }
     }
 

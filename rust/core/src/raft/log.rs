@@ -69,6 +69,8 @@ impl<S: LogStore> RaftNode<S> {
             return Ok(());
         };
         self.store.append(entries)?;
+        self.committees.appended(entries);
+        self.recognise_lineage();
         self.last = last.position();
         self.out.must_sync = true;
         Ok(())
@@ -82,19 +84,20 @@ impl<S: LogStore> RaftNode<S> {
     pub(super) fn truncate_log(&mut self, index: Index) -> Result<()> {
         let index = if index <= self.snapshot_index {
             self.store.clear()?;
+            self.committees.cleared();
             self.snapshot_index = 0;
             1
         } else {
             self.store.truncate_from(index)?;
+            self.committees.truncated(index);
             index
         };
         self.last = self.store.last_position()?;
         self.out.must_sync = true;
         self.out.truncated_from = Some(self.out.truncated_from.map_or(index, |i| i.min(index)));
         if index <= self.applied {
-            self.out.restore = self.store.snapshot()?;
-            self.applied = self.snapshot_index;
-            self.out.rebuild = self.out.restore.is_none();
+            let snapshot = self.store.snapshot()?;
+            self.restart_machine(snapshot);
         }
         if index <= self.commit {
             let from = self

@@ -10,9 +10,11 @@
 //!   `messages` and `persisted_messages`; replace the state machine with
 //!   `restore` when set (or with a fresh one when `rebuild` is set); apply
 //!   `committed_entries` in order; and deliver `events` to the callers.
-//! - `snapshot_taken(index, bytes)` hands the core the state machine's
-//!   snapshot after applying `index`: the store keeps it and compacts the
-//!   log behind the previous one.
+//! - `snapshot_taken(epoch, index, bytes)` hands the core the state
+//!   machine's snapshot after applying `index` of the ready whose `epoch`
+//!   it was: the store keeps it and compacts the log behind the previous
+//!   one. A snapshot of an older epoch (the machine was rebuilt or restored
+//!   since) is refused, so a discarded branch's state is never kept.
 //!
 //! A `ReadReady { index }` event means: answer the query on this node once
 //! it has applied `index`.
@@ -24,6 +26,7 @@
 
 mod candidate;
 mod catch_up;
+mod committee;
 mod follower;
 mod leader;
 mod log;
@@ -43,11 +46,12 @@ use crate::ids::PeerId;
 use crate::rng::Rng;
 use crate::storage::{HardState, LogStore, Snapshot};
 use crate::sync::LogReplaySync;
-use crate::wire::{Message, RequestId};
+use crate::wire::{Ask, Message, RequestId};
 
 use candidate::Campaign;
 use catch_up::CatchUp;
-use leader::LeaderState;
+use committee::Committees;
+use leader::{Forwarded, LeaderState};
 use requests::Requests;
 
 /// Everything one node needs to run the core.
@@ -111,9 +115,22 @@ pub enum ClientEvent {
         first: Index,
         last: Index,
     },
-    /// No leader took the commands in time, or they were overwritten.
+    /// Certainly never committed: no leader took the commands in time, every
+    /// leader asked refused them, or other entries committed at their
+    /// indices. `committed` is the range of the batch's leading commands
+    /// that did commit (when a leader change cut the batch), `commands` the
+    /// ones that did not.
     CommandOffline {
         req: RequestId,
+        committed: Option<(Index, Index)>,
+        commands: Vec<Bytes>,
+    },
+    /// Maybe committed, maybe not: a leader may have taken the commands but
+    /// no answer came in time, or the log was compacted before it could
+    /// tell. `committed` and `commands` as for `CommandOffline`.
+    CommandUnknown {
+        req: RequestId,
+        committed: Option<(Index, Index)>,
         commands: Vec<Bytes>,
     },
     /// Read index confirmed: answer once this node has applied `index`.
@@ -142,17 +159,23 @@ pub struct Ready {
     pub status: Option<Status>,
     /// Drop the state machine; `committed_entries` start again at index 1.
     pub rebuild: bool,
-    /// Replace the state machine with this snapshot's state;
-    /// `committed_entries` continue right after its position.
+    /// Replace the state machine with this snapshot's state (`data` holds
+    /// the bytes the machine's snapshot returned); `committed_entries`
+    /// continue right after its position.
     pub restore: Option<Snapshot>,
     /// The commit index went back (from, to) because a winning log cut it.
     pub commit_regressed: Option<(Index, Index)>,
+    /// Apply epoch of `committed_entries`: it goes up with every `rebuild`
+    /// and `restore`. A snapshot is handed back with the epoch it was taken in.
+    pub epoch: u64,
 }
 
-/// Per-bonded-peer knowledge shared by every role.
+/// Per-bonded-peer knowledge shared by every role, from its last answers.
 #[derive(Debug, Clone, Copy, Default)]
 struct Peer {
     observer: bool,
+    /// It started with an empty store and no leader caught it up yet.
+    learner: bool,
 }
 
 enum RoleState {
@@ -203,6 +226,23 @@ pub struct RaftNode<S: LogStore> {
     serving: Option<(Snapshot, Duration)>,
     out: Outbox,
     reported: Option<Status>,
+    /// Goes up whenever the state machine starts over (rebuild, restore).
+    epoch: u64,
+    /// Forwarded batches taken in the last term this node led.
+    forwarded: Forwarded,
+    /// Started with an empty store and no leader caught it up yet.
+    learner: bool,
+    /// Terms of first elections (empty-log candidates) this learner voted in.
+    first_election_votes: Vec<Term>,
+    committees: Committees,
+    /// The pre-vote running, for the term it asks about.
+    pre_vote: Option<(Term, Campaign)>,
+    /// When the current leader was last heard from (leader stickiness).
+    leader_heard: Duration,
+    /// This start of the node, drawn at random: names its requests to
+    /// peers, and its high half tags its terms, so that a node restarted
+    /// without its store never stands in a term it used before.
+    incarnation: u64,
 }
 
 impl<S: LogStore> RaftNode<S> {
@@ -214,6 +254,8 @@ impl<S: LogStore> RaftNode<S> {
         let last = store.last_position()?;
         let snapshot = store.snapshot()?;
         let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.position.index);
+        let learner = hard.term == 0 && last.index == 0 && snapshot.is_none();
+        let snapshot_data = snapshot.as_ref().map(|s| s.data.clone());
         let mut node = RaftNode {
             id: config.id,
             rng: Rng::new(config.seed),
@@ -234,11 +276,26 @@ impl<S: LogStore> RaftNode<S> {
             replay_retry_at: now,
             serving: None,
             out: Outbox {
-                restore: snapshot,
+                restore: snapshot.map(for_machine),
                 ..Outbox::default()
             },
             reported: None,
+            epoch: 0,
+            forwarded: Forwarded::new(0),
+            learner,
+            first_election_votes: Vec::new(),
+            committees: Committees::default(),
+            pre_vote: None,
+            leader_heard: Duration::ZERO,
+            incarnation: 0,
         };
+        node.incarnation = node.rng.next_u64();
+        node.load_committees(snapshot_data.as_ref())?;
+        // A store whose log was synced before its hard state (power lost in
+        // between) may hold entries of a term above its own: a node's term
+        // never sits below the newest term its log or snapshot holds.
+        let newest = node.last.term.max(node.store.base().term);
+        node.raise_term_to(newest)?;
         node.reset_election_timer();
         Ok(node)
     }
@@ -330,9 +387,9 @@ impl<S: LogStore> RaftNode<S> {
         if matches!(self.role, RoleState::Leader(_)) {
             self.leader_tick()?;
         } else if self.now >= self.election_deadline && self.may_stand() {
-            self.campaign()?;
+            self.pre_campaign()?;
         }
-        self.expire_requests();
+        self.expire_requests()?;
         self.expire_serving();
         self.replay_tick()?;
         self.dispatch_requests()
@@ -348,13 +405,19 @@ impl<S: LogStore> RaftNode<S> {
             Message::AppendReply(reply) => self.handle_append_reply(from, reply)?,
             Message::RequestVote(request) => self.handle_request_vote(from, request)?,
             Message::Vote(reply) => self.handle_vote(from, reply)?,
-            Message::Forward { req, commands } => self.handle_forward(from, req, commands)?,
-            Message::ForwardReply { req, assigned } => {
-                self.handle_forward_reply(from, req, assigned)?
+            Message::PreVote(request) => self.handle_pre_vote(from, request),
+            Message::PreVoteReply(reply) => self.handle_pre_vote_reply(from, reply)?,
+            Message::Forward {
+                ask,
+                term,
+                commands,
+            } => self.handle_forward(from, ask, term, commands)?,
+            Message::ForwardReply { ask, outcome } => {
+                self.handle_forward_reply(from, ask, outcome)?
             }
-            Message::ReadIndex { req } => self.handle_read_index(from, req),
-            Message::ReadIndexReply { req, index } => {
-                self.handle_read_index_reply(from, req, index)
+            Message::ReadIndex { ask } => self.handle_read_index(from, ask),
+            Message::ReadIndexReply { ask, index } => {
+                self.handle_read_index_reply(from, ask, index)
             }
             Message::Sync(message) => self.handle_sync(from, message)?,
         }
@@ -397,22 +460,25 @@ impl<S: LogStore> RaftNode<S> {
             rebuild: out.rebuild,
             restore: out.restore,
             commit_regressed: out.commit_regressed,
+            epoch: self.epoch,
         })
     }
 
     /// The state machine's snapshot after applying `index` (at most the
-    /// applied index). The store keeps it and compacts the log up to the
-    /// previous snapshot, so peers a little behind can still replay the
-    /// log. Returns false (and keeps nothing) when the log no longer holds
-    /// `index` or a snapshot at least as new is kept.
-    pub fn snapshot_taken(&mut self, index: Index, data: Bytes) -> Result<bool> {
-        if index <= self.snapshot_index || index > self.applied {
+    /// applied index) of a ready of apply `epoch`. The store keeps it and
+    /// compacts the log up to the previous snapshot, so peers a little
+    /// behind can still replay the log. Returns false (and keeps nothing)
+    /// when the machine started over since (another epoch), the log no
+    /// longer holds `index` or a snapshot at least as new is kept.
+    pub fn snapshot_taken(&mut self, epoch: u64, index: Index, data: Bytes) -> Result<bool> {
+        if epoch != self.epoch || index <= self.snapshot_index || index > self.applied {
             return Ok(false);
         }
         let Some(term) = self.term_at(index)? else {
             return Ok(false);
         };
         let compact_to = self.snapshot_index.max(self.store.base().index);
+        let data = self.wrap_snapshot(index, &data);
         let snapshot = Snapshot::new(LogPosition::new(term, index), data);
         self.store.save_snapshot(snapshot, compact_to)?;
         self.snapshot_index = index;
@@ -428,6 +494,14 @@ impl<S: LogStore> RaftNode<S> {
             .entries(self.applied + 1, self.commit + 1, MAX_APPLY_BATCH)?;
         self.applied += entries.len() as Index;
         Ok(entries)
+    }
+
+    /// The state machine starts over: from `snapshot`'s state, or empty.
+    fn restart_machine(&mut self, snapshot: Option<Snapshot>) {
+        self.applied = snapshot.as_ref().map_or(0, |s| s.meta.position.index);
+        self.out.rebuild = snapshot.is_none();
+        self.out.restore = snapshot.map(for_machine);
+        self.epoch += 1;
     }
 
     fn status_change(&mut self) -> Option<Status> {
@@ -451,23 +525,11 @@ impl<S: LogStore> RaftNode<S> {
         self.config.preference.is_observer()
     }
 
-    fn may_stand(&self) -> bool {
-        !self.is_observer() && self.replay.is_none()
-    }
-
-    /// This node (unless an observer) plus every bonded peer not known to observe.
-    fn voter_count(&self) -> usize {
-        let peers = self.peers.values().filter(|p| !p.observer).count();
-        peers + usize::from(!self.is_observer())
-    }
-
-    fn is_voter_peer(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|p| !p.observer)
-    }
-
-    fn note_observer(&mut self, peer: PeerId, observer: bool) {
+    /// Notes what a peer's answer says about it.
+    fn note_peer(&mut self, peer: PeerId, observer: bool, learner: bool) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.observer = observer;
+            p.learner = learner;
         }
     }
 
@@ -476,9 +538,31 @@ impl<S: LogStore> RaftNode<S> {
         if term <= self.hard.term {
             return Ok(false);
         }
-        self.set_hard_state(HardState { term, vote: None })?;
+        self.raise_term_to(term)?;
+        self.pre_vote = None;
         self.become_follower(None);
         Ok(true)
+    }
+
+    /// Moves the term up to `term` (no vote in it); lower terms change nothing.
+    fn raise_term_to(&mut self, term: Term) -> Result<()> {
+        if term <= self.hard.term {
+            return Ok(());
+        }
+        self.set_hard_state(HardState { term, vote: None })
+    }
+
+    /// The tag of the terms this node stands in.
+    fn term_tag(&self) -> u32 {
+        (self.incarnation >> 32) as u32
+    }
+
+    /// How peers name this node's request `req`.
+    fn ask(&self, req: RequestId) -> Ask {
+        Ask {
+            incarnation: self.incarnation,
+            req,
+        }
     }
 
     fn set_hard_state(&mut self, hard: HardState) -> Result<()> {
@@ -522,6 +606,15 @@ impl<S: LogStore> RaftNode<S> {
         }
         let factor = consensus.leadership_factor.max(1) * self.config.preference.factor();
         self.election_deadline = self.now + timeout * factor;
+    }
+}
+
+/// A kept snapshot as the state machine restores it: its own bytes only.
+fn for_machine(snapshot: Snapshot) -> Snapshot {
+    let (_, data) = committee::unwrap(&snapshot.data);
+    Snapshot {
+        meta: snapshot.meta,
+        data,
     }
 }
 

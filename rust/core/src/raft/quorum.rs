@@ -1,12 +1,14 @@
 //! Quorum arithmetic of the modified Raft.
 //!
-//! Voters are this node and its bonded peers that are not observers.
-//! - Election: a candidate wins with `granted >= (voters - abstained) / 2 + 1`
-//!   and `granted + abstained >= min_quorum`. Abstainers bind their vote for
-//!   the term, so two candidates can never both win a term.
+//! Which voters count is `committee`'s business; this is the arithmetic.
+//! - Election: a candidate wins when a majority of the voters agree and at
+//!   least `min_quorum` do: `granted + abstained > voters / 2` and
+//!   `granted + abstained >= min_quorum`. A voter that grants has the same
+//!   log as the candidate, one that abstains is behind it: both bind their
+//!   vote for the term (as in Raft, where both would grant), so two
+//!   candidates can never both win a term.
 //! - Commit and read confirmation: `max(voters / 2 + 1, min_quorum)` voters
-//!   must hold the entry (or have acknowledged the round). Abstention does
-//!   not shrink this denominator (the module docs of `raft` say why).
+//!   must hold the entry (or have acknowledged the round).
 
 use crate::entry::Index;
 
@@ -22,8 +24,8 @@ pub(crate) fn election_won(
     abstained: usize,
     min_quorum: u32,
 ) -> bool {
-    let denominator = voters.saturating_sub(abstained);
-    granted > denominator / 2 && granted + abstained >= min_quorum as usize
+    let agreeing = granted + abstained;
+    granted >= 1 && 2 * agreeing > voters && agreeing >= min_quorum as usize
 }
 
 /// The highest value that at least `quorum` of `values` reach, if any.
@@ -46,11 +48,12 @@ mod tests {
     }
 
     #[test]
-    fn abstainers_leave_the_election_denominator() {
+    fn abstainers_agree_with_a_candidate_ahead_of_them() {
         assert!(!election_won(3, 1, 0, 1));
-        assert!(election_won(3, 1, 2, 1));
-        assert!(!election_won(5, 2, 1, 1));
-        assert!(election_won(5, 2, 2, 1));
+        assert!(election_won(3, 1, 1, 1));
+        assert!(!election_won(4, 1, 1, 1));
+        assert!(election_won(5, 1, 2, 1));
+        assert!(!election_won(5, 2, 0, 1));
     }
 
     #[test]
@@ -58,6 +61,7 @@ mod tests {
         assert!(!election_won(1, 1, 0, 2));
         assert!(election_won(3, 1, 2, 3));
         assert!(!election_won(3, 1, 1, 3));
+        assert!(!election_won(2, 1, 0, 2));
         assert_eq!(commit_quorum(2, 3), 3);
         assert_eq!(commit_quorum(5, 1), 3);
     }

@@ -9,13 +9,13 @@ use std::collections::VecDeque;
 
 use crate::entry::Index;
 use crate::ids::PeerId;
-use crate::wire::RequestId;
+use crate::wire::{Ask, RequestId};
 
 /// Who asked for a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadOrigin {
     Local(RequestId),
-    Remote(PeerId, RequestId),
+    Remote(PeerId, Ask),
 }
 
 #[derive(Debug, Clone, Copy)]

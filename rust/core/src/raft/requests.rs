@@ -12,11 +12,13 @@ use crate::entry::{Index, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::LogStore;
-use crate::wire::{Assignment, Message, RequestId};
+use crate::wire::{Ask, Assignment, ForwardOutcome, Message, RequestId};
 
 struct Forward {
     commands: Vec<Bytes>,
     deadline: Duration,
+    /// The leader the commands went to and no answer came from yet: from
+    /// then on the outcome is uncertain until it answers.
     sent_to: Option<PeerId>,
     refused_by: Option<PeerId>,
 }
@@ -26,6 +28,21 @@ struct Awaiting {
     term: Term,
     first: Index,
     commands: Vec<Bytes>,
+    /// Past it, a batch not yet settled is reported unknown.
+    deadline: Duration,
+}
+
+/// What became of the entry at one index of an assigned batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// The batch's own entry is committed there.
+    Committed,
+    /// Another entry is committed there: the batch's never will be.
+    Lost,
+    /// Committed, but the log no longer says whose entry (compacted).
+    Unknown,
+    /// Not committed yet.
+    Open,
 }
 
 struct Read {
@@ -100,6 +117,7 @@ impl<S: LogStore> RaftNode<S> {
             .filter(|(_, f)| f.sent_to.is_none() && f.refused_by != Some(leader))
             .map(|(req, _)| *req)
             .collect();
+        let term = self.hard.term;
         for req in ready {
             if leader == self.id {
                 let forward = self.requests.forwards.remove(&req).expect("listed above");
@@ -108,7 +126,15 @@ impl<S: LogStore> RaftNode<S> {
                 let forward = self.requests.forwards.get_mut(&req).expect("listed above");
                 forward.sent_to = Some(leader);
                 let commands = forward.commands.clone();
-                self.send(leader, Message::Forward { req, commands });
+                let ask = self.ask(req);
+                self.send(
+                    leader,
+                    Message::Forward {
+                        ask,
+                        term,
+                        commands,
+                    },
+                );
             }
         }
         Ok(())
@@ -129,7 +155,8 @@ impl<S: LogStore> RaftNode<S> {
             if leader == self.id {
                 self.lead_read(req);
             } else {
-                self.send(leader, Message::ReadIndex { req });
+                let ask = self.ask(req);
+                self.send(leader, Message::ReadIndex { ask });
             }
         }
     }
@@ -160,6 +187,7 @@ impl<S: LogStore> RaftNode<S> {
             term: a.term,
             first: a.first,
             commands,
+            deadline: self.now + self.config.consensus.forward_timeout,
         };
         self.requests.awaiting.insert((a.last, req), awaiting);
         self.settle_committed()
@@ -168,35 +196,47 @@ impl<S: LogStore> RaftNode<S> {
     pub(super) fn handle_forward_reply(
         &mut self,
         from: PeerId,
-        req: RequestId,
-        assigned: Option<Assignment>,
+        ask: Ask,
+        outcome: ForwardOutcome,
     ) -> Result<()> {
+        if ask.incarnation != self.incarnation {
+            return Ok(());
+        }
+        let req = ask.req;
         let Some(forward) = self.requests.forwards.get_mut(&req) else {
             return Ok(());
         };
         if forward.sent_to != Some(from) {
             return Ok(());
         }
-        match assigned {
-            Some(assignment) => {
+        match outcome {
+            ForwardOutcome::Assigned(assignment) => {
                 let forward = self.requests.forwards.remove(&req).expect("checked above");
                 self.await_commit(req, assignment, forward.commands)
             }
-            None => {
+            ForwardOutcome::Refused => {
                 forward.sent_to = None;
                 forward.refused_by = Some(from);
                 self.requests.dirty = true;
                 Ok(())
             }
+            ForwardOutcome::Unknown => {
+                let forward = self.requests.forwards.remove(&req).expect("checked above");
+                self.event(ClientEvent::CommandUnknown {
+                    req,
+                    committed: None,
+                    commands: forward.commands,
+                });
+                Ok(())
+            }
         }
     }
 
-    pub(super) fn handle_read_index_reply(
-        &mut self,
-        from: PeerId,
-        req: RequestId,
-        index: Option<Index>,
-    ) {
+    pub(super) fn handle_read_index_reply(&mut self, from: PeerId, ask: Ask, index: Option<Index>) {
+        if ask.incarnation != self.incarnation {
+            return;
+        }
+        let req = ask.req;
         let Some(read) = self.requests.reads.get_mut(&req) else {
             return;
         };
@@ -231,45 +271,98 @@ impl<S: LogStore> RaftNode<S> {
         self.requests.dirty = true;
     }
 
-    /// Settles assigned proposals the commit index now covers: committed if
-    /// the log still holds them, offline as soon as another entry was
-    /// committed at their first index (then none of them can ever commit).
+    /// Settles assigned proposals entry by entry as the commit index
+    /// covers them: a batch whose entries all committed is committed; one
+    /// where another entry committed at one of its indices is offline from
+    /// there on (the entries before it committed); where the log was
+    /// compacted past the batch and cannot tell, the rest is unknown.
     pub(super) fn settle_committed(&mut self) -> Result<()> {
         let mut settled = Vec::new();
         for (key, awaiting) in &self.requests.awaiting {
-            let (last, _) = *key;
             if awaiting.first > self.commit {
                 continue;
             }
-            let first_held = self.term_at(awaiting.first)? == Some(awaiting.term);
-            if !first_held {
-                settled.push((*key, false));
-            } else if last <= self.commit {
-                settled.push((*key, self.term_at(last)? == Some(awaiting.term)));
+            let (last, _) = *key;
+            let (committed, fate) = self.batch_fates(awaiting.term, awaiting.first, last)?;
+            if fate != Fate::Open {
+                settled.push((*key, committed, fate));
             }
         }
-        for (key, committed) in settled {
+        for (key, committed, fate) in settled {
             let awaiting = self.requests.awaiting.remove(&key).expect("listed above");
-            let (req, last) = (awaiting.req, key.0);
-            let event = if committed {
-                ClientEvent::Committed {
-                    req,
-                    first: awaiting.first,
-                    last,
-                }
-            } else {
-                ClientEvent::CommandOffline {
-                    req,
-                    commands: awaiting.commands,
-                }
-            };
-            self.event(event);
+            self.settle(awaiting, key.0, committed, fate);
         }
         Ok(())
     }
 
-    /// Turns requests past their deadline into offline outcomes.
-    pub(super) fn expire_requests(&mut self) {
+    /// How many of the batch's entries `first..=last` of `term` committed,
+    /// and what became of the next one (`Committed` when all did).
+    fn batch_fates(&self, term: Term, first: Index, last: Index) -> Result<(u64, Fate)> {
+        let base = self.store.base();
+        let mut committed = 0;
+        for index in first..=last {
+            let fate = if index > self.commit {
+                Fate::Open
+            } else if index > base.index {
+                match self.term_at(index)? {
+                    Some(t) if t == term => Fate::Committed,
+                    _ => Fate::Lost,
+                }
+            } else if base.term == term {
+                // The committed log holds this term's entry at the base, so
+                // (log matching) it holds every entry the term's leader
+                // wrote before it: ours.
+                Fate::Committed
+            } else if base.term < term {
+                // Terms never fall along a log: an entry of `term` cannot
+                // sit at or before a base of an older term.
+                Fate::Lost
+            } else {
+                Fate::Unknown
+            };
+            if fate != Fate::Committed {
+                return Ok((committed, fate));
+            }
+            committed += 1;
+        }
+        Ok((committed, Fate::Committed))
+    }
+
+    /// Reports a batch whose fate is known (or whose deadline passed: `Open`).
+    fn settle(&mut self, awaiting: Awaiting, last: Index, committed: u64, fate: Fate) {
+        let Awaiting {
+            req,
+            first,
+            mut commands,
+            ..
+        } = awaiting;
+        if fate == Fate::Committed {
+            self.event(ClientEvent::Committed { req, first, last });
+            return;
+        }
+        let done = usize::try_from(committed).unwrap_or(usize::MAX);
+        let rest = commands.split_off(done.min(commands.len()));
+        let committed = (committed > 0).then(|| (first, first + committed - 1));
+        let event = if fate == Fate::Lost {
+            ClientEvent::CommandOffline {
+                req,
+                committed,
+                commands: rest,
+            }
+        } else {
+            ClientEvent::CommandUnknown {
+                req,
+                committed,
+                commands: rest,
+            }
+        };
+        self.event(event);
+    }
+
+    /// Turns requests past their deadline into outcomes: offline when the
+    /// commands never reached a leader (or every leader refused them),
+    /// unknown when a leader may have taken them.
+    pub(super) fn expire_requests(&mut self) -> Result<()> {
         let now = self.now;
         let expired: Vec<RequestId> = self
             .requests
@@ -280,10 +373,34 @@ impl<S: LogStore> RaftNode<S> {
             .collect();
         for req in expired {
             let forward = self.requests.forwards.remove(&req).expect("listed above");
-            self.event(ClientEvent::CommandOffline {
-                req,
-                commands: forward.commands,
-            });
+            let (committed, commands) = (None, forward.commands);
+            let event = if forward.sent_to.is_some() {
+                ClientEvent::CommandUnknown {
+                    req,
+                    committed,
+                    commands,
+                }
+            } else {
+                ClientEvent::CommandOffline {
+                    req,
+                    committed,
+                    commands,
+                }
+            };
+            self.event(event);
+        }
+        let overdue: Vec<(Index, RequestId)> = self
+            .requests
+            .awaiting
+            .iter()
+            .filter(|(_, a)| a.deadline <= now)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in overdue {
+            let awaiting = &self.requests.awaiting[&key];
+            let (committed, fate) = self.batch_fates(awaiting.term, awaiting.first, key.0)?;
+            let awaiting = self.requests.awaiting.remove(&key).expect("listed above");
+            self.settle(awaiting, key.0, committed, fate);
         }
         let expired: Vec<RequestId> = self
             .requests
@@ -296,5 +413,6 @@ impl<S: LogStore> RaftNode<S> {
             self.requests.reads.remove(&req);
             self.event(ClientEvent::QueryOffline { req });
         }
+        Ok(())
     }
 }

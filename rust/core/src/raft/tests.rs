@@ -220,7 +220,11 @@ fn exactly_one_leader_is_elected_and_late_joiners_adopt_it() {
 }
 
 fn vote_request(term: Term, last: LogPosition) -> Message {
-    Message::RequestVote(RequestVote { term, last })
+    Message::RequestVote(RequestVote {
+        term,
+        last,
+        origin: 0,
+    })
 }
 
 fn append(term: Term, prev: LogPosition, entries: Vec<Entry>, commit: Index) -> Message {
@@ -263,8 +267,31 @@ fn follower_with(entries: Vec<Entry>) -> RaftNode<InMemoryLogStore> {
     follower
         .step(id(9), append(term, LogPosition::default(), entries, 0))
         .unwrap();
+    // Past the election timeout: no longer bound to peer 9 by stickiness.
+    follower.tick(Duration::from_millis(350)).unwrap();
     follower.ready().unwrap();
     follower
+}
+
+/// Grants the pre-vote `node` just asked for (as peer `from`).
+fn grant_pre_vote(node: &mut RaftNode<InMemoryLogStore>, from: PeerId) {
+    let ready = node.ready().unwrap();
+    let term = ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .find_map(|(_, m)| match m {
+            Message::PreVote(request) => Some(request.term),
+            _ => None,
+        })
+        .expect("a pre-vote was asked for");
+    let reply = VoteReply {
+        term,
+        vote: Vote::Granted,
+        observer: false,
+        learner: false,
+    };
+    node.step(from, Message::PreVoteReply(reply)).unwrap();
 }
 
 #[test]
@@ -422,6 +449,7 @@ fn leader_with(old: Vec<Entry>) -> (RaftNode<InMemoryLogStore>, Term) {
             .unwrap();
     }
     leader.tick(Duration::from_secs(5)).unwrap();
+    grant_pre_vote(&mut leader, id(2));
     let term = leader.status().term;
     leader
         .step(
@@ -430,6 +458,7 @@ fn leader_with(old: Vec<Entry>) -> (RaftNode<InMemoryLogStore>, Term) {
                 term,
                 vote: Vote::Granted,
                 observer: false,
+                learner: false,
             }),
         )
         .unwrap();
@@ -445,6 +474,7 @@ fn accepted(term: Term, last: Index, round: u64) -> Message {
         outcome: AppendOutcome::Accepted { last },
         observer: false,
         syncing: false,
+        learner: false,
     })
 }
 
@@ -544,6 +574,7 @@ fn deposed_leader_never_answers_a_read() {
         outcome: AppendOutcome::Rejected { hint: 1 },
         observer: false,
         syncing: false,
+        learner: false,
     });
     leader.step(id(3), newer).unwrap();
     assert_eq!(leader.role(), Role::Follower);
@@ -606,14 +637,15 @@ fn forward_without_a_leader_times_out_offline_with_the_commands_back() {
     let mut follower = follower_with(vec![]);
     follower.remove_peer(id(9)).unwrap();
     follower.propose(3, vec![cmd(4)]).unwrap();
-    follower.tick(Duration::from_millis(499)).unwrap();
+    follower.tick(Duration::from_millis(350 + 499)).unwrap();
     assert!(follower.ready().unwrap().events.is_empty());
-    follower.tick(Duration::from_millis(501)).unwrap();
+    follower.tick(Duration::from_millis(350 + 501)).unwrap();
     let events = follower.ready().unwrap().events;
     assert_eq!(
         events,
         vec![ClientEvent::CommandOffline {
             req: 3,
+            committed: None,
             commands: vec![cmd(4)]
         }]
     );
@@ -741,8 +773,8 @@ fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index(
         .step(
             id(9),
             Message::ForwardReply {
-                req: 3,
-                assigned: Some(assigned),
+                ask: follower.ask(3),
+                outcome: crate::wire::ForwardOutcome::Assigned(assigned),
             },
         )
         .unwrap();
@@ -767,7 +799,542 @@ fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index(
         events,
         vec![ClientEvent::CommandOffline {
             req: 3,
+            committed: None,
             commands: vec![cmd(4), cmd(5)]
         }]
     );
+}
+
+// ---- Safety under restarts, delays, lost state and growth (round 2) ----
+
+/// A three-node consistency-first cluster (min_quorum 2) with a leader.
+fn consistent_cluster(n: u8) -> Cluster {
+    let nodes = (1..=n)
+        .map(|i| node_with(i, |c| c.consensus.min_quorum = u32::from(n) / 2 + 1))
+        .collect();
+    let mut cluster = Cluster::new(nodes);
+    cluster.run_for(Duration::from_secs(2));
+    assert_eq!(cluster.leaders().len(), 1, "a leader was elected");
+    cluster
+}
+
+impl Cluster {
+    /// Cuts every message between `a` and `b` (the bond stays up).
+    fn cut_pair(&mut self, a: PeerId, b: PeerId) {
+        self.cut.push((a, b));
+    }
+
+    fn isolate(&mut self, who: PeerId) {
+        let others: Vec<PeerId> = self
+            .nodes
+            .iter()
+            .map(|n| n.id())
+            .filter(|p| *p != who)
+            .collect();
+        for other in others {
+            self.cut_pair(who, other);
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Restarts `who` with an empty store (an in-memory store after a
+    /// crash); its peers never see the bond drop.
+    fn restart_empty(&mut self, who: PeerId, seed: u64) {
+        let slot = self.nodes.iter().position(|n| n.id() == who).unwrap();
+        let min_quorum = self.nodes[slot].config.consensus.min_quorum;
+        let mut cfg = NodeConfig::new(who, config(who.0[0]), seed);
+        cfg.consensus.min_quorum = min_quorum;
+        self.nodes[slot] = RaftNode::new(cfg, InMemoryLogStore::new(), self.now).unwrap();
+        self.applied[slot].clear();
+        self.bond_all();
+    }
+
+    /// Commands of every `Committed` event so far, by request.
+    fn committed_reqs(&self) -> Vec<RequestId> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                ClientEvent::Committed { req, .. } => Some(*req),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn other_than(&self, not: &[PeerId]) -> Vec<PeerId> {
+        self.nodes
+            .iter()
+            .map(|n| n.id())
+            .filter(|p| !not.contains(p))
+            .collect()
+    }
+}
+
+#[test]
+fn a_rejected_append_of_an_older_term_acknowledges_no_read_round() {
+    let mut follower = follower_with(vec![entry(1 << 32, 1, 1)]);
+    follower
+        .step(id(8), vote_request(3 << 32, LogPosition::new(1 << 32, 1)))
+        .unwrap();
+    follower.ready().unwrap();
+    let mut stale = append(1 << 32, LogPosition::new(1 << 32, 1), vec![], 1);
+    if let Message::Append(a) = &mut stale {
+        a.round = 57;
+    }
+    follower.step(id(9), stale).unwrap();
+    let rounds: Vec<u64> = follower
+        .ready()
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::AppendReply(r) => Some(r.round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rounds,
+        vec![0],
+        "a reply under the newer term acknowledges no round"
+    );
+}
+
+#[test]
+fn a_snapshot_of_a_newer_term_raises_the_term_and_stale_appends_are_refused() {
+    let old = 1 << 32;
+    let newer = 5 << 32;
+    let mut follower = follower_with(vec![entry(old, 1, 1)]);
+    let snapshot = Snapshot::new(LogPosition::new(newer, 30), Bytes::from_static(b"state"));
+    follower.install_fetched(snapshot).unwrap();
+    assert!(
+        follower.status().term >= newer,
+        "term never below the log's"
+    );
+    follower.ready().unwrap();
+    follower
+        .step(
+            id(9),
+            append(
+                old,
+                LogPosition::new(newer, 30),
+                vec![entry(old, 31, 2)],
+                31,
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        follower.status().last.index,
+        30,
+        "the stale leader's append is refused"
+    );
+    assert_eq!(
+        follower.status().committed,
+        30,
+        "the commit never goes back"
+    );
+}
+
+#[test]
+fn a_term_below_the_last_log_term_is_raised_at_load() {
+    let mut store = InMemoryLogStore::new();
+    store.append(&[entry(7 << 32, 1, 1)]).unwrap();
+    store
+        .set_hard_state(HardState {
+            term: 2 << 32,
+            vote: None,
+        })
+        .unwrap();
+    let node = RaftNode::new(NodeConfig::new(id(1), config(1), 1), store, Duration::ZERO).unwrap();
+    assert_eq!(node.status().term, 7 << 32);
+}
+
+#[test]
+fn a_forward_whose_answer_never_came_is_unknown_not_offline() {
+    let mut follower = follower_with(vec![]);
+    follower.propose(3, vec![cmd(4)]).unwrap();
+    follower.ready().unwrap();
+    follower.tick(Duration::from_millis(350 + 501)).unwrap();
+    assert_eq!(
+        follower.ready().unwrap().events,
+        vec![ClientEvent::CommandUnknown {
+            req: 3,
+            committed: None,
+            commands: vec![cmd(4)]
+        }]
+    );
+}
+
+/// A follower of peer 9 whose batch of three got indices 1..=3 in `term`.
+fn follower_with_assigned_batch(term: Term) -> RaftNode<InMemoryLogStore> {
+    let mut follower = follower_with(vec![]);
+    follower.propose(3, vec![cmd(4), cmd(5), cmd(6)]).unwrap();
+    follower.ready().unwrap();
+    let assigned = crate::wire::Assignment {
+        term,
+        first: 1,
+        last: 3,
+    };
+    follower
+        .step(
+            id(9),
+            Message::ForwardReply {
+                ask: follower.ask(3),
+                outcome: crate::wire::ForwardOutcome::Assigned(assigned),
+            },
+        )
+        .unwrap();
+    follower.ready().unwrap();
+    follower
+}
+
+#[test]
+fn a_batch_whose_prefix_survived_a_leader_change_settles_entry_by_entry() {
+    let (t1, t2) = (1 << 32, 2 << 32);
+    let mut follower = follower_with_assigned_batch(t1);
+    let entries = vec![
+        Entry {
+            term: t1,
+            index: 1,
+            kind: EntryKind::Command(cmd(4)),
+        },
+        entry(t2, 2, 9),
+    ];
+    follower
+        .step(id(8), append(t2, LogPosition::default(), entries, 2))
+        .unwrap();
+    assert_eq!(
+        follower.ready().unwrap().events,
+        vec![ClientEvent::CommandOffline {
+            req: 3,
+            committed: Some((1, 1)),
+            commands: vec![cmd(5), cmd(6)]
+        }]
+    );
+}
+
+#[test]
+fn a_batch_compacted_into_a_snapshot_of_its_own_term_is_committed() {
+    let t1 = 1 << 32;
+    let mut follower = follower_with_assigned_batch(t1);
+    let snapshot = Snapshot::new(LogPosition::new(t1, 10), Bytes::from_static(b"state"));
+    follower.install_fetched(snapshot).unwrap();
+    follower.settle_committed().unwrap();
+    assert_eq!(
+        follower.ready().unwrap().events,
+        vec![ClientEvent::Committed {
+            req: 3,
+            first: 1,
+            last: 3
+        }]
+    );
+}
+
+#[test]
+fn a_batch_compacted_into_a_snapshot_of_a_later_term_is_unknown() {
+    let mut follower = follower_with_assigned_batch(1 << 32);
+    let snapshot = Snapshot::new(LogPosition::new(3 << 32, 10), Bytes::from_static(b"state"));
+    follower.install_fetched(snapshot).unwrap();
+    follower.settle_committed().unwrap();
+    assert!(matches!(
+        follower.ready().unwrap().events.as_slice(),
+        [ClientEvent::CommandUnknown {
+            req: 3,
+            committed: None,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn an_assigned_proposal_that_never_commits_times_out_unknown() {
+    let mut follower = follower_with_assigned_batch(1 << 32);
+    follower.tick(Duration::from_millis(350 + 501)).unwrap();
+    assert!(matches!(
+        follower.ready().unwrap().events.as_slice(),
+        [ClientEvent::CommandUnknown { req: 3, .. }]
+    ));
+}
+
+fn forward_outcomes(ready: &Ready) -> Vec<crate::wire::ForwardOutcome> {
+    ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .filter_map(|(_, m)| match m {
+            Message::ForwardReply { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_duplicated_forward_is_appended_once_and_a_refusal_is_certain() {
+    let (mut leader, term) = leader_with(vec![]);
+    let asker = |req| crate::wire::Ask {
+        incarnation: 5,
+        req,
+    };
+    let forward = Message::Forward {
+        ask: asker(9),
+        term,
+        commands: vec![cmd(1)],
+    };
+    leader.step(id(2), forward.clone()).unwrap();
+    leader.step(id(2), forward.clone()).unwrap();
+    let outcomes = forward_outcomes(&leader.ready().unwrap());
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "the duplicate gets the same indices"
+    );
+    assert_eq!(leader.status().last.index, 2, "marker and one copy");
+    let older = Message::Forward {
+        ask: asker(10),
+        term: term - 1,
+        commands: vec![cmd(2)],
+    };
+    leader.step(id(2), older).unwrap();
+    assert_eq!(
+        forward_outcomes(&leader.ready().unwrap()),
+        vec![crate::wire::ForwardOutcome::Unknown],
+        "a term it does not remember: it cannot promise a refusal"
+    );
+    let newer = Message::AppendReply(AppendReply {
+        term: term + (1 << 32),
+        round: 0,
+        outcome: AppendOutcome::Rejected { hint: 1 },
+        observer: false,
+        syncing: false,
+        learner: false,
+    });
+    leader.step(id(3), newer).unwrap();
+    leader
+        .step(
+            id(2),
+            Message::Forward {
+                ask: asker(11),
+                term,
+                commands: vec![cmd(3)],
+            },
+        )
+        .unwrap();
+    leader.step(id(2), forward).unwrap();
+    let outcomes = forward_outcomes(&leader.ready().unwrap());
+    assert_eq!(
+        outcomes[0],
+        crate::wire::ForwardOutcome::Refused,
+        "never taken in its term"
+    );
+    assert!(matches!(
+        outcomes[1],
+        crate::wire::ForwardOutcome::Assigned(_)
+    ));
+}
+
+#[test]
+fn a_node_restarted_without_its_store_never_stands_in_a_term_it_used() {
+    let mut cluster = Cluster::new(vec![node(1)]);
+    cluster.run_for(Duration::from_secs(1));
+    let used = cluster.nodes[0].status().term;
+    cluster.restart_empty(id(1), 99);
+    cluster.run_for(Duration::from_secs(1));
+    let now = cluster.nodes[0].status().term;
+    assert_eq!(cluster.leaders(), vec![id(1)]);
+    assert_ne!(
+        now, used,
+        "same round, another tag: (term, index) names one entry"
+    );
+}
+
+#[test]
+fn an_acknowledged_write_survives_a_member_restarting_empty_and_the_leader_being_cut_off() {
+    let mut cluster = consistent_cluster(3);
+    let a = cluster.leaders()[0];
+    let others = cluster.other_than(&[a]);
+    let (b, c) = (others[0], others[1]);
+    cluster.isolate(c);
+    for req in 0..10 {
+        cluster
+            .at(a)
+            .propose(100 + req, vec![cmd(req as u8)])
+            .unwrap();
+    }
+    cluster.run_for(Duration::from_millis(200));
+    let acked = cluster.committed_reqs();
+    assert_eq!(acked.len(), 10, "A and B commit without C");
+    cluster.restart_empty(b, 77);
+    cluster.heal();
+    cluster.isolate(a);
+    cluster.run_for(Duration::from_secs(3));
+    let lost = cluster.leaders().iter().any(|l| *l != a);
+    assert!(
+        !lost,
+        "B (empty) and C (behind) must not elect a leader: {:?}",
+        cluster.leaders()
+    );
+    cluster.heal();
+    cluster.run_for(Duration::from_secs(3));
+    for node in &cluster.nodes {
+        let held = node.store().entries(1, 100, 100).unwrap();
+        let commands = held.iter().filter(|e| e.command().is_some()).count();
+        assert!(commands >= 10, "{:?} lost acknowledged writes", node.id());
+    }
+}
+
+#[test]
+fn a_fourth_voter_never_lets_both_halves_of_a_split_commit() {
+    let nodes = (1..=4)
+        .map(|i| node_with(i, |c| c.consensus.min_quorum = 2))
+        .collect();
+    let mut cluster = Cluster::new(nodes);
+    cluster.run_for(Duration::from_secs(3));
+    for node in &cluster.nodes {
+        assert!(
+            node.committees.current().len() <= 3,
+            "at most 2 * min_quorum - 1 members"
+        );
+    }
+    let ids = cluster.other_than(&[]);
+    for (left, right) in [([0, 1], [2, 3]), ([0, 2], [1, 3]), ([0, 3], [1, 2])] {
+        cluster.heal();
+        cluster.run_for(Duration::from_secs(1));
+        for l in left {
+            for r in right {
+                cluster.cut_pair(ids[l], ids[r]);
+            }
+        }
+        let before: Vec<Index> = cluster.nodes.iter().map(|n| n.status().committed).collect();
+        for (k, i) in left.iter().chain(&right).enumerate() {
+            cluster
+                .at(ids[*i])
+                .propose(200 + k as u64, vec![cmd(k as u8)])
+                .unwrap();
+        }
+        cluster.run_for(Duration::from_secs(3));
+        let moved = |side: [usize; 2]| {
+            side.iter()
+                .any(|i| cluster.nodes[*i].status().committed > before[*i])
+        };
+        assert!(
+            !(moved(left) && moved(right)),
+            "both halves committed: {left:?} | {right:?}"
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_taken_before_the_machine_started_over_is_refused() {
+    let mut follower = follower_with(vec![entry(1 << 32, 1, 1), entry(1 << 32, 2, 2)]);
+    follower
+        .step(
+            id(9),
+            append(1 << 32, LogPosition::new(1 << 32, 2), vec![], 2),
+        )
+        .unwrap();
+    let ready = follower.ready().unwrap();
+    assert_eq!(ready.committed_entries.len(), 2);
+    let epoch = ready.epoch;
+    follower
+        .step(
+            id(8),
+            append(
+                2 << 32,
+                LogPosition::default(),
+                vec![entry(2 << 32, 1, 7)],
+                0,
+            ),
+        )
+        .unwrap();
+    let ready = follower.ready().unwrap();
+    assert!(ready.rebuild && ready.epoch > epoch);
+    assert!(!follower
+        .snapshot_taken(epoch, 1, Bytes::from_static(b"old branch"))
+        .unwrap());
+}
+
+#[test]
+fn failover_does_not_wait_for_the_dead_leaders_bond() {
+    let mut cluster = consistent_cluster(3);
+    let a = cluster.leaders()[0];
+    let others = cluster.other_than(&[a]);
+    let (b, c) = (others[0], others[1]);
+    cluster.cut_pair(a, c);
+    cluster.at(a).propose(1, vec![cmd(1)]).unwrap();
+    cluster.run_for(Duration::from_millis(100));
+    assert!(
+        cluster.at(b).status().last > cluster.at(c).status().last,
+        "B holds more than C"
+    );
+    cluster.cut_pair(a, b);
+    cluster.run_for(Duration::from_millis(1500));
+    let leaders: Vec<PeerId> = cluster.leaders().into_iter().filter(|l| *l != a).collect();
+    assert_eq!(
+        leaders,
+        vec![b],
+        "B wins while A is silent but still bonded"
+    );
+}
+
+#[test]
+fn a_catching_up_joiner_does_not_raise_the_commit_quorum() {
+    let mut cluster = consistent_cluster(3);
+    let a = cluster.leaders()[0];
+    for req in 0..50 {
+        cluster
+            .at(a)
+            .propose(300 + req, vec![cmd(req as u8)])
+            .unwrap();
+    }
+    cluster.run_for(Duration::from_millis(200));
+    cluster.join(4, |c| c.consensus.min_quorum = 2);
+    let d = id(4);
+    cluster.cut_pair(a, d);
+    let slow = cluster.other_than(&[a, d])[0];
+    cluster.cut_pair(a, slow);
+    let before = cluster.at(a).status().committed;
+    cluster.at(a).propose(400, vec![cmd(1)]).unwrap();
+    cluster.run_for(Duration::from_millis(150));
+    assert!(
+        cluster.at(a).status().committed > before,
+        "two of the three committee members commit; the joiner is not counted"
+    );
+}
+
+#[test]
+fn a_node_back_from_a_partition_does_not_depose_a_healthy_leader() {
+    let mut cluster = consistent_cluster(3);
+    let a = cluster.leaders()[0];
+    let term = cluster.at(a).status().term;
+    let c = cluster.other_than(&[a])[1];
+    cluster.isolate(c);
+    cluster.run_for(Duration::from_secs(3));
+    cluster.heal();
+    cluster.run_for(Duration::from_secs(1));
+    assert_eq!(cluster.leaders(), vec![a]);
+    assert_eq!(cluster.at(a).status().term, term, "no new term was started");
+}
+
+#[test]
+fn a_restarted_follower_counting_its_requests_from_one_again_is_not_answered_from_its_earlier_life()
+{
+    let (mut leader, term) = leader_with(vec![]);
+    for incarnation in [5, 6] {
+        let forward = Message::Forward {
+            ask: crate::wire::Ask {
+                incarnation,
+                req: 1,
+            },
+            term,
+            commands: vec![cmd(incarnation as u8)],
+        };
+        leader.step(id(2), forward).unwrap();
+    }
+    let outcomes = forward_outcomes(&leader.ready().unwrap());
+    assert_ne!(
+        outcomes[0], outcomes[1],
+        "request 1 of another life is another request"
+    );
+    assert_eq!(leader.status().last.index, 3, "marker and both commands");
 }

@@ -367,8 +367,8 @@ impl Sim {
         }
         for entry in &ready.committed_entries {
             let value = match &entry.kind {
-                EntryKind::Marker => 0,
                 EntryKind::Command(bytes) => value_of(bytes),
+                EntryKind::Marker | EntryKind::Committee(_) => 0,
             };
             assert_eq!(
                 entry.index,
@@ -378,7 +378,7 @@ impl Sim {
             self.nodes[i].machine.push(value);
             self.checker.on_apply(i, entry.index, value);
             if entry.index.is_multiple_of(SNAPSHOT_EVERY) {
-                self.take_snapshot(i, entry.index);
+                self.take_snapshot(i, ready.epoch, entry.index);
             }
         }
         for event in ready.events {
@@ -387,10 +387,10 @@ impl Sim {
         self.finish_reads(i);
     }
 
-    fn take_snapshot(&mut self, i: usize, index: u64) {
+    fn take_snapshot(&mut self, i: usize, epoch: u64, index: u64) {
         let data = encode_machine(&self.nodes[i].machine);
         let raft = self.nodes[i].raft.as_mut().expect("alive");
-        if raft.snapshot_taken(index, data).expect("snapshot") {
+        if raft.snapshot_taken(epoch, index, data).expect("snapshot") {
             self.stats.snapshots += 1;
             self.log(|| format!("node {i} snapshots at {index}"));
         }
@@ -411,7 +411,7 @@ impl Sim {
                 );
                 self.checker.on_acknowledged(first, &values);
             }
-            ClientEvent::CommandOffline { req, .. } => {
+            ClientEvent::CommandOffline { req, .. } | ClientEvent::CommandUnknown { req, .. } => {
                 self.nodes[i].proposals.remove(&req);
             }
             ClientEvent::Assigned { .. } => {}

@@ -35,8 +35,8 @@ pub struct Checker {
 
 fn value(kind: &EntryKind) -> u64 {
     match kind {
-        EntryKind::Marker => 0,
         EntryKind::Command(bytes) => value_of(bytes),
+        EntryKind::Marker | EntryKind::Committee(_) => 0,
     }
 }
 

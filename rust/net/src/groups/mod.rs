@@ -18,7 +18,8 @@ use mosaik_core::{GroupId, NetworkId, PeerId};
 pub use group::{Group, GroupSpec, RaftInbox};
 use metrics::BondMetrics;
 pub use worker::{
-    ApplyWork, GroupStatus, GroupStore, Request, TakenSnapshot, WorkerHandle, WorkerSetup,
+    ApplyWork, GroupStatus, GroupStore, Proposed, Request, Rest, TakenSnapshot, WorkerHandle,
+    WorkerSetup,
 };
 
 use crate::discovery::Discovery;

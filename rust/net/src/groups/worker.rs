@@ -27,14 +27,38 @@ pub enum Request {
         commands: Vec<Bytes>,
         /// Answer when the leader assigned indices (`feed`) rather than on commit.
         on_assign: bool,
-        reply: oneshot::Sender<Result<RangeInclusive<u64>, Vec<Bytes>>>,
+        reply: oneshot::Sender<Proposed>,
     },
     /// A read index for a strong query; `None` when no leader confirmed one.
     Read { reply: oneshot::Sender<Option<u64>> },
 }
 
+/// What became of proposed commands: the first `done` of them committed
+/// (or were assigned indices, for `on_assign`) from index `first` on; the
+/// rest, if any, certainly never commit (`Rest::Offline`) or may or may
+/// not (`Rest::Unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposed {
+    /// Index of the first command (0 when none got one).
+    pub first: u64,
+    pub done: u64,
+    pub rest: Rest,
+}
+
+/// The fate of the commands after the first `done` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    /// There are none.
+    None,
+    Offline,
+    Unknown,
+}
+
 /// Committed entries for the state machine, in log order.
 pub struct ApplyWork {
+    /// Apply epoch (see `mosaik_core::Ready::epoch`): handed back with the
+    /// snapshot this work asks for.
+    pub epoch: u64,
     /// Start over from an empty machine: `entries` begin at index 1.
     pub rebuild: bool,
     /// Start over from this snapshot's state: `entries` continue after it.
@@ -47,8 +71,9 @@ pub struct ApplyWork {
     pub snapshot: bool,
 }
 
-/// A snapshot the apply side took: the index it stands at and its bytes.
-pub type TakenSnapshot = (u64, Bytes);
+/// A snapshot the apply side took: the apply epoch of the work it followed,
+/// the index it stands at and its bytes.
+pub type TakenSnapshot = (u64, u64, Bytes);
 
 /// The store a group's node keeps its term, vote, log and snapshot in.
 pub type GroupStore = Box<dyn LogStore + Send>;
@@ -113,10 +138,26 @@ pub struct WorkerSetup {
     pub snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
 }
 
+impl Proposed {
+    fn all(range: RangeInclusive<u64>) -> Self {
+        Proposed {
+            first: *range.start(),
+            done: range.end() + 1 - range.start(),
+            rest: Rest::None,
+        }
+    }
+
+    fn partly(committed: Option<(u64, u64)>, rest: Rest) -> Self {
+        let (first, done) = committed.map_or((0, 0), |(first, last)| (first, last + 1 - first));
+        Proposed { first, done, rest }
+    }
+}
+
 impl ApplyWork {
     /// Empty work that goes on from where `previous` leaves the machine.
     fn after(previous: &ApplyWork) -> Self {
         ApplyWork {
+            epoch: previous.epoch,
             rebuild: false,
             restore: None,
             entries: Vec::new(),
@@ -139,7 +180,7 @@ struct Pending {
 }
 
 enum PendingReply {
-    Propose(oneshot::Sender<Result<RangeInclusive<u64>, Vec<Bytes>>>),
+    Propose(oneshot::Sender<Proposed>),
     Read(oneshot::Sender<Option<u64>>),
 }
 
@@ -236,7 +277,7 @@ impl Worker {
                     Ok(()) if !self.group.has_left() => self.sync_peers(),
                     _ => return,
                 },
-                Some((index, data)) = snapshots.recv() => self.keep_snapshot(index, data),
+                Some((epoch, index, data)) = snapshots.recv() => self.keep_snapshot(epoch, index, data),
                 _ = ticker.tick() => self.node.tick(now()),
             };
             if let Err(e) = outcome.and_then(|()| self.process_ready()) {
@@ -356,9 +397,9 @@ impl Worker {
     }
 
     /// A snapshot the apply side took: the store keeps it and compacts.
-    fn keep_snapshot(&mut self, index: u64, data: Bytes) -> mosaik_core::Result<()> {
+    fn keep_snapshot(&mut self, epoch: u64, index: u64, data: Bytes) -> mosaik_core::Result<()> {
         let size = data.len();
-        if self.node.snapshot_taken(index, data)? {
+        if self.node.snapshot_taken(epoch, index, data)? {
             log::debug!(
                 "group {}: kept a snapshot at index {index} ({size} bytes)",
                 self.group.id()
@@ -372,6 +413,7 @@ impl Worker {
     fn apply(&self, ready: &Ready) {
         let restore = ready.restore.as_ref();
         let mut work = ApplyWork {
+            epoch: ready.epoch,
             rebuild: ready.rebuild && restore.is_none(),
             restore: restore.map(|s| s.data.clone()),
             entries: Vec::new(),
@@ -400,17 +442,24 @@ impl Worker {
                 req, first, last, ..
             } => {
                 if self.pending.get(&req).is_some_and(|p| p.on_assign) {
-                    self.resolve(req, Ok(first..=last));
+                    self.resolve(req, Proposed::all(first..=last));
                 }
             }
-            ClientEvent::Committed { req, first, last } => self.resolve(req, Ok(first..=last)),
-            ClientEvent::CommandOffline { req, commands } => self.resolve(req, Err(commands)),
+            ClientEvent::Committed { req, first, last } => {
+                self.resolve(req, Proposed::all(first..=last))
+            }
+            ClientEvent::CommandOffline { req, committed, .. } => {
+                self.resolve(req, Proposed::partly(committed, Rest::Offline))
+            }
+            ClientEvent::CommandUnknown { req, committed, .. } => {
+                self.resolve(req, Proposed::partly(committed, Rest::Unknown))
+            }
             ClientEvent::ReadReady { req, index } => self.resolve_read(req, Some(index)),
             ClientEvent::QueryOffline { req } => self.resolve_read(req, None),
         }
     }
 
-    fn resolve(&mut self, req: u64, outcome: Result<RangeInclusive<u64>, Vec<Bytes>>) {
+    fn resolve(&mut self, req: u64, outcome: Proposed) {
         if let Some(Pending {
             reply: PendingReply::Propose(reply),
             ..
