@@ -13,7 +13,7 @@ use bytes::Bytes;
 use mosaik_core::rng::Rng;
 use mosaik_core::{
     decode, encode, ClientEvent, ConsensusConfig, Entry, EntryKind, LeadershipPreference,
-    LogReplaySync, LogStore, Message, NodeConfig, PeerId, RaftNode, Role, Snapshot,
+    LogReplaySync, LogStore, Message, NodeConfig, PeerId, RaftNode, Role, Snapshot, Status,
 };
 
 use crate::faults::{Families, Faults};
@@ -54,6 +54,10 @@ struct ReadyWork {
     messages: Vec<(PeerId, Message)>,
     apply: ApplyWork,
     events: Vec<ClientEvent>,
+    /// Observed (and checked) when the driver gets to this ready: a status
+    /// the driver has not processed yet is nobody's knowledge.
+    status: Option<Status>,
+    commit_regressed: Option<(u64, u64)>,
 }
 
 /// State machine work of one ready, applied `due` or later, in order.
@@ -176,7 +180,9 @@ pub struct Stats {
     pub late_applies: u64,
     /// Snapshots handed back late.
     pub late_snapshots: u64,
-    /// Snapshots handed back after a rebuild or restore since they were taken.
+    /// Snapshots handed back after a rebuild or restore since they were
+    /// taken, and how many of those the core kept.
+    pub stale_offers: u64,
     pub stale_snapshots: u64,
     /// Bonds dropped on one side only.
     pub one_sided_drops: u64,
@@ -212,6 +218,7 @@ impl std::ops::AddAssign for Stats {
         self.extra_voters += o.extra_voters;
         self.late_applies += o.late_applies;
         self.late_snapshots += o.late_snapshots;
+        self.stale_offers += o.stale_offers;
         self.stale_snapshots += o.stale_snapshots;
         self.one_sided_drops += o.one_sided_drops;
         self.unseen_blips += o.unseen_blips;
@@ -563,25 +570,6 @@ impl Sim {
             apply_due += Duration::from_millis(1 + self.rng.below(self.faults.apply_lag_ms));
             self.stats.late_applies += 1;
         }
-        if let Some(status) = ready.status {
-            self.log(|| format!("node {i} status {status:?}"));
-            let newly_elected =
-                status.role == Role::Leader && self.nodes[i].last_role != Some(Role::Leader);
-            self.stats.elections += u64::from(newly_elected);
-            self.nodes[i].last_role = Some(status.role);
-            if !status.online && self.nodes[i].online {
-                self.stats.replays += 1;
-            }
-            self.nodes[i].online = status.online;
-            let raft = self.nodes[i].raft.as_ref().expect("alive");
-            self.checker.on_status(
-                i,
-                &status,
-                newly_elected,
-                raft.store(),
-                ready.commit_regressed,
-            );
-        }
         let raft = self.nodes[i].raft.as_ref().expect("alive");
         self.checker
             .on_log_change(i, raft.store(), ready.truncated_from);
@@ -598,6 +586,8 @@ impl Sim {
                 entries: ready.committed_entries,
             },
             events: ready.events,
+            status: ready.status,
+            commit_regressed: ready.commit_regressed,
         });
         self.drive(i);
     }
@@ -622,6 +612,26 @@ impl Sim {
             for (to, message) in &work.messages {
                 self.send(i, *to, message);
             }
+            if let Some(status) = work.status {
+                self.log(|| format!("node {i} status {status:?}"));
+                let newly_elected =
+                    status.role == Role::Leader && self.nodes[i].last_role != Some(Role::Leader);
+                self.stats.elections += u64::from(newly_elected);
+                self.nodes[i].last_role = Some(status.role);
+                if !status.online && self.nodes[i].online {
+                    self.stats.replays += 1;
+                }
+                self.nodes[i].online = status.online;
+                let raft = self.nodes[i].raft.as_ref().expect("alive");
+                self.checker.on_status(
+                    i,
+                    &status,
+                    newly_elected,
+                    raft.store(),
+                    work.commit_regressed,
+                );
+            }
+
             let apply = work.apply;
             if apply.rebuild || apply.restore.is_some() || !apply.entries.is_empty() {
                 self.nodes[i].applying.push_back(apply);
@@ -714,6 +724,7 @@ impl Sim {
     /// only counted here (`stale_snapshots`).
     fn hand_back_snapshot(&mut self, i: usize, epoch: u64, index: u64, data: Bytes) {
         let stale = epoch != self.nodes[i].epoch;
+        self.stats.stale_offers += u64::from(stale);
         let raft = self.nodes[i].raft.as_mut().expect("alive");
         if raft.snapshot_taken(index, data).expect("snapshot") {
             self.stats.snapshots += 1;

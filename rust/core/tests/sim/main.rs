@@ -8,7 +8,7 @@
 //! snapshots late; the Raft invariants are checked after every step, and a
 //! silenced leader must be replaced in time under load.
 //!
-//! `MOSAIK_SIM_SEEDS=n` runs n seeds per mode (default 1000, three modes),
+//! `MOSAIK_SIM_SEEDS=n` runs n seeds per mode (default 1500, three modes),
 //! starting at `MOSAIK_SIM_FIRST_SEED` (default 0) for an open-ended soak;
 //! `MOSAIK_SIM_SEED=s` replays one seed; `MOSAIK_SIM_TRACE=1` prints a trace.
 //! `MOSAIK_SIM_FAULTS=a,b` runs only those new fault families (see
@@ -34,7 +34,7 @@ fn seeds() -> Vec<u64> {
         return vec![seed];
     }
     let first = env_number("MOSAIK_SIM_FIRST_SEED").unwrap_or(0);
-    let count = env_number("MOSAIK_SIM_SEEDS").unwrap_or(1000);
+    let count = env_number("MOSAIK_SIM_SEEDS").unwrap_or(1500);
     (first..first + count).collect()
 }
 
