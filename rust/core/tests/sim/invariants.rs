@@ -1,11 +1,14 @@
 //! Invariants checked after every step: log matching and one leader per
 //! term (all modes); leader completeness, state machine safety, no lost acknowledged
-//! command and linearizable strong reads (full-safety modes); and the final
-//! state after convergence.
+//! command, linearizable strong reads, no command committed twice and no
+//! command reported `CommandOffline` ever committed (full-safety modes); and
+//! the final state after convergence (no command applied twice in any mode).
+//! The harness adds one more: a silenced leader its peers stay bonded to is
+//! replaced within `FAILOVER_BOUND` under client load.
 
 use std::collections::{BTreeMap, HashMap};
 
-use mosaik_core::{EntryKind, InMemoryLogStore, Index, LogStore, Role, Status, Term};
+use mosaik_core::{EntryKind, Index, LogStore, Role, Status, Term};
 
 use crate::harness::{value_of, Mode, SimNode};
 
@@ -19,6 +22,11 @@ struct Committed {
 
 pub struct Checker {
     mode: Mode,
+    /// Diagnosis only (`MOSAIK_SIM_SKIP_INVARIANTS=duplicate,offline`):
+    /// skip invariants that fail so often they hide the others. Never set
+    /// by default.
+    skip_duplicate: bool,
+    skip_offline: bool,
     /// term -> the node that led it.
     leaders: HashMap<Term, usize>,
     /// (index, term) -> (value, term of the previous entry): log matching.
@@ -29,6 +37,10 @@ pub struct Checker {
     verified_commit: BTreeMap<usize, Index>,
     acked_max: Index,
     read_max: Index,
+    /// Command value -> index it was committed at (markers excluded).
+    committed_at: HashMap<u64, Index>,
+    /// Command values some node reported `CommandOffline` -> that node.
+    offline: HashMap<u64, usize>,
     pub reads_checked: u64,
     pub acks_checked: u64,
 }
@@ -42,8 +54,12 @@ fn value(kind: &EntryKind) -> u64 {
 
 impl Checker {
     pub fn new(mode: Mode) -> Self {
+        let skip = std::env::var("MOSAIK_SIM_SKIP_INVARIANTS").unwrap_or_default();
+        let skipped = |name: &str| skip.split(',').any(|s| s.trim() == name);
         Checker {
             mode,
+            skip_duplicate: skipped("duplicate"),
+            skip_offline: skipped("offline"),
             leaders: HashMap::new(),
             seen: HashMap::new(),
             checked_last: BTreeMap::new(),
@@ -51,6 +67,8 @@ impl Checker {
             verified_commit: BTreeMap::new(),
             acked_max: 0,
             read_max: 0,
+            committed_at: HashMap::new(),
+            offline: HashMap::new(),
             reads_checked: 0,
             acks_checked: 0,
         }
@@ -60,7 +78,7 @@ impl Checker {
     pub fn on_log_change(
         &mut self,
         node: usize,
-        store: &InMemoryLogStore,
+        store: &impl LogStore,
         truncated_from: Option<Index>,
     ) {
         let last = store.last_position().expect("store").index;
@@ -89,7 +107,7 @@ impl Checker {
         node: usize,
         status: &Status,
         newly_elected: bool,
-        store: &InMemoryLogStore,
+        store: &impl LogStore,
         regressed: Option<(Index, Index)>,
     ) {
         if status.role == Role::Leader {
@@ -110,7 +128,7 @@ impl Checker {
     }
 
     /// A new leader of `term` holds every entry committed in an earlier term.
-    fn check_leader_completeness(&self, node: usize, term: Term, store: &InMemoryLogStore) {
+    fn check_leader_completeness(&self, node: usize, term: Term, store: &impl LogStore) {
         let Some(slot) = self
             .committed
             .iter()
@@ -133,7 +151,7 @@ impl Checker {
     /// State machine safety: a node's committed prefix equals every other's.
     /// `term` is the reporter's current term: an upper bound of the term the
     /// entry was committed in (exact when the committing leader reports).
-    fn check_commit(&mut self, node: usize, commit: Index, term: Term, store: &InMemoryLogStore) {
+    fn check_commit(&mut self, node: usize, commit: Index, term: Term, store: &impl LogStore) {
         let verified = self.verified_commit.get(&node).copied().unwrap_or(0);
         if commit <= verified {
             return;
@@ -158,10 +176,50 @@ impl Checker {
                 known.commit_term = known.commit_term.min(term);
             } else {
                 assert_eq!(slot, self.committed.len(), "committed log has a gap");
+                self.note_committed(node, entry.index, fact.value);
                 self.committed.push(fact);
             }
         }
         self.verified_commit.insert(node, commit);
+    }
+
+    /// A command is committed at most once, and never after (or before) it
+    /// was reported `CommandOffline`.
+    fn note_committed(&mut self, node: usize, index: Index, value: u64) {
+        if value == 0 {
+            return;
+        }
+        if let Some(first) = self
+            .committed_at
+            .insert(value, index)
+            .filter(|_| !self.skip_duplicate)
+        {
+            panic!("command {value} committed twice: at {first} and at {index} (node {node})");
+        }
+        if let Some(reporter) = self.offline.get(&value).filter(|_| !self.skip_offline) {
+            panic!(
+                "command {value} committed at {index} (node {node}) after node {reporter} reported it CommandOffline"
+            );
+        }
+    }
+
+    /// `CommandOffline` means certainly not committed: not now, not ever.
+    pub fn on_offline(&mut self, node: usize, values: &[u64]) {
+        for v in values {
+            self.offline.insert(*v, node);
+            if !self.mode.full_safety() || self.skip_offline {
+                continue;
+            }
+            if let Some(index) = self.committed_at.get(v) {
+                panic!(
+                    "node {node} reported command {v} CommandOffline but it is committed at {index}"
+                );
+            }
+        }
+    }
+
+    pub fn offline_count(&self) -> u64 {
+        self.offline.len() as u64
     }
 
     pub fn on_restart(&mut self, node: usize) {
@@ -199,6 +257,13 @@ impl Checker {
             self.committed[slot].value, applied,
             "node {node} applied another command at {index}"
         );
+        let offline = self
+            .offline
+            .get(&applied)
+            .filter(|_| applied != 0 && !self.skip_offline);
+        if let Some(reporter) = offline {
+            panic!("node {node} applied command {applied} at {index} after node {reporter} reported it CommandOffline");
+        }
     }
 
     /// A command acknowledged as committed is in the committed log, where it was said to be.
@@ -252,8 +317,27 @@ impl Checker {
 
     /// After convergence: every node's state holds the committed log and every acknowledged command.
     pub fn final_check(&self, nodes: &[SimNode]) {
+        for (i, node) in nodes.iter().enumerate() {
+            let mut seen = HashMap::new();
+            if self.skip_duplicate {
+                break;
+            }
+            for (slot, v) in node.machine.iter().enumerate().filter(|(_, v)| **v != 0) {
+                if let Some(first) = seen.insert(*v, slot + 1) {
+                    panic!(
+                        "node {i} ended with command {v} applied twice: at {first} and at {}",
+                        slot + 1
+                    );
+                }
+            }
+        }
         if !self.mode.full_safety() {
             return;
+        }
+        for (value, index) in &self.committed_at {
+            if let Some(reporter) = self.offline.get(value).filter(|_| !self.skip_offline) {
+                panic!("command {value} is committed at {index} but node {reporter} reported it CommandOffline");
+            }
         }
         for (i, node) in nodes.iter().enumerate() {
             assert!(
