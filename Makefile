@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST_CRATES := -p mosaik-core -p mosaik-store -p mosaik-net
 
-.PHONY: all venv build test test-rust test-python lint demo bench clean
+.PHONY: all venv build test test-rust test-python nemesis-deps nemesis lint demo bench clean
 
 all: test
 
@@ -22,12 +22,12 @@ venv: $(VENV)/.deps
 build: venv
 	maturin develop --release --quiet
 
-test: build lint test-rust test-python
+test: build nemesis-deps lint test-rust test-python
 
 test-rust:
 	cargo test --release $(CARGO_TEST_CRATES)
 
-test-python: build
+test-python: build nemesis-deps
 	$(PY) benches/replication.py --smoke
 	$(PY) benches/compare.py --smoke --out $(VENV)/compare-smoke
 	$(PY) benches/durability.py --smoke
@@ -40,6 +40,25 @@ lint: build
 	$(PY) -m ruff format --check python tests benches
 	$(PY) -m mypy --strict python/mosaik
 	$(PY) -m mypy.stubtest mosaik._native
+
+# nft for the nemesis tests (tests/nemesis), installed only as root; without
+# it (or without root) those tests skip and say why.
+nemesis-deps:
+	@command -v nft >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -qq --no-install-recommends nftables >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables; } || \
+	    echo "nemesis-deps: could not install nftables; the nemesis tests will skip"; \
+	  else echo "nemesis-deps: nft missing and not root; the nemesis tests will skip"; fi; }
+
+# Soak: rounds with new seeds for DURATION seconds (default 1800). Options:
+# SEED= (first seed; replays with ROUNDS=1), MEMBERS= (3 or 3,5), STORE=
+# (memory, disk or both), ROUND= (workload seconds per round), ROUNDS=.
+nemesis: build nemesis-deps
+	$(PY) -m tests.nemesis --duration $(or $(DURATION),1800) \
+	  $(if $(SEED),--seed $(SEED)) $(if $(MEMBERS),--members $(MEMBERS)) \
+	  $(if $(STORE),--store $(STORE)) $(if $(ROUND),--round $(ROUND)) \
+	  $(if $(ROUNDS),--rounds $(ROUNDS))
 
 demo: build
 	$(PY) -m mosaik demo

@@ -36,7 +36,17 @@ FAILOVER_BOUND = (
 FORMING = 15.0  # processes start, discover each other, bond and elect
 ANSWER = 12.0  # one command line answered (the node caps its own calls at 8 s)
 
-ANSWERS = ("OK", "OFFLINE", "UNKNOWN", "TIMEOUT", "ERROR", "STATUS", "STRONG", "QUERYOFFLINE", "BONDS")
+ANSWERS = (
+    "OK",
+    "OFFLINE",
+    "UNKNOWN",
+    "TIMEOUT",
+    "ERROR",
+    "STATUS",
+    "STRONG",
+    "QUERYOFFLINE",
+    "BONDS",
+)
 
 
 @dataclass(frozen=True)
@@ -268,7 +278,8 @@ async def test_paused_leader_with_min_quorum_2_answers_no_stale_read_and_acknowl
         assert words[0] in ("STRONG", "QUERYOFFLINE"), f"strong read on the old leader: {read}"
         if words[0] == "STRONG":
             assert int(words[1]) >= majority_value, f"stale strong read: {read}"
-        assert wrote.split()[0] in ("OK", "OFFLINE", "UNKNOWN"), f"execute on the old leader: {wrote}"
+        outcome = wrote.split()[0]
+        assert outcome in ("OK", "OFFLINE", "UNKNOWN"), f"execute on the old leader: {wrote}"
         acknowledged = 2 + 3 + (1 if wrote.startswith("OK ") else 0)
         # UNKNOWN promises nothing either way: the add may or may not count.
         allowed = {acknowledged, acknowledged + 1} if wrote == "UNKNOWN" else {acknowledged}

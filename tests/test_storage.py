@@ -266,3 +266,22 @@ async def test_a_node_joining_after_compaction_catches_up_from_a_snapshot() -> N
         await eventually(
             lambda: all(m.value == 301 for m in [*machines, late]), 10.0, "everyone at 301"
         )
+
+
+class BrokenRestore(SnapCounter):
+    """A counter whose ``restore`` fails."""
+
+    def restore(self, data: bytes) -> None:
+        raise ValueError("this machine cannot read its snapshots")
+
+
+async def test_a_failed_restore_stops_the_machine_instead_of_answering_from_it() -> None:
+    key = mosaik.GroupKey.generate()
+    async with networks(3, chain=True) as nets:
+        groups = [join(net, key, SnapCounter(), mosaik.InMemoryLogStore()) for net in nets[:2]]
+        await eventually(lambda: all(g.leader() is not None for g in groups), 10.0, "a leader")
+        await add(groups[0], 300)
+        broken = join(nets[2], key, BrokenRestore(), mosaik.InMemoryLogStore())
+        with pytest.raises(mosaik.GroupTerminated):
+            await bounded(broken.query(None, mosaik.Consistency.STRONG), 15.0)
+        assert broken.machine.value == 0, "nothing was applied after the failed restore"

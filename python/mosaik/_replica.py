@@ -75,10 +75,13 @@ class Replica:
             return self._snapshot(last) if snapshot else None
 
     def _restore(self, data: bytes) -> None:
+        """Restores the machine; a failure propagates: the machine's state
+        is then unknown and it must not apply (or answer) anything more."""
         try:
             self.machine.restore(data)
         except BaseException:
             log.exception("group %s: restoring a snapshot failed", self.label)
+            raise
 
     def _snapshot(self, index: int) -> bytes | None:
         try:

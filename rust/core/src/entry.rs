@@ -37,12 +37,13 @@ pub enum EntryKind {
     Committee(Committee),
 }
 
-/// A committee of voters: its members, and the term of the group's first
-/// election it descends from (the lineage learners recognise).
+/// A committee of voters: its members, and the voters of the group's first
+/// election with the life each voted from (a learner among them counts for
+/// this lineage; see `raft::committee`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Committee {
-    pub origin: Term,
     pub members: Vec<PeerId>,
+    pub electors: Vec<(PeerId, u64)>,
 }
 
 /// One log entry.

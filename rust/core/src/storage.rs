@@ -24,6 +24,16 @@ use crate::ids::{Digest, PeerId};
 pub struct HardState {
     pub term: Term,
     pub vote: Option<PeerId>,
+    /// The node started with an empty store and no leader has caught it up
+    /// yet (`raft::committee`); kept so that a crash in between does not
+    /// make a half-filled log count. Stores persist it beside the rest.
+    #[serde(skip)]
+    pub learner: bool,
+    /// Drawn at random when a node starts with an empty store and kept
+    /// with it: the same life survives restarts with the store, a lost
+    /// store starts a new one. Stores persist it beside the rest.
+    #[serde(skip)]
+    pub life: u64,
 }
 
 /// Identity of a snapshot: the last entry it covers and the blake3 digest

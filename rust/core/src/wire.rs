@@ -14,7 +14,8 @@ use crate::storage::SnapshotMeta;
 /// Version byte in front of every encoded message.
 pub const WIRE_VERSION: u8 = 2;
 
-/// Id a driver gives a proposal or a strong query; unique per node.
+/// Id a driver gives a proposal or a strong query: unique per node start
+/// and growing (a leader that forgot old requests tells them apart by it).
 pub type RequestId = u64;
 
 /// A client request as peers see it: the asking node's incarnation (drawn
@@ -74,6 +75,9 @@ pub struct AppendEntries {
     pub first: Index,
     /// Heartbeat round this message belongs to (read-index confirmation).
     pub round: u64,
+    /// To a learner: you hold an entry this leader committed in its own
+    /// term, and a quorum confirmed its leadership since; count from now on.
+    pub admit: bool,
 }
 
 /// A follower's answer to [`AppendEntries`].
@@ -104,9 +108,6 @@ pub enum AppendOutcome {
 pub struct RequestVote {
     pub term: Term,
     pub last: LogPosition,
-    /// Origin of the candidate's committee (0: none): a learner that voted
-    /// in that very first election counts for this candidate.
-    pub origin: Term,
 }
 
 /// A voter's answer to [`RequestVote`].
@@ -115,8 +116,12 @@ pub struct VoteReply {
     pub term: Term,
     pub vote: Vote,
     pub observer: bool,
-    /// The sender is a learner: its vote counts only in a group's first election.
+    /// The sender is a learner: its vote counts only in a group's first
+    /// election, or for the lineage that election began.
     pub learner: bool,
+    /// The sender's life (`HardState::life`), recorded when it votes in a
+    /// first election.
+    pub life: u64,
 }
 
 /// Granted: same log, vote given. Abstained: the voter's log is behind, its
@@ -233,6 +238,7 @@ mod tests {
                 commit: 7,
                 first: 1,
                 round: 4,
+                admit: false,
             }),
             Message::AppendReply(AppendReply {
                 term: 3,
@@ -245,24 +251,24 @@ mod tests {
             Message::RequestVote(RequestVote {
                 term: 4,
                 last: LogPosition::new(3, 10),
-                origin: 2,
             }),
             Message::Vote(VoteReply {
                 term: 4,
                 vote: Vote::Abstained,
                 observer: false,
                 learner: false,
+                life: 9,
             }),
             Message::PreVote(RequestVote {
                 term: 5,
                 last: LogPosition::new(3, 10),
-                origin: 0,
             }),
             Message::PreVoteReply(VoteReply {
                 term: 5,
                 vote: Vote::Granted,
                 observer: false,
                 learner: true,
+                life: 9,
             }),
             Message::Forward {
                 ask: Ask {

@@ -63,7 +63,12 @@ pub fn spawn_applier(mut applier: Applier) -> std::io::Result<()> {
                     return;
                 }
                 let last = batch.last().map_or(0, |w| w.last_index);
-                Python::attach(|py| applier.apply_all(py, batch));
+                if !Python::attach(|py| applier.apply_all(py, batch)) {
+                    // Dropping `applied` ends every wait on this machine
+                    // with GroupTerminated instead of answering from a
+                    // state nobody knows.
+                    return;
+                }
                 applier.applied.send_replace(last);
             }
         })?;
@@ -71,20 +76,26 @@ pub fn spawn_applier(mut applier: Applier) -> std::io::Result<()> {
 }
 
 impl Applier {
-    fn apply_all(&self, py: Python<'_>, batch: Vec<ApplyWork>) {
+    /// Applies the batch; false when the machine failed and stopped.
+    fn apply_all(&self, py: Python<'_>, batch: Vec<ApplyWork>) -> bool {
         for work in batch {
             match self.apply_one(py, &work) {
                 Ok(Some(snapshot)) => {
                     let _ = self.snapshots.send((work.epoch, work.last_index, snapshot));
                 }
                 Ok(None) => {}
-                Err(err) => log::error!(
-                    "group {}: applying up to index {} failed: {err}",
-                    self.label,
-                    work.last_index
-                ),
+                Err(err) => {
+                    log::error!(
+                        "group {}: applying up to index {} failed, the state machine on \
+                         this node stops (leave and join the group again): {err}",
+                        self.label,
+                        work.last_index
+                    );
+                    return false;
+                }
             }
         }
+        true
     }
 
     /// `Replica.apply(rebuild, restore, entries, last, snapshot)`: the

@@ -1,8 +1,10 @@
 //! The `meta` file: the hard state, the log base and the index of the
 //! snapshot in force, in two fixed-size slots (A at byte 0, B after it).
 //!
-//! Each slot is `[u64 LE sequence][u32 LE length][postcard(MetaState)]
-//! [u32 LE crc32 of all before]`, zero-padded. Writes go in place to the
+//! Each slot is `[u64 LE sequence][u32 LE length][postcard(MetaState,
+//! learner, life)][u32 LE crc32 of all before]`, zero-padded; a body
+//! without the trailing learner flag and life (written before they existed)
+//! reads as not a learner, life 0. Writes go in place to the
 //! slot that does not hold the last synced state, so a torn write never
 //! destroys it; open takes the valid slot with the highest sequence.
 
@@ -127,7 +129,9 @@ fn newest_slot(path: &Path, bytes: &[u8]) -> Result<Option<(usize, u64, MetaStat
 }
 
 fn encode_slot(seq: u64, state: &MetaState) -> Result<Vec<u8>, String> {
-    let payload = postcard::to_stdvec(state).map_err(|e| e.to_string())?;
+    let hard = &state.hard_state;
+    let payload =
+        postcard::to_stdvec(&(state, hard.learner, hard.life)).map_err(|e| e.to_string())?;
     let mut slot = Vec::with_capacity(SLOT_LEN);
     slot.extend_from_slice(&seq.to_le_bytes());
     slot.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -150,7 +154,12 @@ fn decode_slot(raw: &[u8]) -> Option<(u64, MetaState)> {
     if crc32fast::hash(&raw[..body_end]) != crc {
         return None;
     }
-    let state = postcard::from_bytes(&raw[SEQ_LEN + LEN_LEN..body_end]).ok()?;
+    let body = &raw[SEQ_LEN + LEN_LEN..body_end];
+    let (mut state, learner, life) = postcard::from_bytes::<(MetaState, bool, u64)>(body)
+        .or_else(|_| postcard::from_bytes::<MetaState>(body).map(|s| (s, false, 0)))
+        .ok()?;
+    state.hard_state.learner = learner;
+    state.hard_state.life = life;
     Some((seq, state))
 }
 
@@ -165,6 +174,8 @@ mod tests {
             hard_state: HardState {
                 term,
                 vote: Some(PeerId([term as u8; 32])),
+                learner: term.is_multiple_of(2),
+                life: term * 7,
             },
             base: LogPosition::new(term, term * 10),
             snapshot: Some(term * 10),

@@ -13,7 +13,7 @@
 //! election timeout say no, so a node that was cut off and comes back
 //! cannot depose a leader its peers still follow.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{RaftNode, RoleState};
 use crate::entry::Term;
@@ -27,12 +27,35 @@ use crate::wire::{Message, RequestVote, Vote, VoteReply};
 pub(super) struct Campaign {
     granted: BTreeSet<PeerId>,
     abstained: BTreeSet<PeerId>,
+    /// The life (`HardState::life`) each voter answered from.
+    lives: BTreeMap<PeerId, u64>,
 }
 
 impl Campaign {
+    /// A campaign that starts with the candidate's own vote.
+    fn of(candidate: PeerId) -> Self {
+        let mut campaign = Campaign::default();
+        campaign.granted.insert(candidate);
+        campaign
+    }
+
     pub(super) fn forget(&mut self, peer: PeerId) {
         self.granted.remove(&peer);
         self.abstained.remove(&peer);
+        self.lives.remove(&peer);
+    }
+
+    fn note(&mut self, from: PeerId, reply: &VoteReply) {
+        self.lives.insert(from, reply.life);
+        match reply.vote {
+            Vote::Granted => {
+                self.granted.insert(from);
+            }
+            Vote::Abstained => {
+                self.abstained.insert(from);
+            }
+            Vote::Denied => {}
+        }
     }
 }
 
@@ -45,19 +68,9 @@ impl<S: LogStore> RaftNode<S> {
     /// Asks the peers whether this node would win the next term's election.
     pub(super) fn pre_campaign(&mut self) -> Result<()> {
         let term = next_term(self.hard.term, self.term_tag());
-        let mut campaign = Campaign::default();
-        campaign.granted.insert(self.id);
-        self.pre_vote = Some((term, campaign));
+        self.pre_vote = Some((term, Campaign::of(self.id)));
         self.reset_election_timer();
-        let request = RequestVote {
-            term,
-            last: self.last,
-            origin: self.committees.origin(),
-        };
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-        for peer in peers {
-            self.send(peer, Message::PreVote(request));
-        }
+        self.ask_all(term, Message::PreVote);
         self.check_pre_vote()
     }
 
@@ -74,11 +87,14 @@ impl<S: LogStore> RaftNode<S> {
                 std::cmp::Ordering::Greater => Vote::Abstained,
             }
         };
+        // A denial for an old term says which term this node is in, so a
+        // pre-candidate behind on terms catches up (Raft thesis 9.6).
         let reply = VoteReply {
-            term: request.term,
+            term: request.term.max(self.hard.term),
             vote,
             observer: self.is_observer(),
-            learner: self.learner_for(request.origin),
+            learner: self.hard.learner,
+            life: self.hard.life,
         };
         self.send(from, Message::PreVoteReply(reply));
     }
@@ -89,17 +105,10 @@ impl<S: LogStore> RaftNode<S> {
             return Ok(());
         };
         if reply.term != *term {
+            self.observe_term(reply.term)?;
             return Ok(());
         }
-        match reply.vote {
-            Vote::Granted => {
-                campaign.granted.insert(from);
-            }
-            Vote::Abstained => {
-                campaign.abstained.insert(from);
-            }
-            Vote::Denied => {}
-        }
+        campaign.note(from, &reply);
         self.check_pre_vote()
     }
 
@@ -138,22 +147,25 @@ impl<S: LogStore> RaftNode<S> {
         self.set_hard_state(HardState {
             term,
             vote: Some(self.id),
+            ..self.hard
         })?;
-        let mut campaign = Campaign::default();
-        campaign.granted.insert(self.id);
-        self.role = RoleState::Candidate(campaign);
+        self.role = RoleState::Candidate(Campaign::of(self.id));
         self.set_leader(None);
         self.reset_election_timer();
+        self.ask_all(term, Message::RequestVote);
+        self.check_election()
+    }
+
+    /// Sends every bonded peer a (pre-)vote request for `term`.
+    fn ask_all(&mut self, term: Term, message: fn(RequestVote) -> Message) {
         let request = RequestVote {
             term,
             last: self.last,
-            origin: self.committees.origin(),
         };
         let peers: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in peers {
-            self.send(peer, Message::RequestVote(request));
+            self.send(peer, message(request));
         }
-        self.check_election()
     }
 
     pub(super) fn handle_vote(&mut self, from: PeerId, reply: VoteReply) -> Result<()> {
@@ -164,15 +176,7 @@ impl<S: LogStore> RaftNode<S> {
         let RoleState::Candidate(campaign) = &mut self.role else {
             return Ok(());
         };
-        match reply.vote {
-            Vote::Granted => {
-                campaign.granted.insert(from);
-            }
-            Vote::Abstained => {
-                campaign.abstained.insert(from);
-            }
-            Vote::Denied => {}
-        }
+        campaign.note(from, &reply);
         self.check_election()
     }
 
@@ -183,7 +187,14 @@ impl<S: LogStore> RaftNode<S> {
         };
         let (granted, abstained) = self.counted_votes(campaign);
         if self.votes_win(granted.len(), abstained.len()) {
-            let electors: Vec<PeerId> = granted.into_iter().chain(abstained).collect();
+            let electors: Vec<(PeerId, u64)> = granted
+                .into_iter()
+                .chain(abstained)
+                .map(|p| {
+                    let life = campaign.lives.get(&p).copied();
+                    (p, life.unwrap_or(self.hard.life))
+                })
+                .collect();
             self.become_leader(&electors)?;
         }
         Ok(())
@@ -191,7 +202,10 @@ impl<S: LogStore> RaftNode<S> {
 
     /// The granted and abstained votes that count (this node's own included).
     fn counted_votes(&self, campaign: &Campaign) -> (Vec<PeerId>, Vec<PeerId>) {
-        let counted = |p: &&PeerId| **p == self.id || self.peer_counts_in_election(p);
+        let counted = |p: &&PeerId| {
+            let life = campaign.lives.get(*p).copied().unwrap_or(0);
+            **p == self.id || self.peer_counts_in_election(p, life)
+        };
         let granted = campaign.granted.iter().filter(counted).copied().collect();
         let abstained = campaign.abstained.iter().filter(counted).copied().collect();
         (granted, abstained)

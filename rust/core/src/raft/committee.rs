@@ -11,7 +11,8 @@
 //! The committee is part of the log: `EntryKind::Committee` entries, the
 //! latest in a node's log (committed or not) in force, as in Raft's
 //! single-server membership changes. The first leader of a group writes
-//! itself and the voters that elected it; later leaders add one caught-up
+//! itself, the voters that elected it and the other bonded peers that
+//! answered it as voters; later leaders add one caught-up
 //! voter at a time while there is room, once the previous change and an
 //! entry of their own term are committed. Members are never removed. A
 //! snapshot carries the committee in force at its index (a header in front
@@ -21,13 +22,20 @@
 //! one that lost its state (in-memory store after a restart, a wiped
 //! disk). It may have acknowledged writes in an earlier life that it no
 //! longer holds, so in a consistency-first group it counts toward nothing
-//! (no vote, no commit, no quorum floor) until a leader has brought its log
-//! up to that leader's commit index. Learners elect a group's first leader
-//! (a candidate with an empty log); every committee remembers the term of
-//! that first election (its *origin*), and a learner that voted in it
-//! counts for every candidate and leader descending from it: that lineage
-//! began after the learner's earlier life ended, so nothing it forgot can
-//! be in it. An
+//! (no vote, no commit, no quorum floor) until a leader admits it: the
+//! leader committed an entry of its own term, the learner holds it, and a
+//! quorum acknowledged a heartbeat round started after that
+//! (`AppendEntries::admit`). Learners elect a group's first leader (a
+//! candidate with an empty log); the first committee lists the voters of
+//! that election with the life (`HardState::life`) each voted from, and a
+//! learner listed there counts for that lineage: it began after the
+//! learner's earlier life ended, so nothing it forgot can be in it.
+//!
+//! Until the first committee entry is committed, a commit also needs a
+//! majority of every bonded voter (members or not): a second first
+//! election, among nodes that never received that entry, would need a
+//! majority of them as well, and the two majorities share a node that
+//! holds the entry and refuses an empty candidate. An
 //! availability-first group (`min_quorum = 1`) counts every bonded voter,
 //! learners included: that is what keeps its commits safe while no bond is
 //! lost.
@@ -36,7 +44,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::quorum::{commit_quorum, election_won};
 use super::RaftNode;
-use crate::entry::{Committee, Entry, EntryKind, Index, Term};
+use crate::entry::{Committee, Entry, EntryKind, Index};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::LogStore;
@@ -66,9 +74,9 @@ impl Committees {
         &self.latest().members
     }
 
-    /// The first-election term the committee in force descends from (0: none).
-    pub(super) fn origin(&self) -> Term {
-        self.latest().origin
+    /// The voters of the first election the committee in force descends from.
+    fn electors(&self) -> &[(PeerId, u64)] {
+        &self.latest().electors
     }
 
     /// The committee in force once the log up to `index` is applied.
@@ -112,13 +120,17 @@ impl Committees {
 /// The snapshot bytes the store keeps: header (the committee in force at
 /// the snapshot's index) and the state machine's bytes.
 fn wrap(committee: &Committee, machine: &[u8]) -> Bytes {
-    let members = &committee.members;
-    let mut out = BytesMut::with_capacity(20 + members.len() * 32 + machine.len());
+    let (members, electors) = (&committee.members, &committee.electors);
+    let mut out = BytesMut::with_capacity(16 + members.len() * 32 + electors.len() * 40);
     out.put_slice(HEADER_MAGIC);
-    out.put_u64_le(committee.origin);
     out.put_u32_le(members.len() as u32);
     for member in members {
         out.put_slice(&member.0);
+    }
+    out.put_u32_le(electors.len() as u32);
+    for (elector, life) in electors {
+        out.put_slice(&elector.0);
+        out.put_u64_le(*life);
     }
     out.put_slice(machine);
     out.freeze()
@@ -129,15 +141,25 @@ fn wrap(committee: &Committee, machine: &[u8]) -> Bytes {
 /// machine's.
 pub(super) fn unwrap(data: &Bytes) -> (Committee, Bytes) {
     let parsed = (|| {
-        let rest = data.strip_prefix(HEADER_MAGIC.as_slice())?;
-        let origin = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
-        let count = u32::from_le_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
-        let ids = rest.get(12..12 + count.checked_mul(32)?)?;
-        let members = ids
-            .chunks_exact(32)
-            .map(|c| PeerId(c.try_into().expect("32 bytes")))
-            .collect();
-        Some((Committee { origin, members }, 20 + count * 32))
+        let mut at = HEADER_MAGIC.len();
+        data.starts_with(HEADER_MAGIC).then_some(())?;
+        let mut take = |len: usize| {
+            let bytes = data.get(at..at.checked_add(len)?)?;
+            at += len;
+            Some(bytes)
+        };
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let mut members = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            members.push(PeerId(take(32)?.try_into().ok()?));
+        }
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let mut electors = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            let id = PeerId(take(32)?.try_into().ok()?);
+            electors.push((id, u64::from_le_bytes(take(8)?.try_into().ok()?)));
+        }
+        Some((Committee { members, electors }, at))
     })();
     match parsed {
         Some((committee, start)) => (committee, data.slice(start..)),
@@ -183,21 +205,14 @@ impl<S: LogStore> RaftNode<S> {
         wrap(self.committees.at(index), data)
     }
 
-    /// Whether this node answers a candidate (or leader) of committee
-    /// `origin` as a learner: started empty, not caught up, and not one of
-    /// the voters of that lineage's first election.
-    pub(super) fn learner_for(&self, origin: Term) -> bool {
-        self.learner && (origin == 0 || !self.first_election_votes.contains(&origin))
-    }
-
     /// A learner whose log now descends from a first election it voted in
-    /// is a learner no more.
-    pub(super) fn recognise_lineage(&mut self) {
-        let origin = self.committees.origin();
-        if self.learner && origin != 0 && self.first_election_votes.contains(&origin) {
-            self.learner = false;
-            self.first_election_votes.clear();
+    /// (in this very life) is a learner no more.
+    pub(super) fn recognise_lineage(&mut self) -> Result<()> {
+        let me = (self.id, self.hard.life);
+        if self.hard.learner && self.committees.electors().contains(&me) {
+            self.stop_learning()?;
         }
+        Ok(())
     }
 
     /// Whether this node's own vote and log count.
@@ -207,7 +222,7 @@ impl<S: LogStore> RaftNode<S> {
         }
         let committee = self.committees.current();
         !self.is_observer()
-            && !self.learner
+            && !self.hard.learner
             && (committee.is_empty() || committee.contains(&self.id))
     }
 
@@ -224,14 +239,20 @@ impl<S: LogStore> RaftNode<S> {
         !p.observer && !p.learner && (committee.is_empty() || committee.contains(peer))
     }
 
-    /// Whether `peer`'s vote counts in this node's election. In a group
-    /// with no history (this candidate's log is empty) learners count too.
-    pub(super) fn peer_counts_in_election(&self, peer: &PeerId) -> bool {
+    /// Whether `peer`'s vote, given in `life`, counts in this node's
+    /// election. In a group with no history (this candidate's log is empty)
+    /// learners count too, and so do learners that voted in that life in
+    /// the first election of this candidate's lineage.
+    pub(super) fn peer_counts_in_election(&self, peer: &PeerId, life: u64) -> bool {
         if self.peer_counts(peer) {
             return true;
         }
+        let Some(p) = self.peers.get(peer) else {
+            return false;
+        };
         let bootstrap = self.last.index == 0 && self.committees.current().is_empty();
-        bootstrap && self.peers.get(peer).is_some_and(|p| !p.observer)
+        let elector = self.committees.electors().contains(&(*peer, life));
+        !p.observer && (bootstrap || (elector && self.committees.current().contains(peer)))
     }
 
     /// Voters this node counts now: itself and the bonded peers that count.
@@ -260,10 +281,11 @@ impl<S: LogStore> RaftNode<S> {
         if self.committee_mode() && !committee.is_empty() {
             return granted + abstained >= self.quorum();
         }
+        let bootstrap = self.last.index == 0;
         let voters = self
             .peers
-            .keys()
-            .filter(|p| self.peer_counts_in_election(p))
+            .iter()
+            .filter(|(p, x)| self.peer_counts(p) || (bootstrap && !x.observer))
             .count()
             + 1;
         election_won(voters, granted, abstained, self.config.consensus.min_quorum)
@@ -274,7 +296,7 @@ impl<S: LogStore> RaftNode<S> {
         if self.is_observer() || self.replay.is_some() {
             return false;
         }
-        if self.learner && self.committee_mode() {
+        if self.hard.learner && self.committee_mode() {
             // Only where nothing happened yet (a first election).
             return self.last.index == 0 && self.committees.current().is_empty();
         }
@@ -282,20 +304,41 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     /// The first entry of a new leader's term: in a group with no committee
-    /// yet (consistency-first), the committee of itself and the voters that
-    /// elected it; else a marker.
-    pub(super) fn term_start_entry(&self, electors: &[PeerId]) -> EntryKind {
+    /// yet (consistency-first), the committee of itself, the voters that
+    /// elected it and the other bonded voters (up to `2M - 1`); else a marker.
+    pub(super) fn term_start_entry(&self, electors: &[(PeerId, u64)]) -> EntryKind {
         if !self.committee_mode() || !self.committees.current().is_empty() {
             return EntryKind::Marker;
         }
-        let mut members: Vec<PeerId> = electors.iter().copied().filter(|p| *p != self.id).collect();
-        members.sort();
-        members.truncate(self.committee_cap() - 1);
-        members.insert(0, self.id);
-        EntryKind::Committee(Committee {
-            origin: self.hard.term,
-            members,
-        })
+        // Itself, the voters that elected it, then the other bonded peers
+        // that answered as voters (they count once caught up): a committee
+        // of only `M` members would tolerate no member down.
+        let mut voted: Vec<PeerId> = electors
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| *p != self.id)
+            .collect();
+        voted.sort();
+        let others = self
+            .peers
+            .iter()
+            .filter(|(p, x)| x.known && !x.observer && !voted.contains(p))
+            .map(|(p, _)| *p);
+        let mut members: Vec<PeerId> = std::iter::once(self.id)
+            .chain(voted.clone())
+            .chain(others)
+            .collect();
+        members.truncate(self.committee_cap());
+        let mut electors = electors.to_vec();
+        electors.sort();
+        EntryKind::Committee(Committee { members, electors })
+    }
+
+    /// Whether the committee in force is still the first one, not yet
+    /// known committed: commits then also need a majority of every bonded
+    /// voter (see the module docs).
+    pub(super) fn first_committee_open(&self) -> bool {
+        self.committee_mode() && self.committees.latest_index() == 1 && self.commit < 1
     }
 
     /// A leader adds one caught-up voter to the committee when there is
@@ -317,8 +360,8 @@ impl<S: LogStore> RaftNode<S> {
         };
         let mut members = committee.to_vec();
         members.push(*joiner);
-        let origin = self.committees.origin();
-        self.append_own([EntryKind::Committee(Committee { origin, members })])?;
+        let electors = self.committees.electors().to_vec();
+        self.append_own([EntryKind::Committee(Committee { members, electors })])?;
         Ok(())
     }
 }
@@ -330,8 +373,8 @@ mod tests {
     #[test]
     fn a_snapshot_header_round_trips_and_old_snapshots_read_as_they_are() {
         let committee = Committee {
-            origin: 7,
             members: vec![PeerId([1; 32]), PeerId([2; 32])],
+            electors: vec![(PeerId([2; 32]), 7)],
         };
         let kept = wrap(&committee, b"state");
         assert_eq!(unwrap(&kept), (committee, Bytes::from_static(b"state")));

@@ -3,7 +3,7 @@
 //! Denied).
 
 use super::{RaftNode, RoleState};
-use crate::entry::{Entry, LogPosition};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::{HardState, LogStore};
@@ -74,9 +74,11 @@ impl<S: LogStore> RaftNode<S> {
             });
         }
         self.advance_commit(append.commit.min(matched))?;
-        if matched >= append.commit {
-            // Our log holds everything this leader has committed.
-            self.learner = false;
+        if append.admit && self.term_at(matched)? == Some(append.term) {
+            // A leader confirmed by a quorum committed the first entry of
+            // its term, and our log (matching the leader's up to an entry
+            // of that term) holds it: it holds every entry committed before.
+            self.stop_learning()?;
         }
         Ok(AppendOutcome::Accepted { last: matched })
     }
@@ -120,7 +122,7 @@ impl<S: LogStore> RaftNode<S> {
             outcome,
             observer: self.is_observer(),
             syncing: self.replay.is_some(),
-            learner: self.learner,
+            learner: self.hard.learner,
         };
         self.send(to, Message::AppendReply(reply));
     }
@@ -135,19 +137,17 @@ impl<S: LogStore> RaftNode<S> {
         let vote = self.decide_vote(from, request)?;
         if matches!(vote, Vote::Granted | Vote::Abstained) && !self.is_observer() {
             self.set_hard_state(HardState {
-                term: self.hard.term,
                 vote: Some(from),
+                ..self.hard
             })?;
             self.reset_election_timer();
-            if self.learner && request.last == LogPosition::default() {
-                self.first_election_votes.push(request.term);
-            }
         }
         let reply = VoteReply {
             term: self.hard.term,
             vote,
             observer: self.is_observer(),
-            learner: self.learner_for(request.origin),
+            learner: self.hard.learner,
+            life: self.hard.life,
         };
         self.send(from, Message::Vote(reply));
         Ok(())

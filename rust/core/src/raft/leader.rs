@@ -30,6 +30,11 @@ pub(super) struct Progress {
     probing: bool,
     /// The follower catches up with log replay: no immediate re-probe.
     syncing: bool,
+    /// A learner that holds an own-term commit of this leader: the round
+    /// that must be confirmed, or the index that must commit, before it is
+    /// told to count (0: not yet).
+    admit_round: u64,
+    admit_index: Index,
     /// When the follower last answered in this term (check quorum).
     last_reply: Duration,
 }
@@ -42,6 +47,8 @@ impl Progress {
             acked_round: 0,
             probing: false,
             syncing: false,
+            admit_round: 0,
+            admit_index: 0,
             last_reply: now,
         }
     }
@@ -56,6 +63,8 @@ pub(super) struct LeaderState {
     /// announced at once so that they apply (and answer their clients)
     /// without waiting for the next heartbeat.
     commit_announced: Index,
+    /// The highest heartbeat round a quorum acknowledged.
+    confirmed_round: u64,
     /// When this node took the lead: check quorum waits an election timeout
     /// from here (its electors may still be learners that count once they
     /// hold its first entry).
@@ -73,8 +82,10 @@ pub(super) struct Forwarded {
     term: Term,
     assigned: HashMap<(PeerId, Ask), Assignment>,
     order: VecDeque<(PeerId, Ask)>,
-    /// Some batch of the term was forgotten: a miss proves nothing.
-    forgot: bool,
+    /// Per asking node and incarnation, the highest request id forgotten
+    /// (drivers number their requests upwards): a miss at or below it
+    /// proves nothing.
+    forgotten: HashMap<(PeerId, u64), RequestId>,
 }
 
 impl Forwarded {
@@ -83,15 +94,16 @@ impl Forwarded {
             term,
             assigned: HashMap::new(),
             order: VecDeque::new(),
-            forgot: false,
+            forgotten: HashMap::new(),
         }
     }
 
     fn insert(&mut self, key: (PeerId, Ask), assignment: Assignment) {
         if self.order.len() == MAX_FORWARDED {
-            if let Some(oldest) = self.order.pop_front() {
-                self.assigned.remove(&oldest);
-                self.forgot = true;
+            if let Some((peer, ask)) = self.order.pop_front() {
+                self.assigned.remove(&(peer, ask));
+                let mark = self.forgotten.entry((peer, ask.incarnation)).or_default();
+                *mark = (*mark).max(ask.req);
             }
         }
         self.order.push_back(key);
@@ -103,17 +115,25 @@ impl Forwarded {
         if self.term != term {
             return ForwardOutcome::Unknown;
         }
+        let (peer, ask) = key;
         match self.assigned.get(key) {
             Some(assignment) => ForwardOutcome::Assigned(*assignment),
-            None if self.forgot => ForwardOutcome::Unknown,
+            None if self
+                .forgotten
+                .get(&(*peer, ask.incarnation))
+                .is_some_and(|mark| ask.req <= *mark) =>
+            {
+                ForwardOutcome::Unknown
+            }
             None => ForwardOutcome::Refused,
         }
     }
 }
 
 impl<S: LogStore> RaftNode<S> {
-    /// Takes the lead of the current term, elected by `electors`.
-    pub(super) fn become_leader(&mut self, electors: &[PeerId]) -> Result<()> {
+    /// Takes the lead of the current term, elected by `electors` (with the
+    /// incarnation each voted from).
+    pub(super) fn become_leader(&mut self, electors: &[(PeerId, u64)]) -> Result<()> {
         let next = self.last.index + 1;
         let progress = self
             .peers
@@ -126,12 +146,13 @@ impl<S: LogStore> RaftNode<S> {
             term_start: next,
             heartbeat_due: self.now,
             commit_announced: self.commit,
+            confirmed_round: 0,
             elected_at: self.now,
         };
         self.forwarded = Forwarded::new(self.hard.term);
         self.role = RoleState::Leader(Box::new(state));
         self.set_leader(Some(self.id));
-        self.learner = false;
+        self.stop_learning()?;
         let first = self.term_start_entry(electors);
         self.append_own([first])?;
         self.leader_tick()?;
@@ -247,9 +268,15 @@ impl<S: LogStore> RaftNode<S> {
         self.leader_state().map_or(0, |s| s.reads.round())
     }
 
-    fn append_message(&self, next: Index, entries: Vec<Entry>) -> Result<Message> {
+    fn append_message(&self, peer: PeerId, next: Index, entries: Vec<Entry>) -> Result<Message> {
         let prev_index = next - 1;
         let prev_term = self.term_at(prev_index)?.unwrap_or(0);
+        let commit = self.commit;
+        let admit = self.leader_state().is_some_and(|s| {
+            s.progress.get(&peer).is_some_and(|p| {
+                p.admit_round > 0 && (s.confirmed_round >= p.admit_round || commit >= p.admit_index)
+            })
+        });
         Ok(Message::Append(AppendEntries {
             term: self.hard.term,
             prev: LogPosition::new(prev_term, prev_index),
@@ -257,6 +284,7 @@ impl<S: LogStore> RaftNode<S> {
             commit: self.commit,
             first: self.store.base().index + 1,
             round: self.round(),
+            admit,
         }))
     }
 
@@ -265,7 +293,7 @@ impl<S: LogStore> RaftNode<S> {
             return;
         };
         let next = next.max(self.store.base().index + 1);
-        if let Ok(message) = self.append_message(next, Vec::new()) {
+        if let Ok(message) = self.append_message(peer, next, Vec::new()) {
             self.send(peer, message);
         }
     }
@@ -286,7 +314,7 @@ impl<S: LogStore> RaftNode<S> {
             let next = progress.next;
             let entries = self.store.entries(next, last + 1, max)?;
             let count = entries.len() as Index;
-            let message = self.append_message(next, entries)?;
+            let message = self.append_message(peer, next, entries)?;
             self.send(peer, message);
             if only_one {
                 return Ok(());
@@ -331,7 +359,33 @@ impl<S: LogStore> RaftNode<S> {
         if probe {
             self.send_batches(from, true)?;
         }
+        self.note_learner_progress(from, reply.learner)?;
         self.leader_quorum_changed()
+    }
+
+    /// A learner that now holds an entry this leader committed in its own
+    /// term waits until a quorum confirms this leader again (a heartbeat
+    /// round started after, or an entry appended after, commits), so that a
+    /// leader deposed without knowing it never admits anyone.
+    fn note_learner_progress(&mut self, peer: PeerId, learner: bool) -> Result<()> {
+        let (commit, next) = (self.commit, self.last.index + 1);
+        let RoleState::Leader(state) = &mut self.role else {
+            return Ok(());
+        };
+        // The term's first entry is this leader's own; once committed, a
+        // log that holds it holds every entry committed before.
+        let own_commit = commit >= state.term_start;
+        let (round, term_start) = (state.reads.round(), state.term_start);
+        let Some(progress) = state.progress.get_mut(&peer) else {
+            return Ok(());
+        };
+        if !learner {
+            progress.admit_round = 0;
+        } else if progress.admit_round == 0 && own_commit && progress.matched >= term_start {
+            progress.admit_round = round + 1;
+            progress.admit_index = next;
+        }
+        Ok(())
     }
 
     /// Re-evaluates commit, read confirmation and committee growth after
@@ -346,7 +400,7 @@ impl<S: LogStore> RaftNode<S> {
         let caught_up: Vec<PeerId> = state
             .progress
             .iter()
-            .filter(|(_, p)| p.matched >= self.commit)
+            .filter(|(_, p)| p.matched >= term_start)
             .map(|(peer, _)| *peer)
             .collect();
         self.grow_committee(term_start, &caught_up)
@@ -369,13 +423,33 @@ impl<S: LogStore> RaftNode<S> {
     /// Commits the highest index a quorum holds, if it is of the current term.
     fn maybe_commit(&mut self) -> Result<()> {
         let mut matched = self.voter_values(self.last.index, |p| p.matched);
-        let Some(index) = quorum_value(&mut matched, self.quorum()) else {
+        let Some(mut index) = quorum_value(&mut matched, self.quorum()) else {
             return Ok(());
         };
+        if self.first_committee_open() {
+            let Some(bonded) = self.bonded_majority_holds() else {
+                return Ok(());
+            };
+            index = index.min(bonded);
+        }
         if index > self.commit && self.term_at(index)? == Some(self.hard.term) {
             self.advance_commit(index)?;
         }
         Ok(())
+    }
+
+    /// The highest index a majority of every bonded voter (members,
+    /// learners and all, observers aside) and this node hold.
+    fn bonded_majority_holds(&self) -> Option<Index> {
+        let state = self.leader_state()?;
+        let peers = state
+            .progress
+            .iter()
+            .filter(|(peer, _)| self.peers.get(peer).is_some_and(|p| !p.observer))
+            .map(|(_, p)| p.matched);
+        let mut matched: Vec<Index> = std::iter::once(self.last.index).chain(peers).collect();
+        let majority = matched.len() / 2 + 1;
+        quorum_value(&mut matched, majority)
     }
 
     fn confirm_reads(&mut self) {
@@ -393,6 +467,7 @@ impl<S: LogStore> RaftNode<S> {
         let RoleState::Leader(state) = &mut self.role else {
             return;
         };
+        state.confirmed_round = state.confirmed_round.max(confirmed);
         for (origin, index) in state.reads.confirm(confirmed, term_start) {
             match origin {
                 ReadOrigin::Local(req) => self.read_confirmed(req, index),

@@ -70,7 +70,7 @@ impl<S: LogStore> RaftNode<S> {
         };
         self.store.append(entries)?;
         self.committees.appended(entries);
-        self.recognise_lineage();
+        self.recognise_lineage()?;
         self.last = last.position();
         self.out.must_sync = true;
         Ok(())

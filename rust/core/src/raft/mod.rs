@@ -19,10 +19,9 @@
 //! A `ReadReady { index }` event means: answer the query on this node once
 //! it has applied `index`.
 //!
-//! Abstention only shrinks the election denominator (and binds the
-//! abstainer's vote, which makes the election rule stricter than Raft's);
-//! commits always count every voter, so a group that loses no bond never
-//! loses a committed entry, even at `min_quorum = 1`.
+//! Who counts toward elections, commits and read confirmations, and how a
+//! node that lost its store is kept from counting, is `committee`'s part;
+//! `docs/consensus.md` describes the rules as a whole.
 
 mod candidate;
 mod catch_up;
@@ -176,6 +175,8 @@ struct Peer {
     observer: bool,
     /// It started with an empty store and no leader caught it up yet.
     learner: bool,
+    /// It answered at least once, so `observer` and `learner` are known.
+    known: bool,
 }
 
 enum RoleState {
@@ -230,10 +231,6 @@ pub struct RaftNode<S: LogStore> {
     epoch: u64,
     /// Forwarded batches taken in the last term this node led.
     forwarded: Forwarded,
-    /// Started with an empty store and no leader caught it up yet.
-    learner: bool,
-    /// Terms of first elections (empty-log candidates) this learner voted in.
-    first_election_votes: Vec<Term>,
     committees: Committees,
     /// The pre-vote running, for the term it asks about.
     pre_vote: Option<(Term, Campaign)>,
@@ -250,11 +247,12 @@ impl<S: LogStore> RaftNode<S> {
     /// first ready restores the store's snapshot, if there is one.
     pub fn new(config: NodeConfig, store: S, now: Duration) -> Result<Self> {
         config.consensus.validate()?;
-        let hard = store.hard_state()?;
+        let mut hard = store.hard_state()?;
         let last = store.last_position()?;
         let snapshot = store.snapshot()?;
         let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.position.index);
-        let learner = hard.term == 0 && last.index == 0 && snapshot.is_none();
+        let empty = hard.term == 0 && last.index == 0 && snapshot.is_none();
+        hard.learner |= empty;
         let snapshot_data = snapshot.as_ref().map(|s| s.data.clone());
         let mut node = RaftNode {
             id: config.id,
@@ -282,14 +280,16 @@ impl<S: LogStore> RaftNode<S> {
             reported: None,
             epoch: 0,
             forwarded: Forwarded::new(0),
-            learner,
-            first_election_votes: Vec::new(),
             committees: Committees::default(),
             pre_vote: None,
             leader_heard: Duration::ZERO,
             incarnation: 0,
         };
         node.incarnation = node.rng.next_u64();
+        if empty || node.hard.life == 0 {
+            // A new life: its first hard-state write keeps it.
+            node.hard.life = node.rng.next_u64() | 1;
+        }
         node.load_committees(snapshot_data.as_ref())?;
         // A store whose log was synced before its hard state (power lost in
         // between) may hold entries of a term above its own: a node's term
@@ -343,6 +343,18 @@ impl<S: LogStore> RaftNode<S> {
     /// peers not known to observe): `mosaik.groups.raft.committee.voters`.
     pub fn voters(&self) -> usize {
         self.voter_count()
+    }
+
+    /// Whether this node is a learner: it started with an empty store and
+    /// no leader has caught it up yet, so it counts toward nothing.
+    pub fn is_learner(&self) -> bool {
+        self.hard.learner
+    }
+
+    /// The committee in force in this node's log (consistency-first groups;
+    /// empty before the first election or with `min_quorum = 1`).
+    pub fn committee(&self) -> &[PeerId] {
+        self.committees.current()
     }
 
     /// Index up to which committed entries were handed out to apply.
@@ -530,6 +542,7 @@ impl<S: LogStore> RaftNode<S> {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.observer = observer;
             p.learner = learner;
+            p.known = true;
         }
     }
 
@@ -549,7 +562,19 @@ impl<S: LogStore> RaftNode<S> {
         if term <= self.hard.term {
             return Ok(());
         }
-        self.set_hard_state(HardState { term, vote: None })
+        self.set_hard_state(HardState {
+            term,
+            vote: None,
+            ..self.hard
+        })
+    }
+
+    /// The node holds what a leader committed: it counts from now on.
+    fn stop_learning(&mut self) -> Result<()> {
+        self.set_hard_state(HardState {
+            learner: false,
+            ..self.hard
+        })
     }
 
     /// The tag of the terms this node stands in.
@@ -618,5 +643,7 @@ fn for_machine(snapshot: Snapshot) -> Snapshot {
     }
 }
 
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod tests;

@@ -220,11 +220,7 @@ fn exactly_one_leader_is_elected_and_late_joiners_adopt_it() {
 }
 
 fn vote_request(term: Term, last: LogPosition) -> Message {
-    Message::RequestVote(RequestVote {
-        term,
-        last,
-        origin: 0,
-    })
+    Message::RequestVote(RequestVote { term, last })
 }
 
 fn append(term: Term, prev: LogPosition, entries: Vec<Entry>, commit: Index) -> Message {
@@ -235,6 +231,7 @@ fn append(term: Term, prev: LogPosition, entries: Vec<Entry>, commit: Index) -> 
         commit,
         first: 1,
         round: 0,
+        admit: true,
     })
 }
 
@@ -290,6 +287,7 @@ fn grant_pre_vote(node: &mut RaftNode<InMemoryLogStore>, from: PeerId) {
         vote: Vote::Granted,
         observer: false,
         learner: false,
+        life: 0,
     };
     node.step(from, Message::PreVoteReply(reply)).unwrap();
 }
@@ -345,22 +343,11 @@ fn term_and_vote_are_persisted_before_the_vote_leaves() {
         .unwrap();
     let ready = voter.ready().unwrap();
     assert!(ready.must_sync);
-    assert_eq!(
-        ready.hard_state,
-        Some(HardState {
-            term: 5,
-            vote: Some(id(8))
-        })
-    );
+    let voted = |h: HardState| (h.term, h.vote);
+    assert_eq!(ready.hard_state.map(voted), Some((5, Some(id(8)))));
     assert!(ready.messages.is_empty());
     assert_eq!(votes(&ready), vec![Vote::Granted]);
-    assert_eq!(
-        voter.store().hard_state().unwrap(),
-        HardState {
-            term: 5,
-            vote: Some(id(8))
-        }
-    );
+    assert_eq!(voted(voter.store().hard_state().unwrap()), (5, Some(id(8))));
 }
 
 #[test]
@@ -459,6 +446,7 @@ fn leader_with(old: Vec<Entry>) -> (RaftNode<InMemoryLogStore>, Term) {
                 vote: Vote::Granted,
                 observer: false,
                 learner: false,
+                life: 0,
             }),
         )
         .unwrap();
@@ -944,6 +932,8 @@ fn a_term_below_the_last_log_term_is_raised_at_load() {
         .set_hard_state(HardState {
             term: 2 << 32,
             vote: None,
+            learner: false,
+            life: 0,
         })
         .unwrap();
     let node = RaftNode::new(NodeConfig::new(id(1), config(1), 1), store, Duration::ZERO).unwrap();
@@ -1337,4 +1327,31 @@ fn a_restarted_follower_counting_its_requests_from_one_again_is_not_answered_fro
         "request 1 of another life is another request"
     );
     assert_eq!(leader.status().last.index, 3, "marker and both commands");
+}
+
+#[test]
+fn a_late_voter_is_admitted_and_joins_the_committee() {
+    let nodes = (1..=2)
+        .map(|i| node_with(i, |c| c.consensus.min_quorum = 2))
+        .collect();
+    let mut cluster = Cluster::new(nodes);
+    cluster.run_for(Duration::from_secs(2));
+    assert_eq!(cluster.leaders().len(), 1);
+    cluster.join(3, |c| c.consensus.min_quorum = 2);
+    let leader = cluster.leaders()[0];
+    for req in 0..20 {
+        cluster
+            .at(leader)
+            .propose(500 + req, vec![cmd(req as u8)])
+            .unwrap();
+        cluster.run_for(Duration::from_millis(20));
+    }
+    cluster.run_for(Duration::from_millis(500));
+    let late = cluster.at(id(3));
+    assert!(!late.is_learner(), "the late voter was admitted");
+    assert_eq!(
+        cluster.at(leader).committee().len(),
+        3,
+        "and joined the committee"
+    );
 }

@@ -241,6 +241,8 @@ pub struct Sim {
     pub nodes: Vec<SimNode>,
     pub faults: Faults,
     pub checker: Checker,
+    /// The largest committee any node's log held so far (they only grow).
+    committee: Vec<PeerId>,
     ids: BTreeMap<PeerId, usize>,
     net: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
@@ -351,6 +353,7 @@ impl Sim {
             nodes,
             faults,
             checker: Checker::new(mode),
+            committee: Vec::new(),
             ids,
             net: BinaryHeap::new(),
             seq: 0,
@@ -413,7 +416,8 @@ impl Sim {
             }
             assert!(
                 self.now < deadline,
-                "no convergence within {LIVENESS_BOUND:?} after the faults stopped"
+                "no convergence within {LIVENESS_BOUND:?} after the faults stopped:\n{}",
+                self.describe()
             );
         }
     }
@@ -437,6 +441,29 @@ impl Sim {
             .count() as u32;
         let others = voters - 1;
         if others == 0 || others < voters / 2 + 1 || others < self.min_quorum() {
+            return false;
+        }
+        // In a consistency-first group only committee members that count
+        // (not learners) can elect: the check needs `min_quorum` of them
+        // besides the leader.
+        let committee = self.nodes[leader]
+            .raft
+            .as_ref()
+            .expect("alive")
+            .committee()
+            .to_vec();
+        let electors = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                *i != leader
+                    && n.alive()
+                    && committee.contains(&n.id)
+                    && n.raft.as_ref().is_some_and(|r| !r.is_learner())
+            })
+            .count() as u32;
+        if !committee.is_empty() && electors < self.min_quorum() {
             return false;
         }
         let term = self.nodes[leader]
@@ -608,6 +635,11 @@ impl Sim {
     /// Does the driver's queued work that is due, in order: readies (sync,
     /// send, events), then apply work, then snapshot hand-backs.
     fn drive(&mut self, i: usize) {
+        if let Some(raft) = &self.nodes[i].raft {
+            if raft.committee().len() > self.committee.len() {
+                self.committee = raft.committee().to_vec();
+            }
+        }
         while self.nodes[i]
             .work
             .front()
@@ -734,7 +766,10 @@ impl Sim {
         self.stats.stale_offers += u64::from(stale);
         let raft = self.nodes[i].raft.as_mut().expect("alive");
         if raft.snapshot_taken(epoch, index, data).expect("snapshot") {
-            assert!(!stale, "node {i} kept a snapshot of a machine that started over since");
+            assert!(
+                !stale,
+                "node {i} kept a snapshot of a machine that started over since"
+            );
             self.stats.snapshots += 1;
             self.log(|| format!("node {i} snapshots at {index} (stale epoch: {stale})"));
         }
@@ -914,6 +949,21 @@ impl Sim {
         if self.mode != Mode::ConsistencyFirst || self.nodes[i].observer {
             return true;
         }
+        if !self.has_committed() {
+            // Before the first committee is committed, at most `2M - 1`
+            // voters take part (the README asks to add more only after the
+            // first election: more could split it in two across a
+            // partition that drops bonds).
+            let joined = (0..self.nodes.len())
+                .filter(|j| *j != i && self.nodes[*j].joined && !self.nodes[*j].observer)
+                .count() as u32;
+            if !self.nodes[i].joined && joined >= 2 * self.min_quorum() - 1 {
+                return false;
+            }
+        }
+        if !self.has_history() {
+            return true;
+        }
         let lacking: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != i && !self.nodes[*j].observer && self.lacks_history(*j))
             .collect();
@@ -921,16 +971,49 @@ impl Sim {
         // Liveness too: a learner is caught up only by a leader, and a
         // leader needs `M` members that count, so at most `members - M`
         // members may lack the history at once.
-        let committee = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.raft.as_ref().map(|r| r.committee().to_vec()))
-            .max_by_key(Vec::len)
-            .unwrap_or_default();
+        let committee = &self.committee;
         let member = |j: usize| committee.contains(&self.nodes[j].id);
         let members_lacking = lacking.iter().filter(|j| member(**j)).count();
         let members_ok = !member(i) || members_lacking < committee.len().saturating_sub(m);
         lacking.len() < m - 1 && members_ok
+    }
+
+    /// One line per node: its status, whether it is a learner, its committee.
+    fn describe(&self) -> String {
+        let line = |(i, n): (usize, &SimNode)| match &n.raft {
+            Some(r) => format!(
+                "node {i}{}: {:?} learner={} committee={:?}",
+                if n.observer { " (observer)" } else { "" },
+                r.status(),
+                r.is_learner(),
+                r.committee()
+            ),
+            None => format!("node {i}: stopped (joined={})", n.joined),
+        };
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Some node holds a log: there is something to lose.
+    fn has_history(&self) -> bool {
+        self.nodes.iter().any(|n| match (&n.raft, &n.parked_store) {
+            (Some(raft), _) => raft.status().last.index > 0 || raft.applied() > 0,
+            (None, Some(store)) => store.last_position().expect("store").index > 0,
+            (None, None) => false,
+        })
+    }
+
+    /// Some node committed an entry: the first election is over (before
+    /// that, empty nodes are the group's electorate, not a fault).
+    fn has_committed(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.raft.as_ref().is_some_and(|r| r.status().committed > 0))
+            || !self.checker.committed_is_empty()
     }
 
     /// Node `j` is a learner, or stopped with a store it will start empty
@@ -988,7 +1071,10 @@ impl Sim {
 
     /// Every live node agrees on one leader, one log, one commit, one state.
     fn converged(&self) -> bool {
-        let live: Vec<&SimNode> = self.nodes.iter().filter(|n| n.alive()).collect();
+        if !self.nodes.iter().all(SimNode::alive) {
+            return false;
+        }
+        let live: Vec<&SimNode> = self.nodes.iter().collect();
         let statuses: Vec<_> = live
             .iter()
             .map(|n| n.raft.as_ref().expect("alive").status())
@@ -1035,7 +1121,12 @@ impl Sim {
             if self.nodes[i].raft.is_some() && self.nodes[i].joined {
                 continue;
             }
-            if self.nodes[i].raft.is_none() && self.starts_empty(i) && !self.may_start_empty(i) {
+            // Only nodes that come back without their history wait: new
+            // ones and those whose store was wiped (a crash that reverted
+            // to the last sync is not a lost state).
+            let fresh = !self.nodes[i].joined || self.nodes[i].lost_state;
+            let empty = self.nodes[i].raft.is_none() && self.starts_empty(i);
+            if fresh && empty && !self.may_start_empty(i) {
                 continue;
             }
             self.nodes[i].joined = true;

@@ -22,11 +22,6 @@ struct Committed {
 
 pub struct Checker {
     mode: Mode,
-    /// Diagnosis only (`MOSAIK_SIM_SKIP_INVARIANTS=duplicate,offline`):
-    /// skip invariants that fail so often they hide the others. Never set
-    /// by default.
-    skip_duplicate: bool,
-    skip_offline: bool,
     /// term -> the node that led it.
     leaders: HashMap<Term, usize>,
     /// (index, term) -> (value, term of the previous entry): log matching.
@@ -54,12 +49,8 @@ fn value(kind: &EntryKind) -> u64 {
 
 impl Checker {
     pub fn new(mode: Mode) -> Self {
-        let skip = std::env::var("MOSAIK_SIM_SKIP_INVARIANTS").unwrap_or_default();
-        let skipped = |name: &str| skip.split(',').any(|s| s.trim() == name);
         Checker {
             mode,
-            skip_duplicate: skipped("duplicate"),
-            skip_offline: skipped("offline"),
             leaders: HashMap::new(),
             seen: HashMap::new(),
             checked_last: BTreeMap::new(),
@@ -189,14 +180,10 @@ impl Checker {
         if value == 0 {
             return;
         }
-        if let Some(first) = self
-            .committed_at
-            .insert(value, index)
-            .filter(|_| !self.skip_duplicate)
-        {
+        if let Some(first) = self.committed_at.insert(value, index) {
             panic!("command {value} committed twice: at {first} and at {index} (node {node})");
         }
-        if let Some(reporter) = self.offline.get(&value).filter(|_| !self.skip_offline) {
+        if let Some(reporter) = self.offline.get(&value) {
             panic!(
                 "command {value} committed at {index} (node {node}) after node {reporter} reported it CommandOffline"
             );
@@ -207,7 +194,7 @@ impl Checker {
     pub fn on_offline(&mut self, node: usize, values: &[u64]) {
         for v in values {
             self.offline.insert(*v, node);
-            if !self.mode.full_safety() || self.skip_offline {
+            if !self.mode.full_safety() {
                 continue;
             }
             if let Some(index) = self.committed_at.get(v) {
@@ -220,6 +207,11 @@ impl Checker {
 
     pub fn offline_count(&self) -> u64 {
         self.offline.len() as u64
+    }
+
+    /// Whether no node has reported a commit yet.
+    pub fn committed_is_empty(&self) -> bool {
+        self.committed.is_empty()
     }
 
     pub fn on_restart(&mut self, node: usize) {
@@ -257,10 +249,7 @@ impl Checker {
             self.committed[slot].value, applied,
             "node {node} applied another command at {index}"
         );
-        let offline = self
-            .offline
-            .get(&applied)
-            .filter(|_| applied != 0 && !self.skip_offline);
+        let offline = self.offline.get(&applied).filter(|_| applied != 0);
         if let Some(reporter) = offline {
             panic!("node {node} applied command {applied} at {index} after node {reporter} reported it CommandOffline");
         }
@@ -319,9 +308,6 @@ impl Checker {
     pub fn final_check(&self, nodes: &[SimNode]) {
         for (i, node) in nodes.iter().enumerate() {
             let mut seen = HashMap::new();
-            if self.skip_duplicate {
-                break;
-            }
             for (slot, v) in node.machine.iter().enumerate().filter(|(_, v)| **v != 0) {
                 if let Some(first) = seen.insert(*v, slot + 1) {
                     panic!(
@@ -335,7 +321,7 @@ impl Checker {
             return;
         }
         for (value, index) in &self.committed_at {
-            if let Some(reporter) = self.offline.get(value).filter(|_| !self.skip_offline) {
+            if let Some(reporter) = self.offline.get(value) {
                 panic!("command {value} is committed at {index} but node {reporter} reported it CommandOffline");
             }
         }

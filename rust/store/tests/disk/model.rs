@@ -84,6 +84,8 @@ impl Harness<'_> {
                         .rng
                         .one_in(2)
                         .then(|| PeerId([self.rng.next() as u8; 32])),
+                    learner: self.rng.one_in(2),
+                    life: 0,
                 };
                 self.both(|store| store.set_hard_state(state));
             }

@@ -77,6 +77,8 @@ fn hard_state_survives_reopen() {
         let state = HardState {
             term,
             vote: Some(PeerId([term as u8; 32])),
+            learner: term == 2,
+            life: 0,
         };
         store.set_hard_state(state).unwrap();
         store.sync().unwrap();
@@ -84,6 +86,8 @@ fn hard_state_survives_reopen() {
     let last = HardState {
         term: 4,
         vote: None,
+        learner: true,
+        life: 0,
     };
     store.set_hard_state(last).unwrap();
     store.sync().unwrap();

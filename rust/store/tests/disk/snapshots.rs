@@ -114,6 +114,8 @@ fn clear_drops_log_and_snapshot_but_keeps_the_hard_state() {
     let state = HardState {
         term: 5,
         vote: None,
+        learner: false,
+        life: 0,
     };
     store.set_hard_state(state).unwrap();
     store.save_snapshot(snapshot_at(1, 10), 10).unwrap();
