@@ -8,6 +8,7 @@
 mod cache;
 mod dir;
 mod error;
+mod file;
 mod index;
 mod meta;
 mod record;

@@ -8,16 +8,14 @@
 //! slot that does not hold the last synced state, so a torn write never
 //! destroys it; open takes the valid slot with the highest sequence.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mosaik_core::{HardState, Index, LogPosition};
 use serde::{Deserialize, Serialize};
 
-use crate::dir::{open_file, Missing};
+use crate::dir::Missing;
 use crate::error::StoreError;
+use crate::file::StoreFile;
 
 /// Bytes per slot; a state encodes to well under this.
 const SLOT_LEN: usize = 128;
@@ -38,35 +36,28 @@ pub struct MetaState {
 /// The open `meta` file and the state last written to it.
 #[derive(Debug)]
 pub struct MetaFile {
-    path: PathBuf,
-    file: File,
+    file: StoreFile,
     state: MetaState,
     seq: u64,
     /// Slot holding the last state known durable.
     durable_slot: Option<usize>,
     /// Slot of the last write (durable once synced).
     written_slot: Option<usize>,
-    dirty: bool,
 }
 
 impl MetaFile {
     /// Opens (or creates) `path` and reads the newest valid slot; a file
     /// with no valid slot yet is the default state.
     pub fn open(path: &Path) -> Result<MetaFile, StoreError> {
-        let file = open_file(path, Missing::Create)?;
-        let mut bytes = Vec::new();
-        (&file)
-            .read_to_end(&mut bytes)
-            .map_err(|e| StoreError::io(path, e))?;
+        let file = StoreFile::open(path.to_path_buf(), Missing::Create)?;
+        let bytes = file.read_to_end()?;
         let newest = newest_slot(path, &bytes)?;
         Ok(MetaFile {
-            path: path.to_path_buf(),
             file,
             state: newest.map_or_else(MetaState::default, |(_, _, state)| state),
             seq: newest.map_or(0, |(_, seq, _)| seq),
             durable_slot: newest.map(|(slot, _, _)| slot),
             written_slot: None,
-            dirty: false,
         })
     }
 
@@ -81,24 +72,17 @@ impl MetaFile {
             what: "the hard state".into(),
             reason,
         })?;
-        self.file
-            .write_all_at(&bytes, (slot * SLOT_LEN) as u64)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.file.write_at(&bytes, (slot * SLOT_LEN) as u64)?;
         self.seq += 1;
         self.state = state;
         self.written_slot = Some(slot);
-        self.dirty = true;
         Ok(())
     }
 
     /// Makes the last write durable (one fdatasync, if any).
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.dirty {
-            self.file
-                .sync_data()
-                .map_err(|e| StoreError::io(&self.path, e))?;
+        if self.file.sync()? {
             self.durable_slot = self.written_slot;
-            self.dirty = false;
         }
         Ok(())
     }

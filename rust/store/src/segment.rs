@@ -1,14 +1,13 @@
-//! One log segment file, `<first index, 20 digits>.log`: its open handle,
-//! length and dirty flag; positioned reads, appends, truncation and sync.
+//! One log segment file, `<first index, 20 digits>.log`: its open handle
+//! and length; positioned reads, appends, truncation and sync.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use mosaik_core::Index;
 
-use crate::dir::{open_file, Missing};
+use crate::dir::Missing;
 use crate::error::StoreError;
+use crate::file::StoreFile;
 
 const SUFFIX: &str = ".log";
 const DIGITS: usize = 20;
@@ -29,36 +28,29 @@ pub fn parse_name(name: &str) -> Option<Index> {
 #[derive(Debug)]
 pub struct Segment {
     first_index: Index,
-    path: PathBuf,
-    file: File,
+    file: StoreFile,
     len: u64,
-    dirty: bool,
 }
 
 impl Segment {
     /// Creates the (new) segment starting at `first_index` in `dir`.
     pub fn create(dir: &Path, first_index: Index) -> Result<Segment, StoreError> {
-        let path = dir.join(file_name(first_index));
-        let file = open_file(&path, Missing::CreateNew)?;
+        let file = StoreFile::open(dir.join(file_name(first_index)), Missing::CreateNew)?;
         Ok(Segment {
             first_index,
-            path,
             file,
             len: 0,
-            dirty: false,
         })
     }
 
     /// Opens an existing segment file.
     pub fn open(path: PathBuf, first_index: Index) -> Result<Segment, StoreError> {
-        let file = open_file(&path, Missing::Fail)?;
-        let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+        let file = StoreFile::open(path, Missing::Fail)?;
+        let len = file.disk_len()?;
         Ok(Segment {
             first_index,
-            path,
             file,
             len,
-            dirty: false,
         })
     }
 
@@ -67,7 +59,7 @@ impl Segment {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     pub fn len(&self) -> u64 {
@@ -77,9 +69,7 @@ impl Segment {
     /// The `len` bytes at `offset`.
     pub fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
         let mut buf = vec![0; len as usize];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.file.read_at(&mut buf, offset)?;
         Ok(buf)
     }
 
@@ -90,38 +80,26 @@ impl Segment {
 
     /// Writes `bytes` at the end of the file.
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.file
-            .write_all_at(bytes, self.len)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.file.write_at(bytes, self.len)?;
         self.len += bytes.len() as u64;
-        self.dirty = true;
         Ok(())
     }
 
     /// Cuts the file to `len` bytes.
     pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
-        self.file
-            .set_len(len)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.file.set_len(len)?;
         self.len = len;
-        self.dirty = true;
         Ok(())
     }
 
     /// Makes the writes since the last sync durable (one fdatasync, if any).
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.dirty {
-            self.file
-                .sync_data()
-                .map_err(|e| StoreError::io(&self.path, e))?;
-            self.dirty = false;
-        }
-        Ok(())
+        self.file.sync().map(|_| ())
     }
 
     /// Deletes the file.
     pub fn remove(self) -> Result<(), StoreError> {
-        std::fs::remove_file(&self.path).map_err(|e| StoreError::io(&self.path, e))
+        self.file.remove()
     }
 }
 
