@@ -57,11 +57,11 @@ class Replica:
         restore: bytes | None,
         entries: list[tuple[ApplyContext, bytes]],
         last: int,
-        snapshot: bool,
+        take_snapshot: bool,
     ) -> bytes | None:
         """Applies one piece of committed work: first a restore from a
         snapshot or a rebuild from nothing, then ``entries``; returns the
-        machine's snapshot when ``snapshot`` asks for one."""
+        machine's snapshot when ``take_snapshot`` asks for one."""
         with self.lock:
             if restore is not None:
                 self._restore(restore)
@@ -72,7 +72,7 @@ class Replica:
             if entries:
                 self._apply(entries)
             self.applied = last
-            return self._snapshot(last) if snapshot else None
+            return self._snapshot(last) if take_snapshot else None
 
     def _restore(self, data: bytes) -> None:
         """Restores the machine; a failure propagates: the machine's state

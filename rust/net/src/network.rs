@@ -14,7 +14,7 @@ use crate::close;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::endpoint::{self, Accepted, Endpoint, DISCOVERY_ALPN, GROUPS_ALPN};
 use crate::error::NetError;
-use crate::groups::{Group, GroupSpec, Groups, GroupsCtx, WorkerSetup};
+use crate::groups::{Group, GroupSpec, Groups, GroupsCtx, WorkerHandle, WorkerSetup};
 use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::link;
@@ -183,14 +183,18 @@ impl Network {
         Ok(self.running()?.groups.clone())
     }
 
-    /// Joins a group (idempotent per group id); with a `setup` it runs
-    /// consensus too.
-    pub fn join(
+    /// Joins a group's bond mesh, without consensus (once per group id).
+    pub fn join(&self, spec: GroupSpec) -> Result<Arc<Group>, NetError> {
+        self.groups()?.join(spec)
+    }
+
+    /// Joins a group and runs consensus on it with `setup`'s state machine.
+    pub fn join_consensus(
         &self,
         spec: GroupSpec,
-        setup: Option<WorkerSetup>,
-    ) -> Result<Arc<Group>, NetError> {
-        self.groups()?.join(spec, setup)
+        setup: WorkerSetup,
+    ) -> Result<(Arc<Group>, WorkerHandle), NetError> {
+        self.groups()?.join_consensus(spec, setup)
     }
 
     /// The endpoint, for tools and tests that speak a protocol by hand.

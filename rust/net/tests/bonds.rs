@@ -40,7 +40,7 @@ async fn start() -> Arc<Network> {
 /// A node in the group and a client it knows through discovery.
 async fn node_and_client() -> (Arc<Network>, Arc<Group>, Arc<Network>) {
     let node = start().await;
-    let group = node.join(spec(), None).unwrap();
+    let group = node.join(spec()).unwrap();
     let client = start().await;
     client.sync_with(node.local_addr()).await.unwrap();
     (node, group, client)
@@ -98,7 +98,7 @@ fn rejected(node: &Network, reason: &str) -> f64 {
 /// A fresh honest member bonds with the node afterwards.
 async fn still_bonds_with_honest_peers(node: &Network, group: Arc<Group>) {
     let honest = start().await;
-    let theirs = honest.join(spec(), None).unwrap();
+    let theirs = honest.join(spec()).unwrap();
     honest.sync_with(node.local_addr()).await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !(group.is_bonded(&honest.peer_id()) && theirs.is_bonded(&node.peer_id())) {

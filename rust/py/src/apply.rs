@@ -1,16 +1,15 @@
-//! The apply thread of a group: the one place where committed commands
-//! enter Python. Each wake-up takes the GIL once for every batch waiting,
+//! The Python side of the apply port (`mosaik_net::groups::Applier`): the
+//! one place where committed commands enter Python. The network layer's
+//! apply thread calls it with every batch waiting; it takes the GIL once and
 //! hands them to the group's replica (`mosaik._replica.Replica.apply`, which
-//! also restores and takes snapshots), passes the snapshots taken back to
-//! the worker, and then publishes the index the machine stands at.
+//! also restores and takes snapshots).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use mosaik_net::groups::{ApplyWork, TakenSnapshot};
+use mosaik_net::groups::{Applier, ApplyWork, Halt};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use tokio::sync::{mpsc, watch};
 
 use crate::cursor::PyApplyContext;
 
@@ -37,68 +36,34 @@ pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
-/// What one group's apply thread works with.
-pub struct Applier {
-    pub label: String,
-    /// `mosaik._replica.Replica` of the group.
+/// A group's Python state machine behind the apply port: its
+/// `mosaik._replica.Replica`.
+pub struct PyApplier {
     pub replica: Py<PyAny>,
-    pub work: mpsc::UnboundedReceiver<ApplyWork>,
-    pub applied: watch::Sender<u64>,
-    pub snapshots: mpsc::UnboundedSender<TakenSnapshot>,
 }
 
-/// Starts the apply thread of one group.
-pub fn spawn_applier(mut applier: Applier) -> std::io::Result<()> {
-    let label = applier.label.clone();
-    std::thread::Builder::new()
-        .name(format!("mosaik-apply-{}", &label[..8.min(label.len())]))
-        .stack_size(APPLY_STACK_BYTES)
-        .spawn(move || {
-            while let Some(first) = applier.work.blocking_recv() {
-                let mut batch = vec![first];
-                while let Ok(more) = applier.work.try_recv() {
-                    batch.push(more);
-                }
-                if stopping() {
-                    return;
-                }
-                let last = batch.last().map_or(0, |w| w.last_index);
-                if !Python::attach(|py| applier.apply_all(py, batch)) {
-                    // Dropping `applied` ends every wait on this machine
-                    // with GroupTerminated instead of answering from a
-                    // state nobody knows.
-                    return;
-                }
-                applier.applied.send_replace(last);
-            }
-        })?;
-    Ok(())
-}
-
-impl Applier {
-    /// Applies the batch; false when the machine failed and stopped.
-    fn apply_all(&self, py: Python<'_>, batch: Vec<ApplyWork>) -> bool {
-        for work in batch {
-            match self.apply_one(py, &work) {
-                Ok(Some(snapshot)) => {
-                    let _ = self.snapshots.send((work.epoch, work.last_index, snapshot));
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    log::error!(
-                        "group {}: applying up to index {} failed, the state machine on \
-                         this node stops (leave and join the group again): {err}",
-                        self.label,
-                        work.last_index
-                    );
-                    return false;
-                }
-            }
+impl Applier for PyApplier {
+    /// Takes the GIL once for every batch waiting.
+    fn apply(&mut self, works: &[ApplyWork]) -> Result<Vec<Option<Bytes>>, Halt> {
+        if stopping() {
+            return Err(Halt::Exiting);
         }
-        true
+        Python::attach(|py| {
+            works
+                .iter()
+                .map(|work| self.apply_one(py, work))
+                .collect::<PyResult<_>>()
+                .map_err(|err| Halt::Failed(err.to_string()))
+        })
     }
 
-    /// `Replica.apply(rebuild, restore, entries, last, snapshot)`: the
+    fn stack_size(&self) -> usize {
+        APPLY_STACK_BYTES
+    }
+}
+
+impl PyApplier {
+    /// `Replica.apply(rebuild, restore, entries, last, take_snapshot)`: the
     /// snapshot's bytes when one was asked for and taken.
     fn apply_one(&self, py: Python<'_>, work: &ApplyWork) -> PyResult<Option<Bytes>> {
         let entries = entries_list(py, work)?;
@@ -108,7 +73,7 @@ impl Applier {
             restore,
             entries,
             work.last_index,
-            work.snapshot,
+            work.take_snapshot,
         );
         let taken = self.replica.call_method1(py, "apply", args)?;
         let taken = taken.bind(py);

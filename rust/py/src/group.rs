@@ -1,6 +1,6 @@
 //! The native side of `mosaik.Group`: a group id on a network, resolved on
 //! every call so that a handle never keeps a closed network's socket alive,
-//! plus the consensus handles of its worker.
+//! and the handles of its consensus worker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use mosaik_core::{GroupId, LeadershipPreference, Role};
 use mosaik_net::groups::{Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup};
 use mosaik_net::Network;
 use pyo3::prelude::*;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use crate::apply::{spawn_applier, Applier};
+use crate::apply::PyApplier;
 use crate::bridge::{spawn, Pending};
 use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
 use crate::errors::{config_error, net_error, Failure};
@@ -24,6 +24,7 @@ use crate::storage::{open_store, DiskSpec};
 pub struct PyGroup {
     net: Arc<Network>,
     id: GroupId,
+    worker: WorkerHandle,
 }
 
 /// What `join` needs besides the group's identity.
@@ -53,7 +54,7 @@ fn preference((kind, factor): (String, u32)) -> PyResult<LeadershipPreference> {
 }
 
 impl PyGroup {
-    /// Joins (or finds) the group and starts its worker and apply thread.
+    /// Joins the group and starts its worker and apply thread.
     pub fn join(net: &Arc<Network>, args: JoinArgs) -> PyResult<Self> {
         let spec = GroupSpec {
             group_id: args.group_id.0,
@@ -61,41 +62,21 @@ impl PyGroup {
             consensus: args.consensus.0,
             handshake_timeout: args.handshake_timeout,
         };
-        let fresh = net
-            .groups()
-            .map_err(net_error)?
-            .get(&spec.group_id)
-            .is_none();
-        let setup = if fresh {
-            let label = spec.group_id.to_hex();
-            let preference = preference(args.preference)?;
-            let store = open_store(&label, args.disk)?;
-            let (apply_tx, apply_rx) = mpsc::unbounded_channel();
-            let (applied_tx, applied_rx) = watch::channel(0);
-            let (snapshots_tx, snapshots_rx) = mpsc::unbounded_channel();
-            spawn_applier(Applier {
-                label,
+        let label = spec.group_id.to_hex();
+        let setup = WorkerSetup {
+            preference: preference(args.preference)?,
+            replay: args.sync.0,
+            store: open_store(&label, args.disk)?,
+            snapshot_every: args.snapshot_every,
+            applier: Box::new(PyApplier {
                 replica: args.replica,
-                work: apply_rx,
-                applied: applied_tx,
-                snapshots: snapshots_tx,
-            })?;
-            Some(WorkerSetup {
-                preference,
-                sync: args.sync.0,
-                store,
-                snapshot_every: args.snapshot_every,
-                apply: apply_tx,
-                applied: applied_rx,
-                snapshots: snapshots_rx,
-            })
-        } else {
-            None
+            }),
         };
-        let group = net.join(spec, setup).map_err(net_error)?;
+        let (group, worker) = net.join_consensus(spec, setup).map_err(net_error)?;
         Ok(PyGroup {
             net: net.clone(),
             id: group.id(),
+            worker,
         })
     }
 
@@ -108,8 +89,10 @@ impl PyGroup {
             .ok_or(Failure::Terminated)
     }
 
+    /// The worker's handles while the group is joined.
     fn worker(&self) -> Result<WorkerHandle, Failure> {
-        self.group()?.worker().cloned().ok_or(Failure::Terminated)
+        self.group()?;
+        Ok(self.worker.clone())
     }
 
     fn status(&self) -> PyResult<GroupStatus> {
@@ -237,19 +220,17 @@ impl PyGroup {
     fn metrics(&self, py: Python<'_>) -> PyResult<HashMap<String, f64>> {
         let group = self.group().map_err(Failure::into_err)?;
         let mut out: HashMap<String, f64> = py.detach(|| group.metrics()).into_iter().collect();
-        if let Some(worker) = group.worker() {
-            let s = worker.status.borrow();
-            out.insert("mosaik.groups.raft.elections".into(), s.elections as f64);
-            out.insert(
-                "mosaik.groups.raft.leader.changes".into(),
-                s.leader_changes as f64,
-            );
-            out.insert("mosaik.groups.raft.committed".into(), s.committed as f64);
-            out.insert(
-                "mosaik.groups.raft.committee.voters".into(),
-                s.voters as f64,
-            );
-        }
+        let s = self.worker.status.borrow();
+        out.insert("mosaik.groups.raft.elections".into(), s.elections as f64);
+        out.insert(
+            "mosaik.groups.raft.leader.changes".into(),
+            s.leader_changes as f64,
+        );
+        out.insert("mosaik.groups.raft.committed".into(), s.committed as f64);
+        out.insert(
+            "mosaik.groups.raft.committee.voters".into(),
+            s.voters as f64,
+        );
         Ok(out)
     }
 

@@ -11,8 +11,9 @@
 //!   `restore` when set (or with a fresh one when `rebuild` is set); apply
 //!   `committed_entries` in order; and deliver `events` to the callers.
 //! - `snapshot_taken(epoch, index, bytes)` hands the core the state
-//!   machine's snapshot after applying `index` of the ready whose `epoch`
-//!   it was: the store keeps it and compacts the log behind the previous
+//!   machine's snapshot, taken after applying each index of the ready's
+//!   `snapshots_due` (every multiple of `NodeConfig::snapshot_every`), with
+//!   the ready's `epoch`: the store keeps it and compacts the log behind the previous
 //!   one. A snapshot of an older epoch (the machine was rebuilt or restored
 //!   since) is refused, so a discarded branch's state is never kept.
 //!
@@ -64,6 +65,10 @@ pub struct NodeConfig {
     pub seed: u64,
     /// Most entries in one append message.
     pub max_append_entries: usize,
+    /// The state machine is snapshotted after every multiple of this index
+    /// (0: never). Every member must use the same value; it belongs to the
+    /// machine's signature.
+    pub snapshot_every: Index,
 }
 
 impl NodeConfig {
@@ -75,6 +80,7 @@ impl NodeConfig {
             sync: LogReplaySync::default(),
             seed,
             max_append_entries: 4096,
+            snapshot_every: 0,
         }
     }
 }
@@ -167,6 +173,9 @@ pub struct Ready {
     /// Apply epoch of `committed_entries`: it goes up with every `rebuild`
     /// and `restore`. A snapshot is handed back with the epoch it was taken in.
     pub epoch: u64,
+    /// Indices of `committed_entries`, ascending, after which the machine
+    /// is snapshotted (and handed back with `snapshot_taken`).
+    pub snapshots_due: Vec<Index>,
 }
 
 /// Per-bonded-peer knowledge shared by every role, from its last answers.
@@ -454,6 +463,12 @@ impl<S: LogStore> RaftNode<S> {
     pub fn ready(&mut self) -> Result<Ready> {
         self.leader_flush()?;
         let committed_entries = self.take_committed_entries()?;
+        let every = self.config.snapshot_every;
+        let snapshots_due = committed_entries
+            .iter()
+            .map(|e| e.index)
+            .filter(|i| every > 0 && i.is_multiple_of(every))
+            .collect();
         let out = std::mem::take(&mut self.out);
         let (messages, persisted_messages) = if out.must_sync {
             (Vec::new(), out.messages)
@@ -473,6 +488,7 @@ impl<S: LogStore> RaftNode<S> {
             restore: out.restore,
             commit_regressed: out.commit_regressed,
             epoch: self.epoch,
+            snapshots_due,
         })
     }
 

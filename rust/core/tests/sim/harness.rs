@@ -68,6 +68,8 @@ struct ApplyWork {
     restore: Option<Snapshot>,
     rebuild: bool,
     entries: Vec<Entry>,
+    /// The ready's `snapshots_due`.
+    snapshots_due: Vec<u64>,
 }
 
 /// A snapshot the driver took and hands back to the core later.
@@ -624,6 +626,7 @@ impl Sim {
                 restore: ready.restore,
                 rebuild: ready.rebuild,
                 entries: ready.committed_entries,
+                snapshots_due: ready.snapshots_due,
             },
             events: ready.events,
             status: ready.status,
@@ -735,7 +738,7 @@ impl Sim {
             );
             self.nodes[i].machine.push(value);
             self.checker.on_apply(i, entry.index, value);
-            if entry.index.is_multiple_of(SNAPSHOT_EVERY) {
+            if work.snapshots_due.contains(&entry.index) {
                 self.take_snapshot(i, entry.index);
             }
         }
@@ -897,6 +900,7 @@ impl Sim {
             self.seed * 1000 + i as u64 * 10 + self.nodes[i].restarts,
         );
         config.max_append_entries = 8;
+        config.snapshot_every = SNAPSHOT_EVERY;
         config.sync = LogReplaySync {
             batch_size: 16,
             fetch_timeout: Duration::from_millis(400),

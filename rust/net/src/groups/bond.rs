@@ -1,16 +1,19 @@
 //! The life of one bond: heartbeats, the messages it carries, and its end
-//! (departure, silence, or a closed connection).
+//! (departure, silence, or a closed connection). A bond knows nothing of
+//! its group: consensus messages go to the group's consensus inbox, and
+//! everything else it learns is reported as a [`BondEvent`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mosaik_core::PeerId;
+use mosaik_core::{ConsensusConfig, PeerId};
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use super::group::Group;
+use super::metrics::BondMetrics;
 use super::wire::BondMessage;
 use crate::close;
+use crate::discovery::SignedEntry;
 use crate::error::NetError;
 use crate::link::{self, encode_frame, LinkReceiver, LinkSender};
 
@@ -19,6 +22,32 @@ pub enum Outgoing {
     Message(BondMessage),
     /// Send `Departure`, then close.
     Depart,
+}
+
+/// What a bond tells its group.
+pub enum BondEvent {
+    /// `from` sent its own, newer discovery entry.
+    PeerEntry { from: PeerId, entry: SignedEntry },
+    /// `reporter` formed a bond with `peer`.
+    Formed { reporter: PeerId, peer: PeerId },
+    /// The bond of `generation` with `peer` ended (`departed`: the peer
+    /// said it leaves the group).
+    Ended {
+        peer: PeerId,
+        generation: u64,
+        departed: bool,
+    },
+}
+
+/// What a bond task needs besides its connection.
+pub struct BondCtx {
+    pub peer: PeerId,
+    pub generation: u64,
+    pub consensus: ConsensusConfig,
+    pub metrics: Arc<BondMetrics>,
+    /// The group's consensus inbox.
+    pub raft: mpsc::UnboundedSender<(PeerId, Vec<u8>)>,
+    pub events: mpsc::UnboundedSender<BondEvent>,
 }
 
 /// Why a bond ended.
@@ -40,19 +69,17 @@ fn next_tick(interval: Duration, jitter: Duration) -> Duration {
     interval.saturating_sub(cut).max(Duration::from_millis(1))
 }
 
-/// Runs the bond with `peer` until it ends, then removes it from the group.
+/// Runs the bond until it ends, then reports its end.
 pub async fn run(
-    group: Arc<Group>,
-    peer: PeerId,
-    generation: u64,
+    ctx: BondCtx,
     conn: quinn::Connection,
     (mut tx, rx): (LinkSender, LinkReceiver),
     mut out: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let (in_tx, mut inbox) = mpsc::unbounded_channel();
-    let reader = read_into(group.clone(), peer, rx, in_tx);
+    let reader = read_into(ctx.metrics.clone(), ctx.peer, rx, in_tx);
     tokio::pin!(reader);
-    let driver = drive(&group, peer, &mut tx, &mut inbox, &mut out);
+    let driver = drive(&ctx, &mut tx, &mut inbox, &mut out);
     tokio::pin!(driver);
     let mut reading = true;
     // The driver sees what the reader queued before it stopped, then None.
@@ -69,12 +96,16 @@ pub async fn run(
         End::Violation => close::PROTOCOL_VIOLATION,
     };
     link::close_with(&conn, code, "bond ended");
-    group.remove(&peer, generation, matches!(end, End::Departed));
+    let _ = ctx.events.send(BondEvent::Ended {
+        peer: ctx.peer,
+        generation: ctx.generation,
+        departed: matches!(end, End::Departed),
+    });
 }
 
 /// Reads frames into `inbox` until the stream fails or ends.
 async fn read_into(
-    group: Arc<Group>,
+    metrics: Arc<BondMetrics>,
     peer: PeerId,
     mut rx: LinkReceiver,
     inbox: mpsc::UnboundedSender<BondMessage>,
@@ -82,7 +113,7 @@ async fn read_into(
     loop {
         match rx.recv::<BondMessage>().await {
             Ok(msg) => {
-                group.metrics.record_received(rx.last_frame_len());
+                metrics.record_received(rx.last_frame_len());
                 if inbox.send(msg).is_err() {
                     return;
                 }
@@ -92,21 +123,20 @@ async fn read_into(
     }
 }
 
-async fn send(group: &Group, tx: &mut LinkSender, msg: &BondMessage) -> Result<(), NetError> {
+async fn send(ctx: &BondCtx, tx: &mut LinkSender, msg: &BondMessage) -> Result<(), NetError> {
     let frame = encode_frame(msg)?;
     tx.send_frame(&frame).await?;
-    group.metrics.record_sent(frame.len());
+    ctx.metrics.record_sent(frame.len());
     Ok(())
 }
 
 async fn drive(
-    group: &Arc<Group>,
-    peer: PeerId,
+    ctx: &BondCtx,
     tx: &mut LinkSender,
     inbox: &mut mpsc::UnboundedReceiver<BondMessage>,
     out: &mut mpsc::UnboundedReceiver<Outgoing>,
 ) -> End {
-    let consensus = &group.spec().consensus;
+    let consensus = &ctx.consensus;
     let mut missed = 0u32;
     let tick = tokio::time::sleep(next_tick(
         consensus.heartbeat_interval,
@@ -118,16 +148,16 @@ async fn drive(
             msg = inbox.recv() => {
                 let Some(msg) = msg else { return End::Lost };
                 missed = 0;
-                match handle(group, peer, msg) {
+                match handle(ctx, msg) {
                     Reply::Nothing => {}
-                    Reply::Send(reply) => if send(group, tx, &reply).await.is_err() { return End::Lost },
+                    Reply::Send(reply) => if send(ctx, tx, &reply).await.is_err() { return End::Lost },
                     Reply::End(end) => return end,
                 }
             }
             cmd = out.recv() => match cmd {
-                Some(Outgoing::Message(msg)) => if send(group, tx, &msg).await.is_err() { return End::Lost },
+                Some(Outgoing::Message(msg)) => if send(ctx, tx, &msg).await.is_err() { return End::Lost },
                 Some(Outgoing::Depart) | None => {
-                    let _ = send(group, tx, &BondMessage::Departure).await;
+                    let _ = send(ctx, tx, &BondMessage::Departure).await;
                     tx.finish();
                     return End::Leaving;
                 }
@@ -137,7 +167,7 @@ async fn drive(
                 if missed > consensus.max_missed_heartbeats {
                     return End::Silent;
                 }
-                if send(group, tx, &BondMessage::Ping).await.is_err() {
+                if send(ctx, tx, &BondMessage::Ping).await.is_err() {
                     return End::Lost;
                 }
                 tick.as_mut().reset(tokio::time::Instant::now()
@@ -153,21 +183,23 @@ enum Reply {
     End(End),
 }
 
-fn handle(group: &Arc<Group>, peer: PeerId, msg: BondMessage) -> Reply {
+fn handle(ctx: &BondCtx, msg: BondMessage) -> Reply {
+    let peer = ctx.peer;
+    let report = |event| {
+        let _ = ctx.events.send(event);
+        Reply::Nothing
+    };
     match msg {
         BondMessage::Ping => Reply::Send(BondMessage::Pong),
         BondMessage::Pong => Reply::Nothing,
         BondMessage::Departure => Reply::End(End::Departed),
-        BondMessage::PeerEntryUpdate(entry) => {
-            group.ctx().discovery.merge_all(vec![entry], Some(peer));
-            Reply::Nothing
-        }
-        BondMessage::BondFormed { peer: other } => {
-            group.record_bond_formed(peer, other);
-            Reply::Nothing
-        }
+        BondMessage::PeerEntryUpdate(entry) => report(BondEvent::PeerEntry { from: peer, entry }),
+        BondMessage::BondFormed { peer: other } => report(BondEvent::Formed {
+            reporter: peer,
+            peer: other,
+        }),
         BondMessage::Raft(bytes) => {
-            group.deliver_raft(peer, bytes);
+            let _ = ctx.raft.send((peer, bytes));
             Reply::Nothing
         }
         BondMessage::HandshakeStart { .. } | BondMessage::HandshakeEnd { .. } => {

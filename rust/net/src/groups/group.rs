@@ -1,38 +1,24 @@
-//! One joined group on one node: its bonds (at most one per peer), the
-//! mesh as peers report it, and the loop that dials fellow members found by
-//! discovery.
+//! One joined group's bond mesh on one node: its bonds (at most one per
+//! peer), the loop that dials fellow members found by discovery, and the
+//! consensus port it offers (see `port`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mosaik_core::{ConsensusConfig, Digest, GroupId, PeerId};
+use mosaik_core::{GroupId, PeerId};
 use tokio::sync::{mpsc, watch};
 
-use super::bond::{self, Outgoing};
-use super::handshake;
+use super::bond::{self, BondCtx, BondEvent, Outgoing};
+use super::ctx::{GroupSpec, GroupsCtx};
+use super::handshake::{self, NewBond};
 use super::metrics::BondMetrics;
+use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
 use super::wire::BondMessage;
-use super::worker::{self, WorkerHandle, WorkerSetup};
-use super::GroupsCtx;
 use crate::close;
-use crate::error::NetError;
-use crate::link::{self, LinkReceiver, LinkSender};
+use crate::link;
 use crate::metrics::Sample;
-
-/// What identifies and configures a group on this node.
-#[derive(Clone, Debug)]
-pub struct GroupSpec {
-    pub group_id: GroupId,
-    /// The group key's secret.
-    pub secret: Digest,
-    pub consensus: ConsensusConfig,
-    pub handshake_timeout: Duration,
-}
-
-/// Consensus messages received on bonds, with their sender.
-pub type RaftInbox = mpsc::UnboundedReceiver<(PeerId, Vec<u8>)>;
 
 struct BondHandle {
     initiator: PeerId,
@@ -44,8 +30,6 @@ struct BondHandle {
 #[derive(Default)]
 struct GroupState {
     bonds: HashMap<PeerId, BondHandle>,
-    /// Each peer's bonds as it last told us.
-    mesh: HashMap<PeerId, BTreeSet<PeerId>>,
     dialing: HashSet<PeerId>,
     /// When each peer was last dialled (the endpoint's dial guard backs
     /// off from peers whose dials fail).
@@ -54,28 +38,20 @@ struct GroupState {
     /// they publish a newer entry.
     departed: HashMap<PeerId, u64>,
     next_generation: u64,
-}
-
-/// A bond handed over by a completed handshake.
-pub struct NewBond {
-    pub peer: PeerId,
-    pub initiator: PeerId,
-    pub conn: quinn::Connection,
-    pub tx: LinkSender,
-    pub rx: LinkReceiver,
-    pub their_bonds: Vec<PeerId>,
+    /// Where bonds report; dropped when the group is left, so that the
+    /// event loop ends with the last bond.
+    events: Option<mpsc::UnboundedSender<BondEvent>>,
 }
 
 pub struct Group {
     spec: GroupSpec,
     ctx: Arc<GroupsCtx>,
     state: Mutex<GroupState>,
-    pub(crate) metrics: BondMetrics,
-    changes: watch::Sender<u64>,
+    pub(crate) metrics: Arc<BondMetrics>,
+    bonded: watch::Sender<Bonded>,
     left: AtomicBool,
     raft_sink: mpsc::UnboundedSender<(PeerId, Vec<u8>)>,
     raft_inbox: Mutex<Option<RaftInbox>>,
-    worker: OnceLock<WorkerHandle>,
 }
 
 /// Least pause between two dials of the same peer.
@@ -86,19 +62,27 @@ fn redial_pause(spec: &GroupSpec) -> Duration {
 }
 
 impl Group {
+    /// A group with no bonds yet; `start` runs it.
     pub(crate) fn new(spec: GroupSpec, ctx: Arc<GroupsCtx>) -> Arc<Self> {
         let (raft_sink, raft_inbox) = mpsc::unbounded_channel();
         Arc::new(Group {
             spec,
             ctx,
             state: Mutex::new(GroupState::default()),
-            metrics: BondMetrics::default(),
-            changes: watch::channel(0).0,
+            metrics: Arc::default(),
+            bonded: watch::channel(Bonded::default()).0,
             left: AtomicBool::new(false),
             raft_sink,
             raft_inbox: Mutex::new(Some(raft_inbox)),
-            worker: OnceLock::new(),
         })
+    }
+
+    /// Starts the loops that handle bond events and dial fellow members.
+    pub(crate) fn start(self: &Arc<Self>) {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        self.state().events = Some(events_tx);
+        self.ctx.tasks.spawn(self.clone().handle_events(events));
+        self.ctx.tasks.spawn(self.clone().maintain());
     }
 
     fn state(&self) -> MutexGuard<'_, GroupState> {
@@ -117,10 +101,6 @@ impl Group {
         self.ctx.local
     }
 
-    pub(crate) fn ctx(&self) -> &Arc<GroupsCtx> {
-        &self.ctx
-    }
-
     pub fn has_left(&self) -> bool {
         self.left.load(Ordering::SeqCst)
     }
@@ -136,50 +116,24 @@ impl Group {
         self.state().bonds.contains_key(peer)
     }
 
-    /// The mesh as this node knows it: each peer and its bonds.
-    pub fn mesh(&self) -> Vec<(PeerId, Vec<PeerId>)> {
-        let state = self.state();
-        let mut out: Vec<_> = state
-            .mesh
-            .iter()
-            .map(|(p, bonds)| (*p, bonds.iter().copied().collect()))
-            .collect();
-        out.sort();
-        out
+    /// The bonded peers, and whether the group was left, as they change.
+    pub fn subscribe(&self) -> watch::Receiver<Bonded> {
+        self.bonded.subscribe()
     }
 
-    /// Ticks whenever the set of bonds changes.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    /// Starts consensus on this group (once; later calls do nothing).
-    pub(crate) fn start_worker(self: &Arc<Self>, setup: WorkerSetup) -> Result<(), NetError> {
+    /// The consensus port of this mesh; only the first call gets it.
+    pub(crate) fn take_port(self: &Arc<Self>) -> Option<ConsensusPort> {
         let inbox = self
             .raft_inbox
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(inbox) = inbox {
-            let handle =
-                worker::start(self, inbox, setup).map_err(|e| NetError::Config(e.to_string()))?;
-            let _ = self.worker.set(handle);
-        }
-        Ok(())
-    }
-
-    /// The consensus worker's handles, once it runs.
-    pub fn worker(&self) -> Option<&WorkerHandle> {
-        self.worker.get()
-    }
-
-    pub(crate) fn deliver_raft(&self, from: PeerId, bytes: Vec<u8>) {
-        let _ = self.raft_sink.send((from, bytes));
-    }
-
-    /// Queues a consensus message to `peer`; false when not bonded.
-    pub fn send_raft(&self, peer: &PeerId, bytes: Vec<u8>) -> bool {
-        self.send(peer, BondMessage::Raft(bytes))
+            .take()?;
+        Some(ConsensusPort {
+            local: self.local(),
+            inbox,
+            outbox: self.clone(),
+            bonded: self.subscribe(),
+        })
     }
 
     fn send(&self, peer: &PeerId, msg: BondMessage) -> bool {
@@ -197,22 +151,26 @@ impl Group {
         }
     }
 
+    /// Publishes the bonded peers to the watch.
+    fn publish(&self) {
+        let peers = self.state().bonds.keys().copied().collect();
+        let left = self.has_left();
+        self.bonded.send_replace(Bonded { peers, left });
+    }
+
     /// Keeps a completed handshake's bond unless one already exists; of two
     /// bonds to the same peer, both sides keep the one the lower id opened.
     pub(crate) fn install(self: &Arc<Self>, new: NewBond) {
-        if self.has_left() {
-            link::close_with(&new.conn, close::GRACEFUL_SHUTDOWN, "group left");
-            return;
-        }
         let winner = self.local().min(new.peer);
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let generation = {
+        let bond = {
             let mut state = self.state();
-            if self.has_left() {
+            let events = state.events.clone().filter(|_| !self.has_left());
+            let Some(events) = events else {
                 drop(state);
                 link::close_with(&new.conn, close::GRACEFUL_SHUTDOWN, "group left");
                 return;
-            }
+            };
             if let Some(existing) = state.bonds.get(&new.peer) {
                 if existing.initiator == winner || new.initiator != winner {
                     drop(state);
@@ -234,19 +192,18 @@ impl Group {
                 },
             );
             state.departed.remove(&new.peer);
-            state
-                .mesh
-                .insert(new.peer, new.their_bonds.iter().copied().collect());
-            generation
+            BondCtx {
+                peer: new.peer,
+                generation,
+                consensus: self.spec.consensus.clone(),
+                metrics: self.metrics.clone(),
+                raft: self.raft_sink.clone(),
+                events,
+            }
         };
-        self.ctx.tasks.spawn(bond::run(
-            self.clone(),
-            new.peer,
-            generation,
-            new.conn,
-            (new.tx, new.rx),
-            out_rx,
-        ));
+        self.ctx
+            .tasks
+            .spawn(bond::run(bond, new.conn, (new.tx, new.rx), out_rx));
         self.announce(new.peer);
         self.dial_all(&new.their_bonds);
     }
@@ -256,43 +213,54 @@ impl Group {
         let own = self.ctx.discovery.own_entry();
         self.send(&peer, BondMessage::PeerEntryUpdate(own));
         self.send_to_all_but(&peer, &BondMessage::BondFormed { peer });
-        self.changes.send_modify(|n| *n += 1);
+        self.publish();
     }
 
     /// Drops the bond of `generation` with `peer` if it is still the one
     /// installed.
-    pub(crate) fn remove(&self, peer: &PeerId, generation: u64, departed: bool) {
+    fn remove(&self, peer: &PeerId, generation: u64, departed: bool) {
         {
             let mut state = self.state();
             if state.bonds.get(peer).map(|b| b.generation) != Some(generation) {
                 return;
             }
             state.bonds.remove(peer);
-            state.mesh.remove(peer);
             if departed {
                 let version = self.ctx.discovery.entry(peer).map_or(0, |e| e.version);
                 state.departed.insert(*peer, version);
             }
         }
-        self.changes.send_modify(|n| *n += 1);
+        self.publish();
     }
 
-    pub(crate) fn record_bond_formed(self: &Arc<Self>, reporter: PeerId, peer: PeerId) {
-        {
-            let mut state = self.state();
-            if !state.bonds.contains_key(&reporter) {
-                return;
+    /// Handles what bonds report, until the group was left and its last
+    /// bond ended.
+    async fn handle_events(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<BondEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                BondEvent::PeerEntry { from, entry } => {
+                    self.ctx.discovery.merge_all(vec![entry], Some(from));
+                }
+                BondEvent::Formed { reporter, peer } => {
+                    if peer != self.local() && self.is_bonded(&reporter) {
+                        self.dial_all(&[peer]);
+                    }
+                }
+                BondEvent::Ended {
+                    peer,
+                    generation,
+                    departed,
+                } => self.remove(&peer, generation, departed),
             }
-            state.mesh.entry(reporter).or_default().insert(peer);
-        }
-        if peer != self.local() {
-            self.dial_all(&[peer]);
         }
     }
 
     /// Dials each of `peers` that is not bonded, not being dialled, and not
     /// dialled too recently.
     fn dial_all(self: &Arc<Self>, peers: &[PeerId]) {
+        if self.has_left() {
+            return;
+        }
         let now = Instant::now();
         let pause = redial_pause(&self.spec);
         self.state()
@@ -316,8 +284,10 @@ impl Group {
                 let me = self.clone();
                 let peer = *peer;
                 self.ctx.tasks.spawn(async move {
-                    if let Err(e) = handshake::initiate(&me, peer).await {
-                        log::debug!("bond to {peer} in group {} failed: {e}", me.id());
+                    let bonds = me.bond_peers();
+                    match handshake::initiate(&me.ctx, &me.spec, &me.metrics, peer, bonds).await {
+                        Ok(new) => me.install(new),
+                        Err(e) => log::debug!("bond to {peer} in group {} failed: {e}", me.id()),
                     }
                     me.state().dialing.remove(&peer);
                 });
@@ -342,14 +312,16 @@ impl Group {
 
     /// Dials fellow members whenever discovery learns something, and
     /// retries lost ones periodically; ends when the group is left.
-    pub(crate) async fn maintain(self: Arc<Self>) {
+    async fn maintain(self: Arc<Self>) {
         let mut catalog = self.ctx.discovery.subscribe();
+        let mut bonded = self.subscribe();
         let retry = redial_pause(&self.spec);
         while !self.has_left() {
             let members = self.members_to_dial();
             self.dial_all(&members);
             tokio::select! {
                 _ = catalog.changed() => {}
+                _ = bonded.changed() => {}
                 _ = tokio::time::sleep(retry) => {}
             }
         }
@@ -360,17 +332,22 @@ impl Group {
         if self.left.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.changes.send_modify(|n| *n += 1);
-        for bond in self.state().bonds.values() {
-            let _ = bond.out.send(Outgoing::Depart);
-        }
-        let mut changes = self.subscribe();
+        let mut bonded = self.subscribe();
+        self.publish();
+        let events = {
+            let mut state = self.state();
+            for bond in state.bonds.values() {
+                let _ = bond.out.send(Outgoing::Depart);
+            }
+            state.events.take()
+        };
+        drop(events);
         let deadline = tokio::time::sleep(Duration::from_secs(1));
         tokio::pin!(deadline);
         while !self.state().bonds.is_empty() {
             tokio::select! {
                 _ = &mut deadline => break,
-                r = changes.changed() => if r.is_err() { break },
+                r = bonded.changed() => if r.is_err() { break },
             }
         }
         for bond in self.state().bonds.values() {
@@ -385,5 +362,11 @@ impl Group {
         )];
         out.extend(self.metrics.samples());
         out
+    }
+}
+
+impl Outbox for Group {
+    fn send(&self, peer: &PeerId, bytes: Vec<u8>) -> bool {
+        Group::send(self, peer, BondMessage::Raft(bytes))
     }
 }

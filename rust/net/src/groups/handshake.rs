@@ -3,23 +3,44 @@
 //! The acceptor checks, in this order: a decodable `HandshakeStart` within
 //! the handshake timeout (30400 / 30408), the same network (101), a group it
 //! has joined (30404), no bond with the peer yet (30429), a valid proof
-//! (30405). The router has already refused peers discovery does not know
-//! (401). The initiator checks the acceptor's proof the same way.
+//! (30405); the group checks are the registry's (`Groups::accept`). The
+//! router has already refused peers discovery does not know (401). The
+//! initiator checks the acceptor's proof the same way. A completed
+//! handshake yields a [`NewBond`] for the group to install.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use mosaik_core::PeerId;
+use mosaik_core::{GroupId, NetworkId, PeerId};
 
-use super::group::{Group, NewBond};
+use super::ctx::{GroupSpec, GroupsCtx};
+use super::metrics::BondMetrics;
 use super::proof::{proof_for, proof_matches, session_material};
-use super::wire::BondMessage;
-use super::Groups;
-use crate::close::{self, groups as codes};
+use super::wire::{BondMessage, Proof};
+use crate::close::groups as codes;
 use crate::discovery::Discovery;
 use crate::endpoint::GROUPS_ALPN;
 use crate::error::NetError;
 use crate::link::{self, LinkReceiver, LinkSender};
+
+/// A bond handed over by a completed handshake.
+pub struct NewBond {
+    pub peer: PeerId,
+    pub initiator: PeerId,
+    pub conn: quinn::Connection,
+    pub tx: LinkSender,
+    pub rx: LinkReceiver,
+    pub their_bonds: Vec<PeerId>,
+}
+
+/// An initiator's `HandshakeStart`, as the acceptor read it.
+pub struct Start {
+    pub network_id: NetworkId,
+    pub group_id: GroupId,
+    pub proof: Proof,
+    pub bonds: Vec<PeerId>,
+    tx: LinkSender,
+    rx: LinkReceiver,
+}
 
 /// The largest handshake message accepted: a `HandshakeStart` or
 /// `HandshakeEnd` naming a few thousand bonds. Bond frames get the link's
@@ -31,9 +52,15 @@ fn refuse(conn: &quinn::Connection, code: u32, why: &str) -> NetError {
     NetError::Protocol(format!("bond refused ({code}): {why}"))
 }
 
-/// Dials `peer` and runs the initiator's side of the handshake.
-pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> {
-    let ctx = group.ctx().clone();
+/// Dials `peer` and runs the initiator's side of the handshake, telling it
+/// our `bonds`.
+pub async fn initiate(
+    ctx: &GroupsCtx,
+    spec: &GroupSpec,
+    metrics: &BondMetrics,
+    peer: PeerId,
+    bonds: Vec<PeerId>,
+) -> Result<NewBond, NetError> {
     let entry = ctx
         .discovery
         .entry(&peer)
@@ -49,14 +76,13 @@ pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> 
             });
         }
     };
-    let spec = group.spec();
     let ekm = session_material(&conn, &spec.group_id)?;
     let (mut tx, mut rx) = link::open(&conn, HANDSHAKE_MAX_FRAME).await?;
     tx.send(&BondMessage::HandshakeStart {
         network_id: ctx.network_id,
         group_id: spec.group_id,
         proof: proof_for(&spec.secret, &ekm, &ctx.local),
-        bonds: group.bond_peers(),
+        bonds,
     })
     .await?;
     let reply = tokio::time::timeout(
@@ -76,19 +102,18 @@ pub async fn initiate(group: &Arc<Group>, peer: PeerId) -> Result<(), NetError> 
         ));
     };
     if !proof_matches(&spec.secret, &ekm, &peer, &proof) {
-        group.metrics.reject(codes::INVALID_PROOF);
+        metrics.reject(codes::INVALID_PROOF);
         return Err(refuse(&conn, codes::INVALID_PROOF, "invalid proof"));
     }
     rx.set_max_frame(ctx.max_frame);
-    group.install(NewBond {
+    Ok(NewBond {
         peer,
         initiator: ctx.local,
         conn,
         tx,
         rx,
         their_bonds: bonds,
-    });
-    Ok(())
+    })
 }
 
 /// Resolves when the catalog shows `peer` at other addresses than `addrs`.
@@ -102,97 +127,85 @@ async fn addresses_change(discovery: &Discovery, peer: PeerId, addrs: &[SocketAd
     std::future::pending::<()>().await;
 }
 
-/// The acceptor's side: checks the handshake and installs the bond;
-/// returns the close code it refused with, if it did.
-pub async fn accept(groups: &Groups, conn: quinn::Connection, peer: PeerId) -> Option<u32> {
-    let first = tokio::time::timeout(groups.handshake_timeout(), async {
-        let (tx, mut rx) = link::accept(&conn, HANDSHAKE_MAX_FRAME).await?;
+/// The acceptor's first step: the initiator's `HandshakeStart` within
+/// `timeout`. `Err(None)` when the peer closed quietly, else the close
+/// code to refuse with.
+pub async fn read_start(
+    conn: &quinn::Connection,
+    peer: PeerId,
+    timeout: std::time::Duration,
+) -> Result<Start, Option<u32>> {
+    let first = tokio::time::timeout(timeout, async {
+        let (tx, mut rx) = link::accept(conn, HANDSHAKE_MAX_FRAME).await?;
         let msg = rx
             .recv_or_close::<BondMessage>(codes::INVALID_HANDSHAKE)
             .await?;
         Ok::<_, NetError>((tx, rx, msg))
     })
     .await;
-    let result = match first {
-        Err(_) => Err(codes::TIMEOUT),
-        Ok(Err(NetError::ClosedByPeer { .. })) => return None,
+    match first {
+        Err(_) => Err(Some(codes::TIMEOUT)),
+        Ok(Err(NetError::ClosedByPeer { .. })) => Err(None),
         Ok(Err(e)) => {
             log::debug!("bond handshake from {peer} failed: {e}");
-            Err(codes::INVALID_HANDSHAKE)
+            Err(Some(codes::INVALID_HANDSHAKE))
         }
-        Ok(Ok((tx, rx, msg))) => check_start(groups, &conn, peer, msg).map(|g| (g, tx, rx)),
-    };
-    match result {
-        Ok((group, tx, rx)) => {
-            finish_accept(group, conn, peer, tx, rx).await;
-            None
-        }
-        Err(code) => {
-            groups.metrics.reject(code);
-            link::close_with(&conn, code, super::metrics::reason_name(code));
-            Some(code)
-        }
+        Ok(Ok((
+            tx,
+            rx,
+            BondMessage::HandshakeStart {
+                network_id,
+                group_id,
+                proof,
+                bonds,
+            },
+        ))) => Ok(Start {
+            network_id,
+            group_id,
+            proof,
+            bonds,
+            tx,
+            rx,
+        }),
+        Ok(Ok(_)) => Err(Some(codes::INVALID_HANDSHAKE)),
     }
 }
 
-/// The acceptor's checks after the first message; the close code on refusal.
-fn check_start(
-    groups: &Groups,
-    conn: &quinn::Connection,
-    peer: PeerId,
-    msg: BondMessage,
-) -> Result<(Arc<Group>, Vec<PeerId>), u32> {
-    let BondMessage::HandshakeStart {
-        network_id,
-        group_id,
-        proof,
-        bonds,
-    } = msg
-    else {
-        return Err(codes::INVALID_HANDSHAKE);
-    };
-    if network_id != groups.ctx().network_id {
-        return Err(close::DIFFERENT_NETWORK);
-    }
-    let group = groups
-        .get(&group_id)
-        .filter(|g| !g.has_left())
-        .ok_or(codes::GROUP_NOT_FOUND)?;
-    if group.is_bonded(&peer) {
-        return Err(codes::ALREADY_BONDED);
-    }
-    let ekm = session_material(conn, &group_id).map_err(|_| codes::INVALID_PROOF)?;
-    if !proof_matches(&group.spec().secret, &ekm, &peer, &proof) {
-        return Err(codes::INVALID_PROOF);
-    }
-    groups.ctx().endpoint.reached(peer, conn.remote_address());
-    Ok((group, bonds))
+/// Whether `start` proves that `peer` holds the secret of `spec`'s group.
+pub fn start_proves(conn: &quinn::Connection, spec: &GroupSpec, peer: PeerId, start: &Start) -> bool {
+    session_material(conn, &spec.group_id)
+        .is_ok_and(|ekm| proof_matches(&spec.secret, &ekm, &peer, &start.proof))
 }
 
-async fn finish_accept(
-    (group, their_bonds): (Arc<Group>, Vec<PeerId>),
+/// The acceptor's last step: answers with our proof and `bonds`; the bond,
+/// unless the connection failed meanwhile.
+pub async fn answer(
+    ctx: &GroupsCtx,
+    spec: &GroupSpec,
     conn: quinn::Connection,
     peer: PeerId,
-    mut tx: LinkSender,
-    mut rx: LinkReceiver,
-) {
-    let Ok(ekm) = session_material(&conn, &group.id()) else {
-        return;
-    };
+    start: Start,
+    bonds: Vec<PeerId>,
+) -> Option<NewBond> {
+    let ekm = session_material(&conn, &spec.group_id).ok()?;
+    let Start {
+        mut tx,
+        mut rx,
+        bonds: their_bonds,
+        ..
+    } = start;
     let end = BondMessage::HandshakeEnd {
-        proof: proof_for(&group.spec().secret, &ekm, &group.local()),
-        bonds: group.bond_peers(),
+        proof: proof_for(&spec.secret, &ekm, &ctx.local),
+        bonds,
     };
-    if tx.send(&end).await.is_err() {
-        return;
-    }
-    rx.set_max_frame(group.ctx().max_frame);
-    group.install(NewBond {
+    tx.send(&end).await.ok()?;
+    rx.set_max_frame(ctx.max_frame);
+    Some(NewBond {
         peer,
         initiator: peer,
         conn,
         tx,
         rx,
         their_bonds,
-    });
+    })
 }

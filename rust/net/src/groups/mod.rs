@@ -1,42 +1,40 @@
-//! Availability groups on the network layer: the registry of joined groups,
-//! the bond handshake, and the bonds that mesh every group's members.
+//! Availability groups on the network layer: the registry of joined groups
+//! (this module), the bond handshake, each group's bond mesh and the bonds
+//! in it, and the consensus worker that runs on a mesh's consensus port and
+//! drives the group's state machine through the apply port.
+//!
+//! Imports run one way: the registry uses the mesh and the handshake; the
+//! mesh uses bonds, the handshake and the port; the worker knows only the
+//! port and the apply port.
 
+mod apply;
 mod bond;
+mod ctx;
 mod group;
 pub mod handshake;
 pub mod metrics;
+mod port;
 pub mod proof;
 pub mod wire;
-pub mod worker;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mosaik_core::{GroupId, NetworkId, PeerId};
+use mosaik_core::{GroupId, PeerId};
 
-pub use group::{Group, GroupSpec, RaftInbox};
+pub use apply::{Applier, ApplyWork, Halt, TakenSnapshot};
+pub use ctx::{GroupSpec, GroupsCtx};
+pub use group::Group;
 use metrics::BondMetrics;
-pub use worker::{
-    ApplyWork, GroupStatus, GroupStore, Proposed, Request, Rest, TakenSnapshot, WorkerHandle,
-    WorkerSetup,
-};
+pub use port::{Bonded, ConsensusPort, Outbox, RaftInbox};
+pub use worker::{GroupStatus, GroupStore, Proposed, Request, Rest, WorkerHandle, WorkerSetup};
 
-use crate::discovery::Discovery;
-use crate::endpoint::Endpoint;
+use crate::close;
 use crate::error::NetError;
+use crate::link;
 use crate::metrics::Sample;
-use crate::tasks::TaskSet;
-
-/// What every group of one network shares.
-pub struct GroupsCtx {
-    pub local: PeerId,
-    pub network_id: NetworkId,
-    pub endpoint: Arc<Endpoint>,
-    pub discovery: Arc<Discovery>,
-    pub tasks: Arc<TaskSet>,
-    pub max_frame: usize,
-}
 
 /// The groups of one `Network`.
 pub struct Groups {
@@ -57,14 +55,6 @@ impl Groups {
         }
     }
 
-    pub(crate) fn ctx(&self) -> &GroupsCtx {
-        &self.ctx
-    }
-
-    pub fn handshake_timeout(&self) -> Duration {
-        self.handshake_timeout
-    }
-
     fn joined(&self) -> std::sync::MutexGuard<'_, HashMap<GroupId, Arc<Group>>> {
         self.joined.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -73,32 +63,44 @@ impl Groups {
         self.joined().get(id).cloned()
     }
 
-    /// Joins the group of `spec`, or returns the group already joined under
-    /// that id. With a `setup`, a fresh group also runs consensus.
-    pub fn join(
+    /// Joins the group of `spec`: its mesh forms in the background. A group
+    /// id can be joined once at a time (`NetError::Config` otherwise).
+    pub fn join(&self, spec: GroupSpec) -> Result<Arc<Group>, NetError> {
+        let group = {
+            let mut joined = self.joined();
+            if joined.contains_key(&spec.group_id) {
+                return Err(NetError::Config(format!(
+                    "group {} is joined already",
+                    spec.group_id
+                )));
+            }
+            let group = Group::new(spec, self.ctx.clone());
+            joined.insert(group.id(), group.clone());
+            group
+        };
+        group.start();
+        self.publish();
+        Ok(group)
+    }
+
+    /// Joins the group of `spec` and runs consensus on it, driving
+    /// `setup`'s state machine.
+    pub fn join_consensus(
         &self,
         spec: GroupSpec,
-        setup: Option<WorkerSetup>,
-    ) -> Result<Arc<Group>, NetError> {
-        let (group, fresh) = {
-            let mut joined = self.joined();
-            match joined.get(&spec.group_id) {
-                Some(g) => (g.clone(), false),
-                None => {
-                    let g = Group::new(spec, self.ctx.clone());
-                    if let Some(setup) = setup {
-                        g.start_worker(setup)?;
-                    }
-                    joined.insert(g.id(), g.clone());
-                    (g, true)
-                }
+        setup: WorkerSetup,
+    ) -> Result<(Arc<Group>, WorkerHandle), NetError> {
+        let group = self.join(spec)?;
+        let port = group.take_port().expect("a fresh group has its port");
+        let spec = group.spec();
+        match worker::start(spec.group_id, &spec.consensus, port, setup, &self.ctx.tasks) {
+            Ok(worker) => Ok((group, worker)),
+            Err(e) => {
+                self.joined().remove(&group.id());
+                self.publish();
+                Err(e)
             }
-        };
-        if fresh {
-            self.publish();
-            self.ctx.tasks.spawn(group.clone().maintain());
         }
-        Ok(group)
     }
 
     /// Leaves the group: departure on every bond, then the id leaves the
@@ -124,10 +126,54 @@ impl Groups {
         self.ctx.discovery.set_groups(ids);
     }
 
-    /// Serves an incoming bond connection from a known peer.
-    /// Runs the acceptor's handshake; the close code if it refused.
+    /// Serves an incoming bond connection from a known peer: runs the
+    /// acceptor's handshake and hands the bond to its group; the close code
+    /// if it refused.
     pub async fn accept(&self, conn: quinn::Connection, peer: PeerId) -> Option<u32> {
-        handshake::accept(self, conn, peer).await
+        let checked = match handshake::read_start(&conn, peer, self.handshake_timeout).await {
+            Ok(start) => self.check_start(&conn, peer, &start).map(|g| (g, start)),
+            Err(None) => return None,
+            Err(Some(code)) => Err(code),
+        };
+        match checked {
+            Ok((group, start)) => {
+                let bonds = group.bond_peers();
+                let new = handshake::answer(&self.ctx, group.spec(), conn, peer, start, bonds);
+                if let Some(new) = new.await {
+                    group.install(new);
+                }
+                None
+            }
+            Err(code) => {
+                self.metrics.reject(code);
+                link::close_with(&conn, code, metrics::reason_name(code));
+                Some(code)
+            }
+        }
+    }
+
+    /// The acceptor's checks of a `HandshakeStart`; the close code on refusal.
+    fn check_start(
+        &self,
+        conn: &quinn::Connection,
+        peer: PeerId,
+        start: &handshake::Start,
+    ) -> Result<Arc<Group>, u32> {
+        if start.network_id != self.ctx.network_id {
+            return Err(close::DIFFERENT_NETWORK);
+        }
+        let group = self
+            .get(&start.group_id)
+            .filter(|g| !g.has_left())
+            .ok_or(close::groups::GROUP_NOT_FOUND)?;
+        if group.is_bonded(&peer) {
+            return Err(close::groups::ALREADY_BONDED);
+        }
+        if !handshake::start_proves(conn, group.spec(), peer, start) {
+            return Err(close::groups::INVALID_PROOF);
+        }
+        self.ctx.endpoint.reached(peer, conn.remote_address());
+        Ok(group)
     }
 
     /// Counts a refusal made before the handshake reached a group.

@@ -1,7 +1,7 @@
 //! The group worker: drives one node's consensus core with real time, the
-//! group's bonds and its log store, hands committed entries (and snapshots
-//! to restore or take) to the apply side, keeps the snapshots the apply side
-//! takes, answers client requests and publishes status.
+//! mesh's consensus port and its log store, hands committed entries (and
+//! snapshots to restore or take) to the group's `Applier`, keeps the
+//! snapshots it takes, answers client requests and publishes status.
 //!
 //! Durability: a ready that wrote to the store is synced (one `sync` for
 //! every append of the ready: group commit) before any of its messages or
@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mosaik_core::{
-    ClientEvent, Entry, EntryKind, LeadershipPreference, LogPosition, LogReplaySync, LogStore,
-    NodeConfig, PeerId, RaftNode, Ready, Role, Status,
+    ClientEvent, ConsensusConfig, Entry, EntryKind, GroupId, LeadershipPreference, LogPosition,
+    LogReplaySync, LogStore, NodeConfig, PeerId, RaftNode, Ready, Role, Status,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::group::Group;
+use super::apply::{self, Applier, ApplyWork, TakenSnapshot};
+use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
+use crate::error::NetError;
+use crate::tasks::TaskSet;
 
 /// What a client asks of the worker.
 pub enum Request {
@@ -53,27 +56,6 @@ pub enum Rest {
     Offline,
     Unknown,
 }
-
-/// Committed entries for the state machine, in log order.
-pub struct ApplyWork {
-    /// Apply epoch (see `mosaik_core::Ready::epoch`): handed back with the
-    /// snapshot this work asks for.
-    pub epoch: u64,
-    /// Start over from an empty machine: `entries` begin at index 1.
-    pub rebuild: bool,
-    /// Start over from this snapshot's state: `entries` continue after it.
-    pub restore: Option<Bytes>,
-    pub entries: Vec<(u64, u64, Bytes)>,
-    /// Index the machine stands at once this work is applied.
-    pub last_index: u64,
-    /// Take a snapshot once this work is applied (and report it with
-    /// `last_index` on the snapshot channel).
-    pub snapshot: bool,
-}
-
-/// A snapshot the apply side took: the apply epoch of the work it followed,
-/// the index it stands at and its bytes.
-pub type TakenSnapshot = (u64, u64, Bytes);
 
 /// The store a group's node keeps its term, vote, log and snapshot in.
 pub type GroupStore = Box<dyn LogStore + Send>;
@@ -126,16 +108,15 @@ pub struct WorkerHandle {
     pub applied: watch::Receiver<u64>,
 }
 
-/// Per-node settings of the worker that are not part of the group id.
+/// Per-node settings of the worker, and the machine it drives.
 pub struct WorkerSetup {
     pub preference: LeadershipPreference,
-    pub sync: LogReplaySync,
+    pub replay: LogReplaySync,
     pub store: GroupStore,
-    /// Snapshot after every multiple of this index (0: never).
+    /// Snapshot after every multiple of this index (0: never); the same on
+    /// every member (it is part of the machine's signature).
     pub snapshot_every: u64,
-    pub apply: mpsc::UnboundedSender<ApplyWork>,
-    pub applied: watch::Receiver<u64>,
-    pub snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
+    pub applier: Box<dyn Applier>,
 }
 
 impl Proposed {
@@ -162,7 +143,7 @@ impl ApplyWork {
             restore: None,
             entries: Vec::new(),
             last_index: previous.last_index,
-            snapshot: false,
+            take_snapshot: false,
         }
     }
 }
@@ -205,83 +186,100 @@ fn tick_every(heartbeat: Duration) -> Duration {
 }
 
 struct Worker {
-    group: Arc<Group>,
+    group: GroupId,
+    outbox: Arc<dyn Outbox>,
     node: RaftNode<GroupStore>,
     peers: BTreeSet<PeerId>,
     pending: HashMap<u64, Pending>,
     next_req: u64,
-    snapshot_every: u64,
     apply: mpsc::UnboundedSender<ApplyWork>,
     status: watch::Sender<GroupStatus>,
 }
 
-/// Starts the worker of `group` as one of its network's tasks; `inbox` is
-/// the group's consensus inbox.
+/// Starts the consensus worker of `group` on the mesh's `port`, as one of
+/// `tasks`, with its machine's apply thread.
 pub(crate) fn start(
-    group: &Arc<Group>,
-    inbox: super::group::RaftInbox,
+    group: GroupId,
+    consensus: &ConsensusConfig,
+    port: ConsensusPort,
     setup: WorkerSetup,
-) -> Result<WorkerHandle, mosaik_core::Error> {
-    let spec = group.spec();
-    let mut config = NodeConfig::new(group.local(), spec.consensus.clone(), random_seed());
+    tasks: &TaskSet,
+) -> Result<WorkerHandle, NetError> {
+    let mut config = NodeConfig::new(port.local, consensus.clone(), random_seed());
     config.preference = setup.preference;
-    config.sync = setup.sync;
-    let node = RaftNode::new(config, setup.store, now())?;
+    config.sync = setup.replay;
+    config.snapshot_every = setup.snapshot_every;
+    let node =
+        RaftNode::new(config, setup.store, now()).map_err(|e| NetError::Config(e.to_string()))?;
+    let machine = apply::spawn(&group.to_hex(), setup.applier)?;
     let initial = GroupStatus::from_core(&node.status(), None, node.voters());
     let (status_tx, status_rx) = watch::channel(initial);
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
     let worker = Worker {
-        group: group.clone(),
+        group,
+        outbox: port.outbox,
         node,
         peers: BTreeSet::new(),
         pending: HashMap::new(),
         next_req: 1,
-        snapshot_every: setup.snapshot_every,
-        apply: setup.apply,
+        apply: machine.work,
         status: status_tx,
     };
-    group
-        .ctx()
-        .tasks
-        .spawn(worker.run(requests_rx, inbox, setup.snapshots));
+    let tick = tick_every(consensus.heartbeat_interval);
+    tasks.spawn(worker.run(
+        tick,
+        requests_rx,
+        port.inbox,
+        port.bonded,
+        machine.snapshots,
+    ));
     Ok(WorkerHandle {
         requests: requests_tx,
         status: status_rx,
-        applied: setup.applied,
+        applied: machine.applied,
     })
 }
 
 impl Worker {
     async fn run(
         mut self,
+        tick: Duration,
         mut requests: mpsc::UnboundedReceiver<Request>,
-        mut inbox: super::group::RaftInbox,
+        mut inbox: RaftInbox,
+        mut bonded: watch::Receiver<Bonded>,
         mut snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
     ) {
-        let mut bonds = self.group.subscribe();
-        bonds.mark_changed();
-        let mut ticker =
-            tokio::time::interval(tick_every(self.group.spec().consensus.heartbeat_interval));
+        bonded.mark_changed();
+        let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Runs while the group is joined, whether or not clients still hold
+        // a handle to send requests with.
+        let mut clients = true;
         loop {
             let outcome = tokio::select! {
-                req = requests.recv() => match req {
+                req = requests.recv(), if clients => match req {
                     Some(req) => self.request(req).and_then(|()| self.more_requests(&mut requests)),
-                    None => return,
+                    None => {
+                        clients = false;
+                        Ok(())
+                    }
                 },
                 msg = inbox.recv() => match msg {
                     Some((from, bytes)) => self.message(from, &bytes).and_then(|()| self.more_messages(&mut inbox)),
                     None => return,
                 },
-                changed = bonds.changed() => match changed {
-                    Ok(()) if !self.group.has_left() => self.sync_peers(),
-                    _ => return,
+                changed = bonded.changed() => {
+                    let now = bonded.borrow_and_update().clone();
+                    match changed {
+                        Ok(()) if !now.left => self.sync_peers(now.peers),
+                        _ => return,
+                    }
                 },
                 Some((epoch, index, data)) = snapshots.recv() => self.keep_snapshot(epoch, index, data),
                 _ = ticker.tick() => self.node.tick(now()),
             };
             if let Err(e) = outcome.and_then(|()| self.process_ready()) {
-                log::error!("group {}: consensus stopped: {e}", self.group.id());
+                log::error!("group {}: consensus stopped: {e}", self.group);
                 return;
             }
         }
@@ -331,7 +329,7 @@ impl Worker {
     }
 
     /// Steps messages already waiting before the next `ready`.
-    fn more_messages(&mut self, inbox: &mut super::group::RaftInbox) -> mosaik_core::Result<()> {
+    fn more_messages(&mut self, inbox: &mut RaftInbox) -> mosaik_core::Result<()> {
         for _ in 0..BATCH {
             let Ok((from, bytes)) = inbox.try_recv() else {
                 break;
@@ -347,7 +345,7 @@ impl Worker {
             Err(e) => {
                 log::warn!(
                     "group {}: undecodable consensus message from {from}: {e}",
-                    self.group.id()
+                    self.group
                 );
                 Ok(())
             }
@@ -355,8 +353,7 @@ impl Worker {
     }
 
     /// Tells the core about bonds that formed or went away.
-    fn sync_peers(&mut self) -> mosaik_core::Result<()> {
-        let now: BTreeSet<PeerId> = self.group.bond_peers().into_iter().collect();
+    fn sync_peers(&mut self, now: BTreeSet<PeerId>) -> mosaik_core::Result<()> {
         for gone in self.peers.difference(&now) {
             self.node.remove_peer(*gone)?;
         }
@@ -389,9 +386,9 @@ impl Worker {
         for (peer, msg) in ready.messages.iter().chain(&ready.persisted_messages) {
             match mosaik_core::encode(msg) {
                 Ok(bytes) => {
-                    self.group.send_raft(peer, bytes);
+                    self.outbox.send(peer, bytes);
                 }
-                Err(e) => log::error!("group {}: cannot encode a message: {e}", self.group.id()),
+                Err(e) => log::error!("group {}: cannot encode a message: {e}", self.group),
             }
         }
     }
@@ -402,14 +399,14 @@ impl Worker {
         if self.node.snapshot_taken(epoch, index, data)? {
             log::debug!(
                 "group {}: kept a snapshot at index {index} ({size} bytes)",
-                self.group.id()
+                self.group
             );
         }
         Ok(())
     }
 
     /// Hands the ready's restore or rebuild and committed entries to the
-    /// apply side, cut after every index where a snapshot is due.
+    /// machine, cut after every index where the core asks for a snapshot.
     fn apply(&self, ready: &Ready) {
         let restore = ready.restore.as_ref();
         let mut work = ApplyWork {
@@ -418,14 +415,15 @@ impl Worker {
             restore: restore.map(|s| s.data.clone()),
             entries: Vec::new(),
             last_index: restore.map_or(0, |s| s.meta.position.index),
-            snapshot: false,
+            take_snapshot: false,
         };
         let mut pending = work.rebuild || work.restore.is_some();
+        let mut due = ready.snapshots_due.iter().peekable();
         for entry in &ready.committed_entries {
             push_entry(&mut work, entry);
             pending = true;
-            if self.snapshot_every > 0 && entry.index.is_multiple_of(self.snapshot_every) {
-                work.snapshot = true;
+            if due.next_if_eq(&&entry.index).is_some() {
+                work.take_snapshot = true;
                 let next = ApplyWork::after(&work);
                 let _ = self.apply.send(std::mem::replace(&mut work, next));
                 pending = false;

@@ -50,8 +50,8 @@ async fn flood_victim_through_fake_entries(
         .expect("honest sync");
     if claim_group {
         let (ga, gb) = (
-            a.join(common::group_spec(), None).unwrap(),
-            b.join(common::group_spec(), None).unwrap(),
+            a.join(common::group_spec()).unwrap(),
+            b.join(common::group_spec()).unwrap(),
         );
         let mesh = [(&*ga, b.peer_id()), (&*gb, a.peer_id())];
         assert!(

@@ -75,9 +75,9 @@ async fn node_holding_a_filled_entry_stays_reachable(fill: Fill) {
         common::start(h2_config.clone()).await,
     );
     let (gv, g1, g2) = (
-        v.join(common::group_spec(), None).unwrap(),
-        h1.join(common::group_spec(), None).unwrap(),
-        h2.join(common::group_spec(), None).unwrap(),
+        v.join(common::group_spec()).unwrap(),
+        h1.join(common::group_spec()).unwrap(),
+        h2.join(common::group_spec()).unwrap(),
     );
     for h in [&h1, &h2] {
         tokio::time::timeout(WAIT, h.sync_with(v.local_addr()))
@@ -131,7 +131,7 @@ async fn node_holding_a_filled_entry_stays_reachable(fill: Fill) {
     );
     h2_config.discovery.bootstrap = vec![v.local_addr().clone()];
     let restarted = common::start(h2_config).await;
-    let g2 = restarted.join(common::group_spec(), None).unwrap();
+    let g2 = restarted.join(common::group_spec()).unwrap();
     let since = Instant::now();
     let remesh = [
         (&*gv, restarted.peer_id()),

@@ -92,9 +92,9 @@ async fn repeated_signed_entries_neither_stall_a_node_nor_cost_its_bonds() {
         common::start(common::config()).await,
     );
     let (gv, g1, g2) = (
-        v.net.join(group_spec(), None).unwrap(),
-        h1.join(group_spec(), None).unwrap(),
-        h2.join(group_spec(), None).unwrap(),
+        v.net.join(group_spec()).unwrap(),
+        h1.join(group_spec()).unwrap(),
+        h2.join(group_spec()).unwrap(),
     );
     for h in [&h1, &h2] {
         tokio::time::timeout(WAIT, h.sync_with(v.net.local_addr()))

@@ -1,0 +1,101 @@
+//! The state machine port: the committed work the consensus worker hands to
+//! a machine, the thread that applies it, the applied index it publishes and
+//! the snapshots it hands back. A machine implements [`Applier`]; the
+//! Python bindings implement it for Python classes, tests for Rust ones.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+/// Committed entries for the state machine, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyWork {
+    /// Apply epoch (see `mosaik_core::Ready::epoch`): handed back with the
+    /// snapshot this work asks for.
+    pub epoch: u64,
+    /// Start over from an empty machine: `entries` begin at index 1.
+    pub rebuild: bool,
+    /// Start over from this snapshot's state: `entries` continue after it.
+    pub restore: Option<Bytes>,
+    /// `(index, term, command)` of each command, in order.
+    pub entries: Vec<(u64, u64, Bytes)>,
+    /// Index the machine stands at once this work is applied.
+    pub last_index: u64,
+    /// Take a snapshot once this work is applied.
+    pub take_snapshot: bool,
+}
+
+/// A snapshot the apply side took: the apply epoch of the work it followed,
+/// the index it stands at and its bytes.
+pub type TakenSnapshot = (u64, u64, Bytes);
+
+/// Why a machine stopped applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Halt {
+    /// The machine failed (its state is unknown): logged as an error.
+    Failed(String),
+    /// The process is exiting.
+    Exiting,
+}
+
+/// A state machine the worker drives, on a thread of its own.
+pub trait Applier: Send + 'static {
+    /// Applies `works` in order; for each work, the snapshot taken after it
+    /// when it asked for one (`None` when it did not, or none was taken).
+    fn apply(&mut self, works: &[ApplyWork]) -> Result<Vec<Option<Bytes>>, Halt>;
+
+    /// The stack size of the apply thread.
+    fn stack_size(&self) -> usize {
+        2 << 20
+    }
+}
+
+/// The worker's side of a running apply thread.
+pub(crate) struct ApplyThread {
+    pub work: mpsc::UnboundedSender<ApplyWork>,
+    /// The index the machine stands at; closed once the machine stopped.
+    pub applied: watch::Receiver<u64>,
+    pub snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
+}
+
+/// Starts the apply thread of group `label`.
+pub(crate) fn spawn(label: &str, mut applier: Box<dyn Applier>) -> std::io::Result<ApplyThread> {
+    let (work_tx, mut work) = mpsc::unbounded_channel::<ApplyWork>();
+    let (applied_tx, applied) = watch::channel(0);
+    let (snapshots_tx, snapshots) = mpsc::unbounded_channel();
+    let label = label.to_string();
+    std::thread::Builder::new()
+        .name(format!("mosaik-apply-{}", &label[..8.min(label.len())]))
+        .stack_size(applier.stack_size())
+        .spawn(move || {
+            while let Some(first) = work.blocking_recv() {
+                let mut batch = vec![first];
+                while let Ok(more) = work.try_recv() {
+                    batch.push(more);
+                }
+                let taken = match applier.apply(&batch) {
+                    Ok(taken) => taken,
+                    Err(Halt::Exiting) => return,
+                    // Dropping `applied` ends every wait on this machine
+                    // instead of answering from a state nobody knows.
+                    Err(Halt::Failed(err)) => {
+                        return log::error!(
+                            "group {label}: applying up to index {} failed, the state machine \
+                             on this node stops (leave and join the group again): {err}",
+                            batch.last().map_or(0, |w| w.last_index)
+                        );
+                    }
+                };
+                for (w, snapshot) in batch.iter().zip(taken) {
+                    if let Some(data) = snapshot.filter(|_| w.take_snapshot) {
+                        let _ = snapshots_tx.send((w.epoch, w.last_index, data));
+                    }
+                }
+                applied_tx.send_replace(batch.last().map_or(0, |w| w.last_index));
+            }
+        })?;
+    Ok(ApplyThread {
+        work: work_tx,
+        applied,
+        snapshots,
+    })
+}

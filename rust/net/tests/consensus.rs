@@ -1,0 +1,143 @@
+//! The consensus worker runs without Python: three networks on loopback
+//! join one group with a Rust state machine behind the apply port, commit
+//! commands proposed on any member, apply them in the same order everywhere
+//! and hand snapshots back at the cadence the core asks for.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mosaik_core::{ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference};
+use mosaik_net::groups::{
+    Applier, ApplyWork, GroupSpec, Halt, Proposed, Request, Rest, WorkerHandle, WorkerSetup,
+};
+use mosaik_net::{Network, NetworkConfig};
+use tokio::sync::oneshot;
+
+const WAIT: Duration = Duration::from_secs(20);
+const GROUP: GroupId = Digest([9; 32]);
+const SNAPSHOT_EVERY: u64 = 4;
+
+/// What one member's machine saw: the commands in order and the snapshots it took.
+#[derive(Default)]
+struct Seen {
+    commands: Vec<(u64, Vec<u8>)>,
+    snapshots: Vec<u64>,
+}
+
+/// A machine that records each command; its snapshot is the count so far.
+struct Recorder(Arc<Mutex<Seen>>);
+
+impl Applier for Recorder {
+    fn apply(&mut self, works: &[ApplyWork]) -> Result<Vec<Option<Bytes>>, Halt> {
+        let mut seen = self.0.lock().unwrap();
+        let mut taken = Vec::new();
+        for work in works {
+            if work.rebuild || work.restore.is_some() {
+                return Err(Halt::Failed("no restart expected in this test".into()));
+            }
+            for (index, _term, command) in &work.entries {
+                seen.commands.push((*index, command.to_vec()));
+            }
+            taken.push(work.take_snapshot.then(|| {
+                seen.snapshots.push(work.last_index);
+                Bytes::from(seen.commands.len().to_le_bytes().to_vec())
+            }));
+        }
+        Ok(taken)
+    }
+}
+
+fn spec() -> GroupSpec {
+    GroupSpec {
+        group_id: GROUP,
+        secret: Digest([5; 32]),
+        consensus: ConsensusConfig {
+            heartbeat_interval: Duration::from_millis(50),
+            heartbeat_jitter: Duration::from_millis(10),
+            election_timeout: Duration::from_millis(300),
+            election_timeout_jitter: Duration::from_millis(150),
+            bootstrap_delay: Duration::from_millis(100),
+            min_quorum: 2,
+            ..ConsensusConfig::default()
+        },
+        handshake_timeout: Duration::from_millis(500),
+    }
+}
+
+struct Member {
+    net: Arc<Network>,
+    worker: WorkerHandle,
+    seen: Arc<Mutex<Seen>>,
+}
+
+async fn member(bootstrap: Option<&Network>) -> Member {
+    let mut config = NetworkConfig::new("worker-test");
+    config.discovery.bootstrap = bootstrap.map(|b| b.local_addr().clone()).into_iter().collect();
+    let net = Network::start(config).await.unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let setup = WorkerSetup {
+        preference: LeadershipPreference::Normal,
+        replay: Default::default(),
+        store: Box::new(InMemoryLogStore::new()),
+        snapshot_every: SNAPSHOT_EVERY,
+        applier: Box::new(Recorder(seen.clone())),
+    };
+    let (_group, worker) = net.join_consensus(spec(), setup).unwrap();
+    Member { net, worker, seen }
+}
+
+async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
+    let (reply, answer) = oneshot::channel();
+    let commands = commands.iter().map(|c| Bytes::copy_from_slice(c)).collect();
+    worker
+        .requests
+        .send(Request::Propose {
+            commands,
+            on_assign: false,
+            reply,
+        })
+        .unwrap();
+    tokio::time::timeout(WAIT, answer).await.expect("proposal answered").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_machine_applies_the_same_commands_everywhere() {
+    let first = member(None).await;
+    let others = [member(Some(&first.net)).await, member(Some(&first.net)).await];
+    let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
+    let mut status = first.worker.status.clone();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
+        .await
+        .expect("a leader within the wait")
+        .unwrap();
+
+    let mut last = 0;
+    for (i, m) in members.iter().enumerate() {
+        let payload = format!("from member {i}");
+        let outcome = propose(&m.worker, &[payload.as_bytes(), b"and another"]).await;
+        assert_eq!((outcome.done, outcome.rest), (2, Rest::None), "member {i}");
+        last = last.max(outcome.first + 1);
+    }
+    for m in &members {
+        let mut applied = m.worker.applied.clone();
+        tokio::time::timeout(WAIT, applied.wait_for(|a| *a >= last))
+            .await
+            .expect("applied everywhere within the wait")
+            .unwrap();
+    }
+
+    let reference = first.seen.lock().unwrap().commands.clone();
+    assert_eq!(reference.len(), 6, "six commands applied");
+    for m in &others {
+        assert_eq!(m.seen.lock().unwrap().commands, reference);
+    }
+    for m in &members {
+        let seen = m.seen.lock().unwrap();
+        let due: Vec<u64> = (1..=last).filter(|i| i % SNAPSHOT_EVERY == 0).collect();
+        assert_eq!(seen.snapshots, due, "a snapshot after every multiple of {SNAPSHOT_EVERY}");
+    }
+    for m in members {
+        m.net.close().await;
+    }
+}
