@@ -1,12 +1,16 @@
 //! Consensus parameters: their defaults, validation, the digest that goes
 //! into the `GroupId`, and the per-node leadership preference.
 //!
+//! Every shared parameter is listed once, in [`for_each_consensus_param!`]:
+//! the struct, its `Default`, `validate` and `digest` here and the Python
+//! class in rust/py are all generated from that table.
+//!
 //! Digest encoding (version 1): blake3 over the UTF-8 tag
-//! `"mosaik.consensus.v1"` followed by, in this order, each value as a
-//! little-endian u64: heartbeat_interval, heartbeat_jitter (nanoseconds),
-//! max_missed_heartbeats, election_timeout, election_timeout_jitter,
-//! bootstrap_delay, forward_timeout, query_timeout (nanoseconds),
-//! min_quorum. The leadership factor is per node and is not hashed.
+//! `"mosaik.consensus.v1"` followed by each parameter of the table, in
+//! table order, as a little-endian u64 (durations in nanoseconds,
+//! saturating). The leadership factor is per node and is not hashed. The
+//! table's order is therefore part of the wire contract: new parameters go
+//! at its end, and `rust/core/tests/config_digest.rs` pins the result.
 
 use std::time::Duration;
 
@@ -15,73 +19,137 @@ use crate::ids::Digest;
 
 const DIGEST_TAG: &[u8] = b"mosaik.consensus.v1";
 
-/// The parameters every member of a group must share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsensusConfig {
-    pub heartbeat_interval: Duration,
-    pub heartbeat_jitter: Duration,
-    pub max_missed_heartbeats: u32,
-    pub election_timeout: Duration,
-    pub election_timeout_jitter: Duration,
-    pub bootstrap_delay: Duration,
-    pub forward_timeout: Duration,
-    pub query_timeout: Duration,
-    /// Least number of agreeing voters (self included) for an election or a commit.
-    pub min_quorum: u32,
-    /// Multiplies election timeout and bootstrap delay on this node; not hashed.
-    pub leadership_factor: u32,
+/// The table of consensus parameters. Each row is
+/// `doc; name: type = default => rule;` where `rule` is `positive` (a
+/// duration above zero), `below(other)` (less than an earlier row) or
+/// `at_least(n)`. Every row is shared by the group and enters the digest,
+/// in this order; a per-node setting does not belong here (see
+/// [`LeadershipPreference`]).
+///
+/// `for_each_consensus_param!(callback)` expands to `callback! { rows }`,
+/// so each consumer defines the macro that turns rows into its own items.
+#[macro_export]
+macro_rules! for_each_consensus_param {
+    ($callback:ident) => {
+        $callback! {
+            /// Interval between two heartbeats of the leader.
+            heartbeat_interval: ::std::time::Duration =
+                ::std::time::Duration::from_millis(500) => positive;
+            /// Random extra delay of each heartbeat, below `heartbeat_interval`.
+            heartbeat_jitter: ::std::time::Duration =
+                ::std::time::Duration::from_millis(150) => below(heartbeat_interval);
+            /// Heartbeats a follower may miss before it suspects the leader.
+            max_missed_heartbeats: u32 = 10 => at_least(1);
+            /// How long a follower waits without a leader before it stands.
+            election_timeout: ::std::time::Duration =
+                ::std::time::Duration::from_secs(2) => positive;
+            /// Random extra wait of each election timeout, below `election_timeout`.
+            election_timeout_jitter: ::std::time::Duration =
+                ::std::time::Duration::from_millis(500) => below(election_timeout);
+            /// Extra wait before the first election of a fresh group.
+            bootstrap_delay: ::std::time::Duration =
+                ::std::time::Duration::from_secs(3) => positive;
+            /// How long a follower waits for the leader to answer a forwarded command.
+            forward_timeout: ::std::time::Duration =
+                ::std::time::Duration::from_secs(2) => positive;
+            /// How long a strong query waits for the leader's answer.
+            query_timeout: ::std::time::Duration =
+                ::std::time::Duration::from_secs(2) => positive;
+            /// Least number of agreeing voters (self included) for an election or a commit.
+            min_quorum: u32 = 1 => at_least(1);
+        }
+    };
 }
 
-impl Default for ConsensusConfig {
-    fn default() -> Self {
-        ConsensusConfig {
-            heartbeat_interval: Duration::from_millis(500),
-            heartbeat_jitter: Duration::from_millis(150),
-            max_missed_heartbeats: 10,
-            election_timeout: Duration::from_secs(2),
-            election_timeout_jitter: Duration::from_millis(500),
-            bootstrap_delay: Duration::from_secs(3),
-            forward_timeout: Duration::from_secs(2),
-            query_timeout: Duration::from_secs(2),
-            min_quorum: 1,
-            leadership_factor: 1,
+/// Expands the table into `ConsensusConfig`, its `Default`, and the
+/// per-parameter checks and digest input.
+macro_rules! define_consensus_config {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident : $ty:ty = $default:expr => $rule:ident $(($arg:tt))?;
+    )*) => {
+        /// The parameters every member of a group must share, and this
+        /// node's leadership factor (not shared, not hashed).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct ConsensusConfig {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+            /// Multiplies election timeout and bootstrap delay on this node; not hashed.
+            pub leadership_factor: u32,
         }
+
+        impl Default for ConsensusConfig {
+            fn default() -> Self {
+                ConsensusConfig {
+                    $( $name: $default, )*
+                    leadership_factor: 1,
+                }
+            }
+        }
+
+        impl ConsensusConfig {
+            /// The first table parameter out of its bounds, as an error naming it.
+            fn check_params(&self) -> Result<()> {
+                $( check_rule!(self, $name, $rule $(($arg))?); )*
+                Ok(())
+            }
+
+            /// Feeds every table parameter, in table order, to the digest.
+            fn hash_params(&self, hasher: &mut blake3::Hasher) {
+                $( hasher.update(&DigestValue::digest_value(&self.$name).to_le_bytes()); )*
+            }
+        }
+    };
+}
+
+/// One rule of the table, checked on `$config.$name`.
+macro_rules! check_rule {
+    ($config:ident, $name:ident, positive) => {
+        if $config.$name.is_zero() {
+            return Err(invalid(stringify!($name), "must be greater than zero"));
+        }
+    };
+    ($config:ident, $name:ident, below($other:ident)) => {
+        if $config.$name >= $config.$other {
+            return Err(invalid(
+                stringify!($name),
+                concat!("must be below ", stringify!($other)),
+            ));
+        }
+    };
+    ($config:ident, $name:ident, at_least($min:literal)) => {
+        if $config.$name < $min {
+            return Err(invalid(
+                stringify!($name),
+                concat!("must be at least ", stringify!($min)),
+            ));
+        }
+    };
+}
+
+for_each_consensus_param!(define_consensus_config);
+
+/// How a parameter's value enters the digest: one u64.
+trait DigestValue {
+    fn digest_value(&self) -> u64;
+}
+
+impl DigestValue for Duration {
+    /// Nanoseconds, saturating.
+    fn digest_value(&self) -> u64 {
+        u64::try_from(self.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+impl DigestValue for u32 {
+    fn digest_value(&self) -> u64 {
+        u64::from(*self)
     }
 }
 
 impl ConsensusConfig {
     /// Checks every parameter; the error names the first one out of range.
     pub fn validate(&self) -> Result<()> {
-        let durations = [
-            ("heartbeat_interval", self.heartbeat_interval),
-            ("election_timeout", self.election_timeout),
-            ("bootstrap_delay", self.bootstrap_delay),
-            ("forward_timeout", self.forward_timeout),
-            ("query_timeout", self.query_timeout),
-        ];
-        for (name, value) in durations {
-            if value.is_zero() {
-                return Err(invalid(name, "must be greater than zero"));
-            }
-        }
-        if self.heartbeat_jitter >= self.heartbeat_interval {
-            return Err(invalid(
-                "heartbeat_jitter",
-                "must be below heartbeat_interval",
-            ));
-        }
-        if self.election_timeout_jitter >= self.election_timeout {
-            return Err(invalid(
-                "election_timeout_jitter",
-                "must be below election_timeout",
-            ));
-        }
-        if self.max_missed_heartbeats < 1 {
-            return Err(invalid("max_missed_heartbeats", "must be at least 1"));
-        }
-        if self.min_quorum < 1 {
-            return Err(invalid("min_quorum", "must be at least 1"));
-        }
+        self.check_params()?;
         if self.leadership_factor < 1 {
             return Err(invalid("leadership_factor", "must be at least 1"));
         }
@@ -92,9 +160,7 @@ impl ConsensusConfig {
     pub fn digest(&self) -> Digest {
         let mut hasher = blake3::Hasher::new();
         hasher.update(DIGEST_TAG);
-        for value in self.encoded_values() {
-            hasher.update(&value.to_le_bytes());
-        }
+        self.hash_params(&mut hasher);
         Digest(*hasher.finalize().as_bytes())
     }
 
@@ -104,20 +170,6 @@ impl ConsensusConfig {
             leadership_factor: factor,
             ..self.clone()
         }
-    }
-
-    fn encoded_values(&self) -> [u64; 9] {
-        [
-            nanos(self.heartbeat_interval),
-            nanos(self.heartbeat_jitter),
-            u64::from(self.max_missed_heartbeats),
-            nanos(self.election_timeout),
-            nanos(self.election_timeout_jitter),
-            nanos(self.bootstrap_delay),
-            nanos(self.forward_timeout),
-            nanos(self.query_timeout),
-            u64::from(self.min_quorum),
-        ]
     }
 }
 
@@ -144,10 +196,6 @@ impl LeadershipPreference {
             _ => 1,
         }
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn invalid(name: &str, why: &str) -> Error {

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub use replay::ReplaySession;
 pub use snapshot::{SnapshotFetch, SNAPSHOT_CHUNK};
 
+use crate::error::{Error, Result};
 use crate::ids::Digest;
 
 const SIGNATURE_NAME: &[u8] = b"mosaik_log_replay_sync";
@@ -36,6 +37,19 @@ impl Default for LogReplaySync {
 }
 
 impl LogReplaySync {
+    /// Checks both settings; the error names the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 1 {
+            return Err(Error::Config("batch_size must be at least 1".into()));
+        }
+        if self.fetch_timeout.is_zero() {
+            return Err(Error::Config(
+                "fetch_timeout must be greater than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// blake3 of the name, then batch size and fetch timeout (nanoseconds)
     /// as little-endian u64.
     pub fn signature(&self) -> Digest {
@@ -66,5 +80,28 @@ mod tests {
         assert_ne!(base.signature(), bigger.signature());
         assert_ne!(base.signature(), slower.signature());
         assert_eq!(base.signature(), LogReplaySync::default().signature());
+    }
+
+    #[test]
+    fn validate_names_the_setting_out_of_range() {
+        assert_eq!(LogReplaySync::default().validate(), Ok(()));
+        let empty = LogReplaySync {
+            batch_size: 0,
+            ..Default::default()
+        };
+        let instant = LogReplaySync {
+            fetch_timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(empty
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("batch_size"));
+        assert!(instant
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("fetch_timeout"));
     }
 }
