@@ -4,6 +4,8 @@ from collections.abc import Generator, Iterable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, final
 
+from mosaik.consensus import ConsensusConfigBuilder
+
 _T_co = TypeVar("_T_co", covariant=True)
 
 __all__ = [
@@ -190,21 +192,23 @@ class NativeNetwork:
 
 @final
 class ConsensusConfig:
+    """Raft timing and quorum parameters every member of a group shares."""
+
     def __new__(
         cls,
         *,
-        heartbeat_interval: float | timedelta = ...,
-        heartbeat_jitter: float | timedelta = ...,
-        max_missed_heartbeats: int = ...,
-        election_timeout: float | timedelta = ...,
-        election_timeout_jitter: float | timedelta = ...,
-        bootstrap_delay: float | timedelta = ...,
-        forward_timeout: float | timedelta = ...,
-        query_timeout: float | timedelta = ...,
-        min_quorum: int = ...,
+        heartbeat_interval: float | timedelta | None = None,
+        heartbeat_jitter: float | timedelta | None = None,
+        max_missed_heartbeats: int | None = None,
+        election_timeout: float | timedelta | None = None,
+        election_timeout_jitter: float | timedelta | None = None,
+        bootstrap_delay: float | timedelta | None = None,
+        forward_timeout: float | timedelta | None = None,
+        query_timeout: float | timedelta | None = None,
+        min_quorum: int | None = None,
     ) -> ConsensusConfig: ...
     @staticmethod
-    def builder() -> Any: ...
+    def builder() -> ConsensusConfigBuilder: ...
     def digest(self) -> Digest: ...
     def deprioritize_leadership(self) -> ConsensusConfig: ...
     def deprioritize_leadership_by(self, factor: int) -> ConsensusConfig: ...

@@ -1,49 +1,53 @@
-"""Consensus settings: `ConsensusConfig` (native) and its builder."""
+"""Consensus settings: `ConsensusConfig` (native) and its builder.
+
+The parameters are defined once, in the native parameter table; the
+builder reads their names from `ConsensusConfig`'s keyword arguments, so it
+has a ``with_<parameter>`` method for each without listing any.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from ._durations import Duration
 from ._native import ConsensusConfig
 
+PARAMETERS: tuple[str, ...] = tuple(
+    p.name
+    for p in inspect.signature(ConsensusConfig).parameters.values()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
+"""Names of the consensus parameters, in the native table's order."""
+
+_PREFIX = "with_"
+
 
 class ConsensusConfigBuilder:
-    """Collects parameters one `with_*` call at a time; `build()` validates."""
+    """Collects parameters one ``with_<parameter>(value)`` call at a time;
+    ``build()`` validates them all at once (``ConfigError`` naming the first
+    bad one). Calls may come in any order; a later call for the same
+    parameter wins."""
 
     def __init__(self) -> None:
         self._overrides: dict[str, Any] = {}
 
-    def _set(self, name: str, value: Any) -> ConsensusConfigBuilder:
-        self._overrides[name] = value
-        return self
+    def __getattr__(self, attr: str) -> Callable[[Duration], ConsensusConfigBuilder]:
+        name = attr.removeprefix(_PREFIX)
+        if name == attr or name not in PARAMETERS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
-    def with_heartbeat_interval(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("heartbeat_interval", value)
+        def set_parameter(value: Duration) -> ConsensusConfigBuilder:
+            self._overrides[name] = value
+            return self
 
-    def with_heartbeat_jitter(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("heartbeat_jitter", value)
+        set_parameter.__name__ = attr
+        set_parameter.__doc__ = f"Sets ``{name}``; returns the builder."
+        return set_parameter
 
-    def with_max_missed_heartbeats(self, value: int) -> ConsensusConfigBuilder:
-        return self._set("max_missed_heartbeats", value)
-
-    def with_election_timeout(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("election_timeout", value)
-
-    def with_election_timeout_jitter(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("election_timeout_jitter", value)
-
-    def with_bootstrap_delay(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("bootstrap_delay", value)
-
-    def with_forward_timeout(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("forward_timeout", value)
-
-    def with_query_timeout(self, value: Duration) -> ConsensusConfigBuilder:
-        return self._set("query_timeout", value)
-
-    def with_min_quorum(self, value: int) -> ConsensusConfigBuilder:
-        return self._set("min_quorum", value)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(_PREFIX + name for name in PARAMETERS)})
 
     def build(self) -> ConsensusConfig:
         return ConsensusConfig(**self._overrides)

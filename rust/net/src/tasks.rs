@@ -14,18 +14,21 @@ pub fn live_tasks() -> usize {
     LIVE.load(Ordering::SeqCst)
 }
 
-struct LiveGuard;
+/// Counts itself in a process-wide counter while it lives: one more when
+/// made, one fewer when dropped. Moved into a task, it counts the task until
+/// it finishes or is dropped unfinished (aborted).
+pub struct Counted(&'static AtomicUsize);
 
-impl LiveGuard {
-    fn new() -> Self {
-        LIVE.fetch_add(1, Ordering::SeqCst);
-        LiveGuard
+impl Counted {
+    pub fn new(counter: &'static AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter)
     }
 }
 
-impl Drop for LiveGuard {
+impl Drop for Counted {
     fn drop(&mut self) {
-        LIVE.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -53,7 +56,7 @@ impl TaskSet {
             return false;
         };
         while set.try_join_next().is_some() {}
-        let live = LiveGuard::new();
+        let live = Counted::new(&LIVE);
         set.spawn_on(
             async move {
                 let _live = live;

@@ -16,6 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use mosaik_net::tasks::Counted;
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use tokio::runtime::Runtime;
@@ -43,21 +44,6 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Native operations whose Rust future has neither finished nor been dropped.
 pub fn in_flight() -> usize {
     IN_FLIGHT.load(Ordering::SeqCst)
-}
-
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,7 +92,7 @@ where
 {
     let slot = Arc::new(Mutex::new(Slot::Running));
     let task_slot = slot.clone();
-    let in_flight = InFlight::enter();
+    let in_flight = Counted::new(&IN_FLIGHT);
     let handle = runtime().spawn(async move {
         let outcome = fut.await;
         drop(in_flight);

@@ -1,38 +1,19 @@
 //! Python classes for the settings hashed into a `GroupId`:
 //! `ConsensusConfig` and `LogReplaySync`.
+//!
+//! `ConsensusConfig`'s constructor keywords, getters and `repr` are
+//! generated from the parameter table in mosaik-core
+//! (`for_each_consensus_param!`), so a new parameter is added there only.
 
 use std::time::Duration;
 
 use mosaik_core::{ConsensusConfig, LogReplaySync};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDelta};
+use pyo3::types::{PyBool, PyDict};
 
+use crate::durations::duration;
 use crate::errors::config_error;
 use crate::ids::PyDigest;
-
-/// A duration given as float seconds or a `datetime.timedelta`.
-pub fn duration_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    let secs: f64 = if value.is_instance_of::<PyDelta>() {
-        value.call_method0("total_seconds")?.extract()?
-    } else if value.is_instance_of::<PyBool>() {
-        return Err(config_error(format!(
-            "invalid {name} {value}: expected seconds or a timedelta"
-        )));
-    } else {
-        value.extract().map_err(|_| {
-            config_error(format!(
-                "invalid {name} {}: expected seconds or a timedelta",
-                value.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        })?
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(config_error(format!(
-            "invalid {name} {secs}: must be a non-negative, finite duration"
-        )));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
 
 fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<u32> {
     if value.is_instance_of::<PyBool>() {
@@ -46,6 +27,33 @@ fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<u32> {
     u32::try_from(n).map_err(|_| config_error(format!("invalid {name} {n}: out of range")))
 }
 
+/// How a value of a table type is read from Python and shown by `repr`.
+trait Param: Sized {
+    fn from_py(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Self>;
+    fn py_repr(&self) -> String;
+}
+
+impl Param for Duration {
+    fn from_py(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        duration(name, value)
+    }
+
+    /// Seconds, as the constructor takes them.
+    fn py_repr(&self) -> String {
+        self.as_secs_f64().to_string()
+    }
+}
+
+impl Param for u32 {
+    fn from_py(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        count_arg(name, value)
+    }
+
+    fn py_repr(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// Raft timing and quorum parameters every member of a group shares.
 #[pyclass(
     name = "ConsensusConfig",
@@ -57,122 +65,90 @@ fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<u32> {
 #[derive(Clone, PartialEq)]
 pub struct PyConsensusConfig(pub ConsensusConfig);
 
-#[pymethods]
-impl PyConsensusConfig {
-    #[new]
-    #[pyo3(signature = (**overrides))]
-    fn new(overrides: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<Self> {
-        let mut c = ConsensusConfig::default();
-        for (key, value) in overrides.into_iter().flatten() {
-            let key: String = key.extract()?;
-            match key.as_str() {
-                "heartbeat_interval" => c.heartbeat_interval = duration_arg(&key, &value)?,
-                "heartbeat_jitter" => c.heartbeat_jitter = duration_arg(&key, &value)?,
-                "max_missed_heartbeats" => c.max_missed_heartbeats = count_arg(&key, &value)?,
-                "election_timeout" => c.election_timeout = duration_arg(&key, &value)?,
-                "election_timeout_jitter" => {
-                    c.election_timeout_jitter = duration_arg(&key, &value)?
+/// Expands the core's parameter table into the class's methods (one
+/// `#[pymethods]` block holds them all, the fixed ones included).
+macro_rules! py_consensus_config {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident : $ty:ty = $default:expr => $rule:ident $(($arg:tt))?;
+    )*) => {
+        #[pymethods]
+        impl PyConsensusConfig {
+            /// The defaults, with any parameter overridden by keyword
+            /// (durations as float seconds or a `timedelta`).
+            #[new]
+            #[pyo3(signature = (*, $($name = None,)* **unknown))]
+            #[allow(clippy::too_many_arguments)]
+            fn new(
+                $($name: Option<&Bound<'_, PyAny>>,)*
+                unknown: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<Self> {
+                if let Some((key, _)) = unknown.and_then(|extra| extra.iter().next()) {
+                    let key: String = key.extract()?;
+                    return Err(config_error(format!("unknown consensus parameter {key:?}")));
                 }
-                "bootstrap_delay" => c.bootstrap_delay = duration_arg(&key, &value)?,
-                "forward_timeout" => c.forward_timeout = duration_arg(&key, &value)?,
-                "query_timeout" => c.query_timeout = duration_arg(&key, &value)?,
-                "min_quorum" => c.min_quorum = count_arg(&key, &value)?,
-                other => {
-                    return Err(config_error(format!(
-                        "unknown consensus parameter {other:?}"
-                    )))
+                let mut config = ConsensusConfig::default();
+                $(
+                    if let Some(value) = $name {
+                        config.$name = Param::from_py(stringify!($name), value)?;
+                    }
+                )*
+                config.validate().map_err(|e| config_error(e.to_string()))?;
+                Ok(PyConsensusConfig(config))
+            }
+
+            $(
+                $(#[doc = $doc])*
+                #[getter]
+                fn $name(&self) -> $ty {
+                    self.0.$name
                 }
+            )*
+
+            fn __repr__(&self) -> String {
+                let fields = [
+                    $( format!("{}={}", stringify!($name), self.0.$name.py_repr()), )*
+                ];
+                format!("ConsensusConfig({})", fields.join(", "))
+            }
+
+            /// A builder with a `with_<parameter>(value)` method per parameter.
+            #[staticmethod]
+            fn builder(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+                py.import("mosaik.consensus")?
+                    .getattr("ConsensusConfigBuilder")?
+                    .call0()
+            }
+
+            /// blake3 of every shared parameter (not the leadership factor).
+            fn digest(&self) -> PyDigest {
+                PyDigest(self.0.digest())
+            }
+
+            /// A copy whose election timeout and bootstrap delay are 3 times longer.
+            fn deprioritize_leadership(&self) -> Self {
+                PyConsensusConfig(self.0.deprioritize_leadership_by(3))
+            }
+
+            /// A copy whose election timeout and bootstrap delay are `factor` times longer.
+            fn deprioritize_leadership_by(&self, factor: &Bound<'_, PyAny>) -> PyResult<Self> {
+                let factor = count_arg("factor", factor)?;
+                if factor < 1 {
+                    return Err(config_error("invalid factor 0: must be at least 1"));
+                }
+                Ok(PyConsensusConfig(self.0.deprioritize_leadership_by(factor)))
+            }
+
+            /// The multiplier on this node's election timeout and bootstrap delay.
+            #[getter]
+            fn leadership_factor(&self) -> u32 {
+                self.0.leadership_factor
             }
         }
-        c.validate().map_err(|e| config_error(e.to_string()))?;
-        Ok(PyConsensusConfig(c))
-    }
-
-    /// A builder with a `with_<parameter>(value)` method per parameter.
-    #[staticmethod]
-    fn builder(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        py.import("mosaik.consensus")?
-            .getattr("ConsensusConfigBuilder")?
-            .call0()
-    }
-
-    /// blake3 of every shared parameter (not the leadership factor).
-    fn digest(&self) -> PyDigest {
-        PyDigest(self.0.digest())
-    }
-
-    /// A copy whose election timeout and bootstrap delay are 3 times longer.
-    fn deprioritize_leadership(&self) -> Self {
-        PyConsensusConfig(self.0.deprioritize_leadership_by(3))
-    }
-
-    fn deprioritize_leadership_by(&self, factor: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let factor = count_arg("factor", factor)?;
-        if factor < 1 {
-            return Err(config_error("invalid factor 0: must be at least 1"));
-        }
-        Ok(PyConsensusConfig(self.0.deprioritize_leadership_by(factor)))
-    }
-
-    #[getter]
-    fn heartbeat_interval(&self) -> Duration {
-        self.0.heartbeat_interval
-    }
-    #[getter]
-    fn heartbeat_jitter(&self) -> Duration {
-        self.0.heartbeat_jitter
-    }
-    #[getter]
-    fn max_missed_heartbeats(&self) -> u32 {
-        self.0.max_missed_heartbeats
-    }
-    #[getter]
-    fn election_timeout(&self) -> Duration {
-        self.0.election_timeout
-    }
-    #[getter]
-    fn election_timeout_jitter(&self) -> Duration {
-        self.0.election_timeout_jitter
-    }
-    #[getter]
-    fn bootstrap_delay(&self) -> Duration {
-        self.0.bootstrap_delay
-    }
-    #[getter]
-    fn forward_timeout(&self) -> Duration {
-        self.0.forward_timeout
-    }
-    #[getter]
-    fn query_timeout(&self) -> Duration {
-        self.0.query_timeout
-    }
-    #[getter]
-    fn min_quorum(&self) -> u32 {
-        self.0.min_quorum
-    }
-    #[getter]
-    fn leadership_factor(&self) -> u32 {
-        self.0.leadership_factor
-    }
-
-    fn __repr__(&self) -> String {
-        let c = &self.0;
-        format!(
-            "ConsensusConfig(heartbeat_interval={}, heartbeat_jitter={}, max_missed_heartbeats={}, \
-             election_timeout={}, election_timeout_jitter={}, bootstrap_delay={}, \
-             forward_timeout={}, query_timeout={}, min_quorum={})",
-            c.heartbeat_interval.as_secs_f64(),
-            c.heartbeat_jitter.as_secs_f64(),
-            c.max_missed_heartbeats,
-            c.election_timeout.as_secs_f64(),
-            c.election_timeout_jitter.as_secs_f64(),
-            c.bootstrap_delay.as_secs_f64(),
-            c.forward_timeout.as_secs_f64(),
-            c.query_timeout.as_secs_f64(),
-            c.min_quorum
-        )
-    }
+    };
 }
+
+mosaik_core::for_each_consensus_param!(py_consensus_config);
 
 /// Catch-up by replaying the log from peers; its settings are hashed into
 /// the `GroupId`.
@@ -190,18 +166,12 @@ impl PyLogReplaySync {
     ) -> PyResult<Self> {
         let mut s = LogReplaySync::default();
         if let Some(b) = batch_size {
-            let n = count_arg("batch_size", b)?;
-            if n < 1 {
-                return Err(config_error("invalid batch_size 0: must be at least 1"));
-            }
-            s.batch_size = u64::from(n);
+            s.batch_size = u64::from(count_arg("batch_size", b)?);
         }
         if let Some(t) = fetch_timeout {
-            s.fetch_timeout = duration_arg("fetch_timeout", t)?;
-            if s.fetch_timeout.is_zero() {
-                return Err(config_error("invalid fetch_timeout 0: must be positive"));
-            }
+            s.fetch_timeout = duration("fetch_timeout", t)?;
         }
+        s.validate().map_err(|e| config_error(e.to_string()))?;
         Ok(PyLogReplaySync(s))
     }
 

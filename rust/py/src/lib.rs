@@ -7,6 +7,7 @@ mod bridge;
 mod codec;
 mod consensus;
 mod cursor;
+mod durations;
 mod errors;
 mod group;
 mod ids;

@@ -1,5 +1,6 @@
 //! `mosaik.Limits`: the caps of a network (defined in `mosaik_net::limits`),
 //! as a frozen Python value made from keyword overrides of the defaults.
+//! Bounds are `Limits::validate`'s; this module only converts the values.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use mosaik_net::Limits;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 
+use crate::durations::duration;
 use crate::errors::{config_error, net_error};
 
 #[pyclass(name = "Limits", module = "mosaik", frozen, eq, hash, from_py_object)]
@@ -40,9 +42,7 @@ fn set(limits: &mut Limits, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()
         "refusals_per_ip_per_minute" => limits.refusals_per_ip_per_minute = rate(name, value)?,
         "max_concurrent_dials" => limits.max_concurrent_dials = count(name, value)?,
         "new_address_dials_per_second" => limits.new_address_dials_per_second = rate(name, value)?,
-        "max_dial_backoff" => {
-            limits.max_dial_backoff = crate::consensus::duration_arg(name, value)?
-        }
+        "max_dial_backoff" => limits.max_dial_backoff = duration(name, value)?,
         "max_peers" => limits.max_peers = count(name, value)?,
         "max_new_peers_per_exchange" => limits.max_new_peers_per_exchange = count(name, value)?,
         other => return Err(config_error(format!("unknown limit {other:?}"))),
