@@ -1,6 +1,6 @@
 """Type stubs of the native module mosaik._native."""
 
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, final
 
@@ -78,8 +78,8 @@ class Limits:
 
 @final
 class Pending(Generic[_T_co]):
-    """A native operation in flight; await it on an asyncio loop."""
-    def __await__(self) -> Generator[Any, Any, _T_co]: ...
+    """A native operation in flight; `mosaik._bridge.watch` makes it an
+    asyncio future (the only way to await it)."""
     def cancel(self) -> None: ...
 
 @final

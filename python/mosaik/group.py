@@ -9,7 +9,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from . import _native
+from . import _bridge, _native
 from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
 from ._proposals import Proposals, unsettled
 from ._replica import Replica
@@ -129,7 +129,7 @@ class Group(Generic[M]):
         if not commands:
             raise NoCommands("an empty batch of commands")
         pending = self._native.propose(self._encode(commands), on_assign)
-        first, done, unknown = await pending
+        first, done, unknown = await _bridge.watch(pending)
         if done < len(commands):
             raise unsettled(commands, first, done, unknown)
         return range(first, first + done)
@@ -159,7 +159,7 @@ class Group(Generic[M]):
         read index confirmed by the leader is applied here."""
         self._encode([query])
         if consistency is Consistency.STRONG:
-            index = await self._native.read()
+            index = await _bridge.watch(self._native.read())
             if index is None:
                 raise QueryOffline("no leader confirmed a read index in time", query)
         elif not self._native.active:
@@ -201,7 +201,7 @@ class Group(Generic[M]):
 
     async def leave(self) -> None:
         """Tells every bonded peer of the departure and stops the group."""
-        await self._native.leave()
+        await _bridge.watch(self._native.leave())
 
     async def __aenter__(self) -> Group[M]:
         return self

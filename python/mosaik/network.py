@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from . import _native
+from . import _bridge, _native
 from ._durations import Duration, seconds
 from ._native import Digest, EndpointAddr, PeerId
 from ._replica import Replica
@@ -110,14 +110,14 @@ class Network:
 
     async def sync_with(self, addr: EndpointAddr | str) -> None:
         """Exchanges peer catalogs with ``addr`` now."""
-        await self._native.sync_with(addr)
+        await _bridge.watch(self._native.sync_with(addr))
 
     def metrics(self) -> dict[str, float]:
         return self._native.metrics()
 
     async def close(self) -> None:
         """Stops all tasks, tells peers and releases the port. Idempotent."""
-        await self._native.close()
+        await _bridge.watch(self._native.close())
 
     @property
     def closed(self) -> bool:
@@ -196,8 +196,10 @@ class NetworkBuilder:
             "gossip_interval": seconds("gossip_interval", self._gossip_interval),
             "entry_ttl": seconds("entry_ttl", self._entry_ttl),
         }
-        native = await _native.start_network(
-            self._name, self._secret, self._addrs, self._bootstrap, timings, self._limits
+        native = await _bridge.watch(
+            _native.start_network(
+                self._name, self._secret, self._addrs, self._bootstrap, timings, self._limits
+            )
         )
         return Network(native, self._groups)
 

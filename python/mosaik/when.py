@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
-from . import _native
+from . import _bridge, _native
 from ._native import PeerId
 from .cursor import Cursor
 
@@ -19,7 +19,7 @@ V = TypeVar("V", int, Cursor)
 
 
 class Waiting(Generic[T]):
-    """A native wait whose value is converted when it arrives."""
+    """A native wait whose value is converted when it arrives; awaitable once."""
 
     __slots__ = ("_convert", "_pending")
 
@@ -28,7 +28,7 @@ class Waiting(Generic[T]):
         self._convert = convert
 
     def __await__(self) -> Generator[Any, Any, T]:
-        value = yield from self._pending.__await__()
+        value = yield from _bridge.watch(self._pending).__await__()
         return self._convert(value)
 
 

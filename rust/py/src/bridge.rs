@@ -2,12 +2,13 @@
 //! thread.
 //!
 //! A native call spawns its future on the shared tokio runtime at once and
-//! returns a `Pending`. Awaiting it attaches it to the event loop's
-//! `Bridge`: when the future finishes, its outcome is queued as a closure and
-//! one byte is written to a socket the loop watches. The loop thread, which
-//! holds the GIL anyway, drains the queue, turns outcomes into Python objects
-//! and resolves asyncio futures. Cancelling the asyncio future aborts the
-//! tokio task, which drops the Rust future.
+//! returns a `Pending`. `mosaik._bridge.watch`, the one way Python awaits
+//! it, attaches it to the event loop's `Bridge`: when the future finishes,
+//! its outcome is queued as a closure and one byte is written to a socket
+//! the loop watches. The loop thread, which holds the GIL anyway, drains the
+//! queue, turns outcomes into Python objects and resolves asyncio futures.
+//! Cancelling the asyncio future aborts the tokio task, which drops the
+//! Rust future.
 
 use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
@@ -77,7 +78,8 @@ enum Slot {
     Delivered,
 }
 
-/// A native operation in flight; awaitable from asyncio.
+/// A native operation in flight. Python awaits it through
+/// `mosaik._bridge.watch`, which attaches it to its loop's `Bridge`.
 #[pyclass(module = "mosaik._native", frozen)]
 pub struct Pending {
     slot: Arc<Mutex<Slot>>,
@@ -115,14 +117,6 @@ where
 
 #[pymethods]
 impl Pending {
-    fn __await__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let future = slf
-            .py()
-            .import("mosaik._bridge")?
-            .call_method1("watch", (slf,))?;
-        future.call_method0("__await__")
-    }
-
     /// Aborts the operation; its Rust future is dropped.
     fn cancel(&self) {
         self.abort.abort();
