@@ -274,6 +274,25 @@ async def test_join_returns_at_once_and_is_idempotent() -> None:
         assert net.metrics()["mosaik.groups.active"] == 1
 
 
+async def test_groups_is_one_per_network_and_a_left_group_is_joined_anew() -> None:
+    key = mosaik.GroupKey.generate()
+    async with networks(2) as (net, other):
+        assert net.groups() is net.groups()
+        assert net.groups() is not other.groups()
+
+        def join() -> mosaik.Group[Counter]:
+            builder = net.groups().with_key(key).with_state_machine(Counter())
+            return builder.with_consensus_config(fast()).join()
+
+        first = join()
+        await bounded(first.leave())
+        again = join()
+        assert again is not first and again.active
+        assert join() is again
+        await bounded(again.execute({"add": 2}))
+        assert again.machine.value == 2
+
+
 async def test_four_nodes_in_three_overlapping_groups_bond_exactly_their_members() -> None:
     keys = [mosaik.GroupKey.generate() for _ in range(3)]
     membership = {0: [0, 1], 1: [0, 1, 2], 2: [1, 2], 3: [0, 2]}

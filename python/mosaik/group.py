@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from . import _bridge, _native
 from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
@@ -15,13 +15,17 @@ from ._proposals import Proposals, unsettled
 from ._replica import Replica
 from .cursor import Cursor
 from .exceptions import GroupTerminated, NoCommands, QueryOffline
+from .groups import Config as GroupsConfig
 from .keys import GroupKey
-from .state_machine import LeadershipPreference, NoOp, check_machine, machine_signature
-from .storage import DiskLogStore, InMemoryLogStore, LogStore
+from .state_machine import (
+    LeadershipPreference,
+    NoOp,
+    check_machine,
+    machine_signature,
+    snapshot_interval,
+)
+from .storage import DiskLogStore, InMemoryLogStore, LogStore, disk_spec
 from .when import When
-
-if TYPE_CHECKING:
-    from .network import Network
 
 M = TypeVar("M")
 N = TypeVar("N")
@@ -33,6 +37,24 @@ def derive_group_id(
 ) -> Digest:
     """``key.secret.hashed().derive(consensus.digest()).derive(machine).derive(sync)``."""
     return key.secret.hashed().derive(consensus.digest()).derive(machine_sig).derive(sync_sig)
+
+
+def state_sync_of(machine: object) -> LogReplaySync:
+    """``machine.state_sync()`` if it defines one, else the default `LogReplaySync`."""
+    state_sync = getattr(machine, "state_sync", None)
+    sync = state_sync() if callable(state_sync) else LogReplaySync()
+    if not isinstance(sync, LogReplaySync):
+        raise TypeError(f"state_sync() must return a LogReplaySync, not {type(sync).__name__}")
+    return sync
+
+
+def preference_of(machine: object) -> LeadershipPreference:
+    """``machine.leadership_preference()`` if it defines one, else ``NORMAL``."""
+    prefer = getattr(machine, "leadership_preference", None)
+    pref = prefer() if callable(prefer) else LeadershipPreference.NORMAL
+    if not isinstance(pref, LeadershipPreference):
+        raise TypeError(f"leadership_preference() must return a LeadershipPreference, not {pref!r}")
+    return pref
 
 
 @dataclass(frozen=True)
@@ -223,13 +245,13 @@ class GroupBuilder(Generic[M]):
 
     def __init__(
         self,
-        network: Network,
+        groups: Groups,
         key: GroupKey,
         machine: M,
         consensus: ConsensusConfig | None = None,
         storage: LogStore | None = None,
     ) -> None:
-        self._network = network
+        self._groups = groups
         self._key = key
         self._machine = machine
         self._consensus = consensus or ConsensusConfig()
@@ -238,74 +260,91 @@ class GroupBuilder(Generic[M]):
     def with_key(self, key: GroupKey) -> GroupBuilder[M]:
         if not isinstance(key, GroupKey):
             raise TypeError(f"expected a GroupKey, not {type(key).__name__}")
-        return GroupBuilder(self._network, key, self._machine, self._consensus, self._storage)
+        return GroupBuilder(self._groups, key, self._machine, self._consensus, self._storage)
 
     def with_state_machine(self, machine: N) -> GroupBuilder[N]:
         check_machine(machine)
         machine_signature(machine)
-        return GroupBuilder(self._network, self._key, machine, self._consensus, self._storage)
+        return GroupBuilder(self._groups, self._key, machine, self._consensus, self._storage)
 
     def with_consensus_config(self, config: ConsensusConfig) -> GroupBuilder[M]:
         if not isinstance(config, ConsensusConfig):
             raise TypeError(f"expected a ConsensusConfig, not {type(config).__name__}")
-        return GroupBuilder(self._network, self._key, self._machine, config, self._storage)
+        return GroupBuilder(self._groups, self._key, self._machine, config, self._storage)
 
     def with_log_storage(self, storage: LogStore) -> GroupBuilder[M]:
         """Where the term, the vote, the log and snapshots live:
         `InMemoryLogStore()` (the default) or `DiskLogStore(path)`."""
         if not isinstance(storage, (InMemoryLogStore, DiskLogStore)):
             raise TypeError(f"expected a log store, not {type(storage).__name__}")
-        return GroupBuilder(self._network, self._key, self._machine, self._consensus, storage)
+        return GroupBuilder(self._groups, self._key, self._machine, self._consensus, storage)
 
     def group_id(self) -> Digest:
         """The id this builder's group will have."""
-        sync = self._state_sync()
+        sync = state_sync_of(self._machine)
         return derive_group_id(
             self._key, self._consensus, machine_signature(self._machine), sync.signature()
         )
 
-    def _state_sync(self) -> LogReplaySync:
-        state_sync = getattr(self._machine, "state_sync", None)
-        sync = state_sync() if callable(state_sync) else LogReplaySync()
-        if not isinstance(sync, LogReplaySync):
-            raise TypeError(f"state_sync() must return a LogReplaySync, not {type(sync).__name__}")
-        return sync
-
-    def _preference(self) -> LeadershipPreference:
-        prefer = getattr(self._machine, "leadership_preference", None)
-        pref = prefer() if callable(prefer) else LeadershipPreference.NORMAL
-        if not isinstance(pref, LeadershipPreference):
-            raise TypeError(
-                f"leadership_preference() must return a LeadershipPreference, not {pref!r}"
-            )
-        return pref
-
     def join(self) -> Group[M]:
         """Joins now; the group forms in the background. Joining the same
         group id twice on one network returns the same `Group`."""
-        config = GroupConfig(
-            group_id=self.group_id(),
-            consensus=self._consensus,
-            handshake_timeout=self._network.groups_config.handshake_timeout,
-            state_sync=self._state_sync(),
-        )
-        return self._network._join(
-            config, self._key, self._machine, self._preference(), self._storage
-        )
+        return self._groups._join(self._key, self._machine, self._consensus, self._storage)
 
 
 class Groups:
-    """The groups API of one `Network`."""
+    """The groups of one `Network`: made once with it (`Network.groups()`
+    returns it), it joins groups and remembers those joined, so that joining
+    a group id again returns the `Group` already joined while it is active."""
 
-    __slots__ = ("_network",)
+    __slots__ = ("_config", "_joined", "_native")
 
-    def __init__(self, network: Network) -> None:
-        self._network = network
+    def __init__(self, native: _native.NativeNetwork, config: GroupsConfig) -> None:
+        self._native = native
+        self._config = config
+        self._joined: dict[Digest, Group[Any]] = {}
+
+    @property
+    def config(self) -> GroupsConfig:
+        """The settings of this network's groups subsystem."""
+        return self._config
 
     def with_key(self, key: GroupKey) -> GroupBuilder[NoOp]:
+        """A builder of the group admitted by ``key`` (a `NoOp` machine until
+        `with_state_machine`)."""
         if not isinstance(key, GroupKey):
             raise TypeError(f"expected a GroupKey, not {type(key).__name__}")
-        return GroupBuilder(self._network, key, NoOp())
+        return GroupBuilder(self, key, NoOp())
+
+    def _join(
+        self, key: GroupKey, machine: M, consensus: ConsensusConfig, storage: LogStore
+    ) -> Group[M]:
+        """What `GroupBuilder.join` does: the active group of this id if one
+        is joined, else a new one (which replaces a group left or closed)."""
+        state_sync = state_sync_of(machine)
+        preference = preference_of(machine)
+        group_id = derive_group_id(
+            key, consensus, machine_signature(machine), state_sync.signature()
+        )
+        existing = self._joined.get(group_id)
+        if existing is not None and existing.active:
+            return cast(Group[M], existing)
+        config = GroupConfig(group_id, consensus, self._config.handshake_timeout, state_sync)
+        replica = Replica(machine, str(group_id)[:12])
+        native = self._native.join_group(
+            group_id,
+            key.secret,
+            consensus,
+            config.handshake_timeout,
+            replica,
+            (preference.kind, preference.factor),
+            state_sync,
+            disk_spec(storage),
+            snapshot_interval(machine),
+        )
+        group: Group[M] = Group(native, replica, config)
+        self._joined[group_id] = group
+        return group
 
 
 __all__ = [

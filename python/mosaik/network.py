@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, TypeVar, cast
 
 from . import _bridge, _native
 from ._durations import Duration, seconds
 from ._native import Digest, EndpointAddr, PeerId
-from ._replica import Replica
-from .group import Group, GroupConfig, Groups
+from .group import Groups
 from .groups import Config as GroupsConfig
-from .keys import GroupKey
-from .state_machine import LeadershipPreference, snapshot_interval
-from .storage import LogStore, disk_spec
-
-M = TypeVar("M")
 
 _DEFAULT_GOSSIP_INTERVAL = 3.0
 _DEFAULT_ENTRY_TTL = 30.0
@@ -45,12 +38,11 @@ class LocalNode:
 class Network:
     """A node on a mosaik network. Start one with `Network.new` or `Network.builder`."""
 
-    __slots__ = ("_groups", "_groups_config", "_native")
+    __slots__ = ("_groups", "_native")
 
     def __init__(self, native: _native.NativeNetwork, groups_config: GroupsConfig) -> None:
         self._native = native
-        self._groups_config = groups_config
-        self._groups: dict[Digest, Group[Any]] = {}
+        self._groups = Groups(native, groups_config)
 
     @staticmethod
     async def new(name: str) -> Network:
@@ -71,38 +63,12 @@ class Network:
 
     @property
     def groups_config(self) -> GroupsConfig:
-        return self._groups_config
+        """The settings of this network's groups subsystem."""
+        return self._groups.config
 
     def groups(self) -> Groups:
-        """The groups API of this network (one per network)."""
-        return Groups(self)
-
-    def _join(
-        self,
-        config: GroupConfig,
-        key: GroupKey,
-        machine: M,
-        preference: LeadershipPreference,
-        storage: LogStore,
-    ) -> Group[M]:
-        existing = self._groups.get(config.group_id)
-        if existing is not None and existing.active:
-            return cast(Group[M], existing)
-        replica = Replica(machine, str(config.group_id)[:12])
-        native = self._native.join_group(
-            config.group_id,
-            key.secret,
-            config.consensus,
-            config.handshake_timeout,
-            replica,
-            (preference.kind, preference.factor),
-            config.state_sync,
-            disk_spec(storage),
-            snapshot_interval(machine),
-        )
-        group: Group[M] = Group(native, replica, config)
-        self._groups[config.group_id] = group
-        return group
+        """The groups API of this network: the same `Groups` at every call."""
+        return self._groups
 
     def known_peers(self) -> list[EndpointAddr]:
         """The peers in this node's discovery catalog."""
