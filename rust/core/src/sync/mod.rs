@@ -1,10 +1,12 @@
 //! LogReplaySync: catching a lagging node up by fetching committed entries
 //! from many peers at once. This module owns the settings (shared by the
 //! group, hashed into its id); `replay` owns the lagging node's session and
-//! `snapshot` its snapshot fetch when the gap was compacted away.
+//! `snapshot` its snapshot fetch when the gap was compacted away; both run
+//! their fetches on the one scheduler in `fetch` (peer choice aside).
 //! The provider side is a pure function of a node's log (see
 //! `raft/catch_up.rs`).
 
+mod fetch;
 mod replay;
 mod snapshot;
 

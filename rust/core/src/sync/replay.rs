@@ -1,26 +1,22 @@
 //! The lagging node's replay session, free of I/O: it learns which
 //! committed range every peer holds, splits the gap into `batch_size`
-//! chunks, keeps one fetch in flight per peer (the leader only when no one
-//! else can serve), retries a timed-out or refused chunk elsewhere, and
-//! hands back fetched chunks in log order.
+//! chunks, and hands back fetched chunks in log order. The fetches run on
+//! the shared scheduler (`fetch.rs`: one chunk in flight per peer, a
+//! timed-out or refused chunk retried elsewhere); this module decides only
+//! which peer may serve a chunk: one whose range holds it, the leader only
+//! when no one else can.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::fetch::FetchScheduler;
 use super::LogReplaySync;
 use crate::entry::{Entry, Index, Term};
 use crate::ids::PeerId;
 use crate::wire::SyncMessage;
 
-#[derive(Debug, Default, Clone)]
-struct Provider {
-    /// Committed range `first..=last` the peer holds, once it said so.
-    range: Option<(Index, Index)>,
-    /// Start of the chunk in flight and its deadline.
-    inflight: Option<(Index, Duration)>,
-    /// Timed out or refused: not asked again in this session.
-    failed: bool,
-}
+/// Committed range `first..=last` a peer holds, once it said so.
+type Range = Option<(Index, Index)>;
 
 /// A fetched chunk, ready to append after checking `prev_term`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,20 +25,49 @@ pub struct Chunk {
     pub entries: Vec<Entry>,
 }
 
+/// How the gap is cut into chunks, and who leads.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    leader: PeerId,
+    batch_size: u64,
+    /// Last index to fetch.
+    target: Index,
+}
+
+impl Plan {
+    fn chunk_end(self, start: Index) -> Index {
+        (start + self.batch_size - 1).min(self.target)
+    }
+
+    fn chunks_from(self, next: Index) -> impl Iterator<Item = Index> {
+        (next..=self.target).step_by(self.batch_size as usize)
+    }
+
+    /// A ready peer that holds the chunk, the leader only if no one else does.
+    fn provider_for(self, fetch: &FetchScheduler<Index, Range>, start: Index) -> Option<PeerId> {
+        let end = self.chunk_end(start);
+        let mut candidates = fetch.ready().filter_map(|(peer, range)| {
+            range
+                .is_some_and(|(first, last)| first <= start && end <= last)
+                .then_some(peer)
+        });
+        let first = candidates.next()?;
+        if first != self.leader {
+            return Some(first);
+        }
+        Some(candidates.next().unwrap_or(first))
+    }
+}
+
 /// State of one catch-up: which chunks are missing, asked for, or fetched.
 #[derive(Debug)]
 pub struct ReplaySession {
-    leader: PeerId,
-    settings: LogReplaySync,
+    plan: Plan,
     /// First index not yet handed back.
     next: Index,
-    /// Last index to fetch.
-    target: Index,
-    providers: BTreeMap<PeerId, Provider>,
-    unassigned: BTreeSet<Index>,
+    /// Chunk starts waiting for a peer, and the fetches in flight.
+    fetch: FetchScheduler<Index, Range>,
     fetched: BTreeMap<Index, Chunk>,
-    /// Give up if nothing can be fetched by then.
-    patience: Duration,
 }
 
 impl ReplaySession {
@@ -56,37 +81,36 @@ impl ReplaySession {
         settings: LogReplaySync,
         now: Duration,
     ) -> (Self, Vec<(PeerId, SyncMessage)>) {
-        let batch = settings.batch_size.max(1);
-        let providers: BTreeMap<PeerId, Provider> = peers
-            .into_iter()
-            .map(|p| (p, Provider::default()))
-            .collect();
-        let requests = providers
-            .keys()
-            .map(|p| (*p, SyncMessage::AvailabilityRequest))
+        let plan = Plan {
+            leader,
+            batch_size: settings.batch_size.max(1),
+            target,
+        };
+        let mut fetch = FetchScheduler::new(
+            peers.into_iter().map(|p| (p, None)),
+            settings.fetch_timeout,
+            now,
+        );
+        fetch.restart(plan.chunks_from(from));
+        let requests = fetch
+            .sources()
+            .map(|(p, _)| (*p, SyncMessage::AvailabilityRequest))
             .collect();
         let session = ReplaySession {
-            leader,
-            settings: LogReplaySync {
-                batch_size: batch,
-                ..settings
-            },
+            plan,
             next: from,
-            target,
-            providers,
-            unassigned: (from..=target).step_by(batch as usize).collect(),
+            fetch,
             fetched: BTreeMap::new(),
-            patience: now + settings.fetch_timeout,
         };
         (session, requests)
     }
 
     pub fn leader(&self) -> PeerId {
-        self.leader
+        self.plan.leader
     }
 
     pub fn target(&self) -> Index {
-        self.target
+        self.plan.target
     }
 
     /// First index not yet handed back.
@@ -96,9 +120,9 @@ impl ReplaySession {
 
     /// Whether a peer that said what it holds can serve the next chunk.
     pub fn covers_next(&self) -> bool {
-        self.providers.values().any(|p| {
-            !p.failed
-                && p.range
+        self.fetch.sources().any(|(_, p)| {
+            !p.is_failed()
+                && p.info
                     .is_some_and(|(first, last)| first <= self.next && self.next <= last)
         })
     }
@@ -108,50 +132,36 @@ impl ReplaySession {
     pub fn rebase(&mut self, next: Index) {
         self.next = next;
         self.fetched.clear();
-        for provider in self.providers.values_mut() {
-            provider.inflight = None;
-        }
-        let batch = self.settings.batch_size as usize;
-        self.unassigned = (next..=self.target).step_by(batch).collect();
+        self.fetch.restart(self.plan.chunks_from(next));
     }
 
     /// Everything up to `target` was handed back.
     pub fn is_done(&self) -> bool {
-        self.next > self.target
+        self.next > self.plan.target
     }
 
     /// No fetch in flight, none possible, and patience ran out.
     pub fn is_stuck(&self, now: Duration) -> bool {
-        let idle = self.providers.values().all(|p| p.inflight.is_none());
-        idle && now >= self.patience
+        self.fetch.is_out_of_patience(now)
             && !self
-                .unassigned
+                .fetch
+                .pool()
                 .iter()
-                .any(|c| self.provider_for(*c).is_some())
-    }
-
-    fn chunk_end(&self, start: Index) -> Index {
-        (start + self.settings.batch_size - 1).min(self.target)
+                .any(|c| self.plan.provider_for(&self.fetch, *c).is_some())
     }
 
     /// What a peer holds now; a fresh answer makes a failed peer usable again.
     pub fn on_availability(&mut self, from: PeerId, first: Index, last: Index) {
-        if let Some(provider) = self.providers.get_mut(&from) {
-            provider.range = (last >= first && last > 0).then_some((first, last));
-            provider.failed = false;
-        }
+        let range = (last >= first && last > 0).then_some((first, last));
+        self.fetch.renew(from, range);
     }
 
     /// A fetched batch; an empty or misplaced one puts the chunk back for another peer.
     pub fn on_batch(&mut self, from: PeerId, start: Index, prev_term: Term, entries: Vec<Entry>) {
-        let Some(provider) = self.providers.get_mut(&from) else {
-            return;
-        };
-        if provider.inflight.map(|(s, _)| s) != Some(start) {
+        if !self.fetch.answered(from, start) {
             return;
         }
-        provider.inflight = None;
-        let end = (start + self.settings.batch_size - 1).min(self.target);
+        let end = self.plan.chunk_end(start);
         let complete = entries.len() as Index == end + 1 - start
             && entries
                 .iter()
@@ -160,72 +170,30 @@ impl ReplaySession {
         if complete {
             self.fetched.insert(start, Chunk { prev_term, entries });
         } else {
-            provider.failed = true;
-            self.unassigned.insert(start);
+            self.fetch.refused(from, start);
         }
     }
 
     pub fn peer_removed(&mut self, peer: PeerId) {
-        if let Some(provider) = self.providers.remove(&peer) {
-            if let Some((start, _)) = provider.inflight {
-                self.unassigned.insert(start);
-            }
-        }
+        self.fetch.remove_source(peer);
     }
 
     /// Fetches past their deadline go back to the pool; their peer is not asked again.
     pub fn expire(&mut self, now: Duration) {
-        for provider in self.providers.values_mut() {
-            if let Some((start, deadline)) = provider.inflight {
-                if now >= deadline {
-                    provider.inflight = None;
-                    provider.failed = true;
-                    self.unassigned.insert(start);
-                }
-            }
-        }
-    }
-
-    /// An idle peer that holds the chunk, the leader only if no one else does.
-    fn provider_for(&self, start: Index) -> Option<PeerId> {
-        let end = self.chunk_end(start);
-        let can_serve = |(peer, p): (&PeerId, &Provider)| {
-            let holds = p
-                .range
-                .is_some_and(|(first, last)| first <= start && end <= last);
-            (holds && !p.failed && p.inflight.is_none()).then_some(*peer)
-        };
-        let mut candidates = self.providers.iter().filter_map(can_serve);
-        let first = candidates.next()?;
-        if first != self.leader {
-            return Some(first);
-        }
-        Some(candidates.next().unwrap_or(first))
+        self.fetch.expire(now);
     }
 
     /// Fetch requests for as many chunks as there are idle providers.
     pub fn assign(&mut self, now: Duration) -> Vec<(PeerId, SyncMessage)> {
-        let mut requests = Vec::new();
-        let starts: Vec<Index> = self.unassigned.iter().copied().collect();
-        for start in starts {
-            let Some(peer) = self.provider_for(start) else {
-                continue;
-            };
-            let deadline = now + self.settings.fetch_timeout;
-            if let Some(provider) = self.providers.get_mut(&peer) {
-                provider.inflight = Some((start, deadline));
-            }
-            self.unassigned.remove(&start);
-            self.patience = self.patience.max(deadline);
-            requests.push((
-                peer,
-                SyncMessage::Fetch {
-                    from: start,
-                    to: self.chunk_end(start),
-                },
-            ));
-        }
-        requests
+        let plan = self.plan;
+        self.fetch
+            .assign(now, |fetch, start| plan.provider_for(fetch, start))
+            .into_iter()
+            .map(|(peer, start)| {
+                let to = plan.chunk_end(start);
+                (peer, SyncMessage::Fetch { from: start, to })
+            })
+            .collect()
     }
 
     /// The next chunk in log order, once fetched.

@@ -1,16 +1,19 @@
 //! The lagging node's snapshot fetch, free of I/O: when no peer's log
 //! reaches back to the start of the gap, the node fetches the newest
 //! snapshot its peers offer, in `SNAPSHOT_CHUNK` pieces spread over every
-//! peer that offers the same one (same position, digest and size), one
-//! piece in flight per peer. The assembled bytes must match the digest; if
-//! they do not, the fetch starts over from one holder at a time, so one
-//! peer serving garbage cannot stop the node from catching up.
+//! peer that offers the same one (same position, digest and size). The
+//! pieces run on the shared scheduler (`fetch.rs`: one piece in flight per
+//! peer, a timed-out or short piece retried elsewhere). The assembled bytes
+//! must match the digest; if they do not, the fetch starts over from one
+//! holder at a time, so one peer serving garbage cannot stop the node from
+//! catching up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use super::fetch::FetchScheduler;
 use super::LogReplaySync;
 use crate::ids::{Digest, PeerId};
 use crate::storage::{Snapshot, SnapshotMeta};
@@ -19,28 +22,17 @@ use crate::wire::SyncMessage;
 /// Bytes of one snapshot piece (well under the frame limit).
 pub const SNAPSHOT_CHUNK: u64 = 1 << 20;
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Holder {
-    /// Offset of the piece in flight and its deadline.
-    inflight: Option<(u64, Duration)>,
-    /// Timed out or answered wrongly: not asked again in this attempt.
-    failed: bool,
-}
-
 /// State of one snapshot fetch.
 #[derive(Debug)]
 pub struct SnapshotFetch {
     meta: SnapshotMeta,
-    fetch_timeout: Duration,
-    holders: BTreeMap<PeerId, Holder>,
+    /// Piece offsets waiting for a holder, and the pieces in flight.
+    fetch: FetchScheduler<u64, ()>,
     /// After a failed assembly only this holder serves the next attempt.
     solo: Option<PeerId>,
     /// Holders that already served an attempt alone.
     tried_solo: BTreeSet<PeerId>,
-    unassigned: BTreeSet<u64>,
     pieces: BTreeMap<u64, Bytes>,
-    /// Give up if nothing can be fetched by then.
-    patience: Duration,
 }
 
 impl SnapshotFetch {
@@ -51,18 +43,13 @@ impl SnapshotFetch {
         settings: LogReplaySync,
         now: Duration,
     ) -> Self {
+        let holders = holders.into_iter().map(|p| (p, ()));
         let mut fetch = SnapshotFetch {
             meta,
-            fetch_timeout: settings.fetch_timeout,
-            holders: holders
-                .into_iter()
-                .map(|p| (p, Holder::default()))
-                .collect(),
+            fetch: FetchScheduler::new(holders, settings.fetch_timeout, now),
             solo: None,
             tried_solo: BTreeSet::new(),
-            unassigned: BTreeSet::new(),
             pieces: BTreeMap::new(),
-            patience: now + settings.fetch_timeout,
         };
         fetch.restart();
         fetch
@@ -74,98 +61,64 @@ impl SnapshotFetch {
 
     /// Another peer offers the same snapshot.
     pub fn add_holder(&mut self, peer: PeerId) {
-        self.holders.entry(peer).or_default();
+        self.fetch.add_source(peer, ());
     }
 
     pub fn peer_removed(&mut self, peer: PeerId) {
-        if let Some(holder) = self.holders.remove(&peer) {
-            if let Some((offset, _)) = holder.inflight {
-                self.unassigned.insert(offset);
-            }
-        }
+        self.fetch.remove_source(peer);
     }
 
     /// Pieces past their deadline go back to the pool; their peer is not asked again.
     pub fn expire(&mut self, now: Duration) {
-        for holder in self.holders.values_mut() {
-            if let Some((offset, deadline)) = holder.inflight {
-                if now >= deadline {
-                    holder.inflight = None;
-                    holder.failed = true;
-                    self.unassigned.insert(offset);
-                }
-            }
-        }
+        self.fetch.expire(now);
     }
 
     /// Nothing in flight and no holder left to ask: the offer is spent.
     pub fn is_exhausted(&self) -> bool {
-        self.holders.values().all(|h| h.inflight.is_none()) && self.idle_holder().is_none()
+        self.fetch.is_idle() && idle_holder(&self.fetch, self.solo).is_none()
     }
 
     /// Nothing in flight, no holder left to ask, and patience ran out.
     pub fn is_stuck(&self, now: Duration) -> bool {
-        let idle = self.holders.values().all(|h| h.inflight.is_none());
-        idle && now >= self.patience && self.idle_holder().is_none()
-    }
-
-    fn may_serve(&self, peer: &PeerId, holder: &Holder) -> bool {
-        !holder.failed && self.solo.is_none_or(|solo| solo == *peer)
-    }
-
-    fn idle_holder(&self) -> Option<PeerId> {
-        self.holders
-            .iter()
-            .find(|(peer, h)| h.inflight.is_none() && self.may_serve(peer, h))
-            .map(|(peer, _)| *peer)
+        self.fetch.is_out_of_patience(now) && idle_holder(&self.fetch, self.solo).is_none()
     }
 
     /// Piece requests for as many pieces as there are idle holders.
     pub fn assign(&mut self, now: Duration) -> Vec<(PeerId, SyncMessage)> {
-        let mut requests = Vec::new();
-        while let Some(&offset) = self.unassigned.first() {
-            let Some(peer) = self.idle_holder() else {
-                break;
-            };
-            let deadline = now + self.fetch_timeout;
-            if let Some(holder) = self.holders.get_mut(&peer) {
-                holder.inflight = Some((offset, deadline));
-            }
-            self.unassigned.remove(&offset);
-            self.patience = self.patience.max(deadline);
-            let len = SNAPSHOT_CHUNK.min(self.meta.size - offset);
-            let message = SyncMessage::SnapshotFetch {
-                digest: self.meta.digest,
-                offset,
-                len,
-            };
-            requests.push((peer, message));
-        }
-        requests
+        let solo = self.solo;
+        let (digest, size) = (self.meta.digest, self.meta.size);
+        self.fetch
+            .assign(now, |fetch, _| idle_holder(fetch, solo))
+            .into_iter()
+            .map(|(peer, offset)| {
+                let len = SNAPSHOT_CHUNK.min(size - offset);
+                let message = SyncMessage::SnapshotFetch {
+                    digest,
+                    offset,
+                    len,
+                };
+                (peer, message)
+            })
+            .collect()
     }
 
     /// A piece arrived; a short, empty or unexpected one fails its peer.
     pub fn on_piece(&mut self, from: PeerId, digest: Digest, offset: u64, data: Bytes) {
-        let Some(holder) = self.holders.get_mut(&from) else {
-            return;
-        };
-        if digest != self.meta.digest || holder.inflight.map(|(o, _)| o) != Some(offset) {
+        if digest != self.meta.digest || !self.fetch.answered(from, offset) {
             return;
         }
-        holder.inflight = None;
         let expected = SNAPSHOT_CHUNK.min(self.meta.size - offset);
         if data.len() as u64 == expected {
             self.pieces.insert(offset, data);
         } else {
-            holder.failed = true;
-            self.unassigned.insert(offset);
+            self.fetch.refused(from, offset);
         }
     }
 
     /// Every piece is in: the snapshot if its bytes match the digest.
     /// Otherwise the next attempt starts, served by one untried holder.
     pub fn take_complete(&mut self) -> Option<Snapshot> {
-        if !self.unassigned.is_empty() || self.pieces.len() != piece_count(self.meta.size) {
+        if !self.fetch.pool().is_empty() || self.pieces.len() != piece_count(self.meta.size) {
             return None;
         }
         let mut data = BytesMut::with_capacity(self.meta.size as usize);
@@ -188,32 +141,31 @@ impl SnapshotFetch {
             self.tried_solo.insert(solo);
         }
         let next = self
-            .holders
-            .keys()
-            .find(|p| !self.tried_solo.contains(*p))
-            .copied();
-        match next {
-            Some(peer) => {
-                self.solo = Some(peer);
-                for holder in self.holders.values_mut() {
-                    holder.failed = false;
-                }
-            }
-            None => {
-                for holder in self.holders.values_mut() {
-                    holder.failed = true;
-                }
-            }
+            .fetch
+            .sources()
+            .map(|(p, _)| *p)
+            .find(|p| !self.tried_solo.contains(p));
+        // With an untried holder left it alone is asked; without, no one is.
+        if let Some(peer) = next {
+            self.solo = Some(peer);
         }
+        self.fetch.set_all_failed(next.is_none());
         self.restart();
     }
 
     fn restart(&mut self) {
         self.pieces.clear();
-        self.unassigned = (0..piece_count(self.meta.size) as u64)
-            .map(|i| i * SNAPSHOT_CHUNK)
-            .collect();
+        let offsets = (0..piece_count(self.meta.size) as u64).map(|i| i * SNAPSHOT_CHUNK);
+        self.fetch.restart(offsets);
     }
+}
+
+/// The first holder that may be asked now (only `solo` while one is set).
+fn idle_holder(fetch: &FetchScheduler<u64, ()>, solo: Option<PeerId>) -> Option<PeerId> {
+    fetch
+        .ready()
+        .map(|(peer, _)| peer)
+        .find(|peer| solo.is_none_or(|solo| solo == *peer))
 }
 
 fn piece_count(size: u64) -> usize {
