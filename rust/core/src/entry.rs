@@ -7,7 +7,9 @@ use crate::ids::PeerId;
 
 /// Position of an entry in the log, counted from 1 (0 means "before the log").
 pub type Index = u64;
-/// A Raft term, counted from 1 (0 is the bootstrap term before any election).
+/// A Raft term: a ballot `election round << 32 | 32-bit tag`, the tag drawn
+/// by the candidate's node at each start (see `raft::candidate`). Terms
+/// compare by round first; 0 is the bootstrap term before any election.
 pub type Term = u64;
 
 /// (term, index) of a log entry; ordered by term first, as Raft compares logs.

@@ -1,6 +1,10 @@
 //! mosaik._native: the only crate that knows Python. It wraps the handles
 //! of mosaik-net and mosaik-core as Python classes and hands Rust futures to
-//! asyncio; it holds no protocol logic.
+//! asyncio. Consensus and transport decisions are made in core and net;
+//! this crate holds the Python side of the contract around them: settings
+//! converted from Python values, the Python state machine driven on the
+//! apply path, read-your-writes (a command's call returns once this node
+//! has applied it) and the metric names Python sees.
 
 mod apply;
 mod bridge;
