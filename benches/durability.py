@@ -27,6 +27,10 @@ from typing import Any
 
 import mosaik
 
+# The counters that tests use too (tests/machines.py).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+from machines import BatchCounter, SnapshotCounter
+
 BATCH = 1000
 SEGMENT = 1 << 20
 # An entry on disk: an 8-byte record header and the encoded entry (term,
@@ -43,31 +47,8 @@ CONSENSUS: dict[str, Any] = {
 }
 
 
-class Counter(mosaik.StateMachine):
-    snapshot_every = 100_000
-
-    def __init__(self) -> None:
-        self.value = 0
-        self.restores = 0
-
-    def signature(self) -> str:
-        return "durability_bench_counter_v1"
-
-    def apply(self, command: Any, ctx: Any) -> None:
-        self.value += command
-
-    def apply_batch(self, commands: list[Any], ctx: Any) -> None:
-        self.value += sum(commands)
-
-    def query(self, query: Any) -> int:
-        return self.value
-
-    def snapshot(self) -> bytes:
-        return str(self.value).encode()
-
-    def restore(self, data: bytes) -> None:
-        self.value = int(data)
-        self.restores += 1
+class DurableCounter(SnapshotCounter, BatchCounter):
+    """A snapshotting counter that takes each committed batch in one call."""
 
 
 def dir_size(path: Path) -> int:
@@ -80,13 +61,14 @@ def dir_size(path: Path) -> int:
 
 
 class Member:
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, every: int) -> None:
         self.name = name
         self.secret = os.urandom(32)
         self.data = root / name
         self.net: mosaik.Network | None = None
-        self.group: mosaik.Group[Counter] | None = None
-        self.machine = Counter()
+        self.group: mosaik.Group[DurableCounter] | None = None
+        self.every = every
+        self.machine = DurableCounter(snapshot_every=every)
         self.largest = 0
 
     async def start(self, key: mosaik.GroupKey, bootstrap: list[mosaik.EndpointAddr]) -> None:
@@ -97,7 +79,7 @@ class Member:
             .with_bootstrap(bootstrap)
         )
         self.net = await asyncio.wait_for(builder.build(), 10)
-        self.machine = Counter()
+        self.machine = DurableCounter(snapshot_every=self.every)
         self.group = (
             self.net.groups()
             .with_key(key)
@@ -153,10 +135,9 @@ async def feed(members: list[Member], count: int, limit: float) -> tuple[int, fl
 
 
 async def run(total: int, every: int) -> int:
-    Counter.snapshot_every = every
     key = mosaik.GroupKey.generate()
     with tempfile.TemporaryDirectory(prefix="durability-bench-") as tmp:
-        members = [Member(name, Path(tmp)) for name in ("a", "b", "c")]
+        members = [Member(name, Path(tmp), every) for name in ("a", "b", "c")]
         await members[0].start(key, [])
         assert members[0].net is not None
         seed = [members[0].net.local.addr]
@@ -174,7 +155,7 @@ async def run(total: int, every: int) -> int:
         await late.start(key, seed)
         started = time.monotonic()
         caught_up = await wait_for(lambda: late.machine.value >= acked, 120, "the late node")
-        restores = late.machine.restores
+        restores = len(late.machine.restored)
         more, t3 = await feed(members, total - acked, 300)
         acked += more
         await wait_for(lambda: all(m.machine.value == acked for m in members), 60, "agreement")

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
-from typing import Any
+from pathlib import Path
 
 import mosaik
+
+# The counter that tests use too (tests/machines.py).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+from machines import Counter
 
 CONSENSUS = mosaik.ConsensusConfig(
     heartbeat_interval=0.1,
@@ -24,20 +29,6 @@ CONSENSUS = mosaik.ConsensusConfig(
     election_timeout_jitter=0.1,
     bootstrap_delay=0.2,
 )
-
-
-class Counter(mosaik.StateMachine):
-    def __init__(self) -> None:
-        self.value = 0
-
-    def signature(self) -> str:
-        return "bench_counter_v1"
-
-    def apply(self, command: Any, ctx: Any) -> None:
-        self.value += command
-
-    def query(self, query: Any) -> int:
-        return self.value
 
 
 async def start_group() -> tuple[list[mosaik.Network], list[mosaik.Group[Counter]]]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 
+from machines import Counter
 from process_io import commands, network_builder, stdin_reader
 from timings import FAST
 
@@ -29,20 +29,6 @@ import mosaik
 # A command that takes longer than this is reported as TIMEOUT, so that a
 # hang in the node shows up as an answer instead of a silent test timeout.
 CALL_LIMIT = 8.0
-
-
-class Counter(mosaik.StateMachine):
-    def __init__(self) -> None:
-        self.value = 0
-
-    def signature(self) -> str:
-        return "counter_v1"
-
-    def apply(self, command: Any, ctx: Any) -> None:
-        self.value += command["add"]
-
-    def query(self, query: Any) -> int:
-        return self.value
 
 
 def say(line: str) -> None:

@@ -1,5 +1,4 @@
-"""Fast consensus timings, a counter machine and group fixtures shared by the
-replication tests."""
+"""Fast consensus timings and group fixtures shared by the replication tests."""
 
 from __future__ import annotations
 
@@ -7,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from machines import Counter
 from timings import FAST
 
 import mosaik
@@ -17,26 +17,6 @@ def fast(**overrides: Any) -> mosaik.ConsensusConfig:
     return mosaik.ConsensusConfig(**{**FAST, **overrides})
 
 
-class Counter(mosaik.StateMachine):
-    """Adds ``command["add"]``; queries return the total."""
-
-    def __init__(self) -> None:
-        self.value = 0
-        self.applied: list[int] = []
-
-    def signature(self) -> str:
-        return "counter_v1"
-
-    def apply(self, command: Any, ctx: mosaik.ApplyContext) -> None:
-        self.value += command["add"]
-        self.applied.append(ctx.log_position.index)
-
-    def query(self, query: Any) -> Any:
-        if query == "boom":
-            raise RuntimeError("query handler failed")
-        return self.value
-
-
 @asynccontextmanager
 async def counter_group(
     count: int,
@@ -44,13 +24,14 @@ async def counter_group(
     consensus: mosaik.ConsensusConfig | None = None,
     machine: type[Counter] = Counter,
 ) -> AsyncIterator[tuple[list[mosaik.Network], list[mosaik.Group[Counter]]]]:
-    """``count`` bonded members of one counter group with a leader elected."""
+    """``count`` bonded members of one counter group with a leader elected;
+    each machine records the indices it applied."""
     key = key or mosaik.GroupKey.generate()
     async with networks(count, chain=True) as nets:
         groups = [
             n.groups()
             .with_key(key)
-            .with_state_machine(machine())
+            .with_state_machine(machine(record=True))
             .with_consensus_config(consensus or fast())
             .join()
             for n in nets

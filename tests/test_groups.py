@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from machines import Counter
 from timings import FAST
 
 import mosaik
@@ -20,21 +21,6 @@ from mosaik import _native
 
 def fast() -> mosaik.ConsensusConfig:
     return mosaik.ConsensusConfig(**FAST)
-
-
-class Counter(mosaik.StateMachine):
-    def __init__(self, name: str = "counter_v1") -> None:
-        self.value = 0
-        self.name = name
-
-    def signature(self) -> str:
-        return self.name
-
-    def apply(self, command: Any, ctx: Any) -> None:
-        self.value += command["add"]
-
-    def query(self, query: Any) -> int:
-        return self.value
 
 
 # -- keys, configs and ids -------------------------------------------------
@@ -196,6 +182,11 @@ class Reluctant(Counter):
         return mosaik.LeadershipPreference.reluctant(3)
 
 
+class CounterV2(Counter):
+    def signature(self) -> str:
+        return "counter_v2"
+
+
 class BigBatches(Counter):
     def state_sync(self) -> mosaik.LogReplaySync:
         return mosaik.LogReplaySync(batch_size=7)
@@ -219,7 +210,7 @@ async def test_key_machine_sync_and_consensus_each_change_the_group_id() -> None
         base = net.groups().with_key(key).with_state_machine(Counter())
         variants = [
             base.with_key(mosaik.GroupKey.generate()),
-            base.with_state_machine(Counter("counter_v2")),
+            base.with_state_machine(CounterV2()),
             base.with_state_machine(BigBatches()),
             base.with_consensus_config(mosaik.ConsensusConfig(min_quorum=2)),
         ]

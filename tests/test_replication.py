@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 import pytest
+from machines import Counter
 from replication_helpers import (
     FAST,
-    Counter,
     counter_group,
     fast,
     followers_of,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replication_helpers import Counter, fast
+from machines import SNAPSHOT_EVERY, Counter, SnapshotCounter
+from replication_helpers import fast
 
 import mosaik
 from conftest import bounded, eventually, networks
@@ -27,23 +28,6 @@ with open(sys.argv[1] + "/LOCK", "a") as f:
     print("locked", flush=True)
     sys.stdin.read()
 """
-
-
-class SnapCounter(Counter):
-    """A counter that snapshots itself every 25 entries."""
-
-    snapshot_every = 25
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.restored_at: list[int] = []
-
-    def snapshot(self) -> bytes:
-        return str(self.value).encode()
-
-    def restore(self, data: bytes) -> None:
-        self.value = int(data)
-        self.restored_at.append(self.value)
 
 
 def join(
@@ -107,15 +91,12 @@ def test_disk_log_store_arguments_are_checked() -> None:
 
 
 async def test_a_bad_storage_argument_or_snapshot_interval_is_refused() -> None:
-    class BadInterval(SnapCounter):
-        snapshot_every = 0
-
     async with networks(1) as (net,):
         builder = net.groups().with_key(mosaik.GroupKey.generate())
         with pytest.raises(TypeError, match="log store"):
             builder.with_log_storage("/tmp/x")  # type: ignore[arg-type]
         with pytest.raises(mosaik.ConfigError, match="snapshot_every"):
-            builder.with_state_machine(BadInterval()).join()
+            builder.with_state_machine(SnapshotCounter(snapshot_every=0)).join()
 
 
 async def test_a_path_that_is_a_file_or_cannot_be_made_is_a_config_error(tmp_path: Path) -> None:
@@ -186,7 +167,7 @@ async def test_a_restarted_node_comes_back_with_its_log_and_replays_it(tmp_path:
         await add(group, 300)
         term = group.log_position().term
     assert len(segments(tmp_path)) > 1, "the log rolled over several segments"
-    again = Counter()
+    again = Counter(record=True)
     async with lone_node(secret, key, store, again) as group:
         await eventually(lambda: again.value == 300, 10.0, "the old log replayed")
         assert group.log_position().term > term
@@ -236,39 +217,39 @@ async def test_a_torn_last_record_is_cut_and_the_node_starts(tmp_path: Path) -> 
 async def test_snapshots_bound_the_log_directory(tmp_path: Path) -> None:
     secret, key = os.urandom(32), mosaik.GroupKey.generate()
     store = mosaik.DiskLogStore(tmp_path, segment_bytes=4096)
-    async with lone_node(secret, key, store, SnapCounter()) as group:
+    async with lone_node(secret, key, store, SnapshotCounter()) as group:
         await add(group, 600)
     size = directory_size(tmp_path)
     assert len(snapshots(tmp_path)) == 1
     # Two snapshot intervals of entries, plus at most one segment of slack.
-    assert size < 2 * 25 * 64 + 2 * 4096 + 1024, size
-    again = SnapCounter()
+    assert size < 2 * SNAPSHOT_EVERY * 64 + 2 * 4096 + 1024, size
+    again = SnapshotCounter()
     async with lone_node(secret, key, store, again):
         await eventually(lambda: again.value == 600, 10.0, "snapshot plus tail")
-        assert again.restored_at and again.restored_at[0] >= 575
+        assert again.restored and again.restored[0] >= 600 - SNAPSHOT_EVERY
 
 
 async def test_a_node_joining_after_compaction_catches_up_from_a_snapshot() -> None:
     key = mosaik.GroupKey.generate()
     async with networks(3, chain=True) as nets:
-        machines = [SnapCounter(), SnapCounter()]
+        machines = [SnapshotCounter(), SnapshotCounter()]
         groups = [
             join(net, key, machine, mosaik.InMemoryLogStore())
             for net, machine in zip(nets[:2], machines, strict=True)
         ]
         await eventually(lambda: all(g.leader() is not None for g in groups), 10.0, "a leader")
         await add(groups[0], 300)
-        late = SnapCounter()
+        late = SnapshotCounter()
         group = join(nets[2], key, late, mosaik.InMemoryLogStore())
         await eventually(lambda: late.value == 300, 15.0, "the late node caught up")
-        assert late.restored_at, "the late node did not restore a snapshot"
+        assert late.restored, "the late node did not restore a snapshot"
         await add(group, 1)
         await eventually(
             lambda: all(m.value == 301 for m in [*machines, late]), 10.0, "everyone at 301"
         )
 
 
-class BrokenRestore(SnapCounter):
+class BrokenRestore(SnapshotCounter):
     """A counter whose ``restore`` fails."""
 
     def restore(self, data: bytes) -> None:
@@ -278,7 +259,7 @@ class BrokenRestore(SnapCounter):
 async def test_a_failed_restore_stops_the_machine_instead_of_answering_from_it() -> None:
     key = mosaik.GroupKey.generate()
     async with networks(3, chain=True) as nets:
-        groups = [join(net, key, SnapCounter(), mosaik.InMemoryLogStore()) for net in nets[:2]]
+        groups = [join(net, key, SnapshotCounter(), mosaik.InMemoryLogStore()) for net in nets[:2]]
         await eventually(lambda: all(g.leader() is not None for g in groups), 10.0, "a leader")
         await add(groups[0], 300)
         broken = join(nets[2], key, BrokenRestore(), mosaik.InMemoryLogStore())

@@ -12,11 +12,16 @@ import asyncio
 import sys
 import time
 from collections import Counter as Tally
+from pathlib import Path
 from typing import Any
 
 from report import CALL_LIMIT, say, seq_line, tally
 
 import mosaik
+
+# The counter that tests use too (tests/machines.py).
+sys.path.append(str(Path(__file__).resolve().parents[2] / "tests"))
+from machines import Counter
 
 # The same timings as the PySyncObj nodes (see pysyncobj_node.py): heartbeats
 # every 50 ms, election timeouts drawn from [0.4 s, 0.7 s).
@@ -31,20 +36,6 @@ CONSENSUS: dict[str, Any] = {
     "query_timeout": 1.0,
     "min_quorum": 2,
 }
-
-
-class Counter(mosaik.StateMachine):
-    def __init__(self) -> None:
-        self.value = 0
-
-    def signature(self) -> str:
-        return "compare_counter_v1"
-
-    def apply(self, command: Any, ctx: Any) -> None:
-        self.value += command
-
-    def query(self, query: Any) -> int:
-        return self.value
 
 
 Group = mosaik.Group[Counter]
