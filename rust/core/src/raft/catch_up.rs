@@ -66,7 +66,7 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     fn should_replay(&self, append: &AppendEntries) -> bool {
-        let batch = self.config.sync.batch_size;
+        let batch = self.config.replay.batch_size;
         let committed_ahead = append.commit.min(append.prev.index);
         let far_behind = batch > 0 && append.prev.index > self.last.index + batch;
         let compacted = append.first > self.last.index + 1;
@@ -83,7 +83,7 @@ impl<S: LogStore> RaftNode<S> {
             peers,
             self.last.index + 1,
             target,
-            self.config.sync,
+            self.config.replay,
             self.now,
         );
         for (peer, ask) in asks {
@@ -122,7 +122,7 @@ impl<S: LogStore> RaftNode<S> {
             } => {
                 if let Some(catch_up) = &mut self.replay {
                     catch_up.session.on_availability(from, first, last);
-                    catch_up.on_offer(from, snapshot, self.config.sync, self.now);
+                    catch_up.on_offer(from, snapshot, self.config.replay, self.now);
                 }
                 self.pump_replay()
             }
@@ -157,7 +157,7 @@ impl<S: LogStore> RaftNode<S> {
     /// Provider side: committed entries `start..=to`, at most a batch.
     fn provide(&mut self, to_peer: PeerId, start: u64, to: u64) -> Result<()> {
         let last = to.min(self.commit);
-        let max = usize::try_from(self.config.sync.batch_size.max(1)).unwrap_or(usize::MAX);
+        let max = usize::try_from(self.config.replay.batch_size.max(1)).unwrap_or(usize::MAX);
         let entries = if start > self.store.base().index && start <= last {
             self.store.entries(start, last + 1, max)?
         } else {
@@ -220,7 +220,7 @@ impl<S: LogStore> RaftNode<S> {
 
     /// Forgets the served snapshot once no one asked for it for a fetch timeout.
     pub(super) fn expire_serving(&mut self) {
-        let timeout = self.config.sync.fetch_timeout;
+        let timeout = self.config.replay.fetch_timeout;
         if self
             .serving
             .as_ref()
@@ -362,7 +362,7 @@ impl<S: LogStore> RaftNode<S> {
             return Ok(());
         };
         if !completed {
-            self.replay_retry_at = self.now + self.config.sync.fetch_timeout;
+            self.replay_retry_at = self.now + self.config.replay.fetch_timeout;
         }
         let leader = catch_up.session.leader();
         let mut last_reply = None;

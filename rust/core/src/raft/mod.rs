@@ -60,7 +60,8 @@ pub struct NodeConfig {
     pub id: PeerId,
     pub consensus: ConsensusConfig,
     pub preference: LeadershipPreference,
-    pub sync: LogReplaySync,
+    /// How a lagging node catches up by log replay.
+    pub replay: LogReplaySync,
     /// Seed of the node's random generator (election timeouts).
     pub seed: u64,
     /// Most entries in one append message.
@@ -77,7 +78,7 @@ impl NodeConfig {
             id,
             consensus,
             preference: LeadershipPreference::Normal,
-            sync: LogReplaySync::default(),
+            replay: LogReplaySync::default(),
             seed,
             max_append_entries: 4096,
             snapshot_every: 0,

@@ -714,7 +714,7 @@ fn cut_off_leader_cannot_commit_steps_down_and_the_majority_elects_another() {
 #[test]
 fn log_replay_catches_up_a_far_behind_node() {
     let small = |c: &mut NodeConfig| {
-        c.sync = LogReplaySync {
+        c.replay = LogReplaySync {
             batch_size: 10,
             fetch_timeout: Duration::from_millis(200),
         };

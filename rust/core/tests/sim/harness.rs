@@ -901,7 +901,7 @@ impl Sim {
         );
         config.max_append_entries = 8;
         config.snapshot_every = SNAPSHOT_EVERY;
-        config.sync = LogReplaySync {
+        config.replay = LogReplaySync {
             batch_size: 16,
             fetch_timeout: Duration::from_millis(400),
         };

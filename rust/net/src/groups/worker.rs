@@ -155,12 +155,13 @@ fn push_entry(work: &mut ApplyWork, entry: &Entry) {
     work.last_index = entry.index;
 }
 
-struct Pending {
+/// A client request waiting for its answer.
+struct Caller {
     on_assign: bool,
-    reply: PendingReply,
+    reply: Reply,
 }
 
-enum PendingReply {
+enum Reply {
     Propose(oneshot::Sender<Proposed>),
     Read(oneshot::Sender<Option<u64>>),
 }
@@ -190,7 +191,7 @@ struct Worker {
     outbox: Arc<dyn Outbox>,
     node: RaftNode<GroupStore>,
     peers: BTreeSet<PeerId>,
-    pending: HashMap<u64, Pending>,
+    callers: HashMap<u64, Caller>,
     next_req: u64,
     apply: mpsc::UnboundedSender<ApplyWork>,
     status: watch::Sender<GroupStatus>,
@@ -207,7 +208,7 @@ pub(crate) fn start(
 ) -> Result<WorkerHandle, NetError> {
     let mut config = NodeConfig::new(port.local, consensus.clone(), random_seed());
     config.preference = setup.preference;
-    config.sync = setup.replay;
+    config.replay = setup.replay;
     config.snapshot_every = setup.snapshot_every;
     let node =
         RaftNode::new(config, setup.store, now()).map_err(|e| NetError::Config(e.to_string()))?;
@@ -220,7 +221,7 @@ pub(crate) fn start(
         outbox: port.outbox,
         node,
         peers: BTreeSet::new(),
-        pending: HashMap::new(),
+        callers: HashMap::new(),
         next_req: 1,
         apply: machine.work,
         status: status_tx,
@@ -294,21 +295,21 @@ impl Worker {
                 on_assign,
                 reply,
             } => {
-                self.pending.insert(
+                self.callers.insert(
                     id,
-                    Pending {
+                    Caller {
                         on_assign,
-                        reply: PendingReply::Propose(reply),
+                        reply: Reply::Propose(reply),
                     },
                 );
                 self.node.propose(id, commands)
             }
             Request::Read { reply } => {
-                self.pending.insert(
+                self.callers.insert(
                     id,
-                    Pending {
+                    Caller {
                         on_assign: false,
-                        reply: PendingReply::Read(reply),
+                        reply: Reply::Read(reply),
                     },
                 );
                 self.node.read(id)
@@ -439,7 +440,7 @@ impl Worker {
             ClientEvent::Assigned {
                 req, first, last, ..
             } => {
-                if self.pending.get(&req).is_some_and(|p| p.on_assign) {
+                if self.callers.get(&req).is_some_and(|p| p.on_assign) {
                     self.resolve(req, Proposed::all(first..=last));
                 }
             }
@@ -458,20 +459,20 @@ impl Worker {
     }
 
     fn resolve(&mut self, req: u64, outcome: Proposed) {
-        if let Some(Pending {
-            reply: PendingReply::Propose(reply),
+        if let Some(Caller {
+            reply: Reply::Propose(reply),
             ..
-        }) = self.pending.remove(&req)
+        }) = self.callers.remove(&req)
         {
             let _ = reply.send(outcome);
         }
     }
 
     fn resolve_read(&mut self, req: u64, index: Option<u64>) {
-        if let Some(Pending {
-            reply: PendingReply::Read(reply),
+        if let Some(Caller {
+            reply: Reply::Read(reply),
             ..
-        }) = self.pending.remove(&req)
+        }) = self.callers.remove(&req)
         {
             let _ = reply.send(index);
         }
