@@ -12,7 +12,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -159,25 +159,35 @@ def test_replica_apply_1000_entries_apply_batch(benchmark: Any) -> None:
 # --- coalescing concurrent execute calls -------------------------------------
 
 
+class FakeOutcome(NamedTuple):
+    """What a proposal resolves to: the first index, how many commands
+    committed, and whether the rest have an unknown outcome."""
+
+    first: int
+    done: int
+    unknown: bool
+
+
 class FakePropose:
-    """Stands in for ``NativeGroup.propose``: assigns consecutive indices and
-    returns them as the "pending" (resolved by `fake_watch` below)."""
+    """Stands in for ``NativeGroup.propose``: commits every command at
+    consecutive indices and returns the outcome as the "pending" (resolved
+    by `fake_watch` below)."""
 
     def __init__(self) -> None:
         self.next_index = 1
         self.sizes: list[int] = []
 
-    def __call__(self, data: list[bytes], on_assign: bool) -> tuple[int, int]:
+    def __call__(self, data: list[bytes], on_assign: bool) -> FakeOutcome:
         assert not on_assign and all(type(d) is bytes for d in data)
         first = self.next_index
         self.next_index += len(data)
         self.sizes.append(len(data))
-        return first, TERM
+        return FakeOutcome(first, len(data), False)
 
 
-def fake_watch(pending: tuple[int, int]) -> asyncio.Future[tuple[int, int]]:
+def fake_watch(pending: FakeOutcome) -> asyncio.Future[FakeOutcome]:
     """`_bridge.watch` for an operation that has already finished."""
-    future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[FakeOutcome] = asyncio.get_running_loop().create_future()
     future.set_result(pending)
     return future
 
