@@ -158,3 +158,15 @@ def test_a_reluctance_factor_below_one_is_a_config_error() -> None:
         mosaik.LeadershipPreference.reluctant(0)
     with pytest.raises(mosaik.ConfigError):
         mosaik.ConsensusConfig().deprioritize_leadership_by(0)
+
+
+def test_leadership_preference_is_the_native_one_with_its_kind_and_factor() -> None:
+    pref = mosaik.LeadershipPreference
+    assert pref is mosaik._native.LeadershipPreference
+    assert (pref.NORMAL.kind, pref.NORMAL.factor) == ("normal", 1)
+    assert (pref.OBSERVER.kind, pref.OBSERVER.factor) == ("observer", 1)
+    assert (pref.reluctant().kind, pref.reluctant().factor) == ("reluctant", 3)
+    assert pref.reluctant(5) == pref.reluctant(5) != pref.reluctant(4)
+    assert len({pref.NORMAL, pref.OBSERVER, pref.reluctant(5), pref.reluctant(5)}) == 3
+    assert repr(pref.reluctant(5)) == "LeadershipPreference.reluctant(5)"
+    assert mosaik.ConsensusConfig().deprioritize_leadership_by(5).leadership_factor == 5

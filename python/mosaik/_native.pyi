@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, final
+from typing import Any, ClassVar, Generic, Literal, TypeVar, final
 
 from mosaik.consensus import ConsensusConfigBuilder
 
@@ -18,6 +18,7 @@ __all__ = [
     "Cursor",
     "Digest",
     "EndpointAddr",
+    "LeadershipPreference",
     "Limits",
     "LogReplaySync",
     "NativeGroup",
@@ -247,6 +248,22 @@ class LogReplaySync:
     def fetch_timeout(self) -> timedelta: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
+
+@final
+class LeadershipPreference:
+    """How eagerly a node stands for leader; per node, not part of the GroupId."""
+
+    NORMAL: ClassVar[LeadershipPreference]
+    OBSERVER: ClassVar[LeadershipPreference]
+    @staticmethod
+    def reluctant(factor: int = 3) -> LeadershipPreference: ...
+    @property
+    def kind(self) -> Literal["normal", "observer", "reluctant"]: ...
+    @property
+    def factor(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class NativeGroup:

@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ._native import Digest, LogReplaySync
+from ._native import Digest, LeadershipPreference, LogReplaySync
 from .exceptions import ConfigError
-
-
-@dataclass(frozen=True)
-class LeadershipPreference:
-    """How eagerly a node stands for leader; per node, not part of the GroupId.
-
-    ``NORMAL`` stands as usual; ``OBSERVER`` never stands, abstains from
-    every vote and never counts toward a quorum but replicates and applies;
-    ``reluctant(f)`` multiplies election timeout and bootstrap delay by ``f``.
-    """
-
-    kind: str
-    factor: int = 1
-
-    NORMAL: ClassVar[LeadershipPreference]
-    OBSERVER: ClassVar[LeadershipPreference]
-
-    @staticmethod
-    def reluctant(factor: int = 3) -> LeadershipPreference:
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"invalid reluctance factor {factor!r}: an int of at least 1")
-        return LeadershipPreference("reluctant", factor)
-
-
-LeadershipPreference.NORMAL = LeadershipPreference("normal")
-LeadershipPreference.OBSERVER = LeadershipPreference("observer")
 
 
 class StateMachine:

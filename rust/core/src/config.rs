@@ -174,7 +174,8 @@ impl ConsensusConfig {
 }
 
 /// How eagerly this node stands for election; per node, not hashed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Python's `LeadershipPreference` wraps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LeadershipPreference {
     #[default]
     Normal,
@@ -185,6 +186,14 @@ pub enum LeadershipPreference {
 }
 
 impl LeadershipPreference {
+    /// `Reluctant(factor)`, refusing a factor below 1.
+    pub fn reluctant(factor: u32) -> Result<Self> {
+        if factor < 1 {
+            return Err(invalid("factor", "must be at least 1"));
+        }
+        Ok(LeadershipPreference::Reluctant(factor))
+    }
+
     pub fn is_observer(self) -> bool {
         self == LeadershipPreference::Observer
     }
@@ -307,6 +316,15 @@ mod tests {
         for variant in variants {
             assert_ne!(variant.digest(), base.digest(), "{variant:?}");
         }
+    }
+
+    #[test]
+    fn a_reluctance_factor_is_at_least_one() {
+        assert!(LeadershipPreference::reluctant(0).is_err());
+        assert_eq!(
+            LeadershipPreference::reluctant(3).map(LeadershipPreference::factor),
+            Ok(3)
+        );
     }
 
     #[test]

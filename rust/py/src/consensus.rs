@@ -1,5 +1,6 @@
-//! Python classes for the settings hashed into a `GroupId`:
-//! `ConsensusConfig` and `LogReplaySync`.
+//! Python classes for the settings hashed into a `GroupId`
+//! (`ConsensusConfig`, `LogReplaySync`) and for the one that is not,
+//! `LeadershipPreference`.
 //!
 //! `ConsensusConfig`'s constructor keywords, getters and `repr` are
 //! generated from the parameter table in mosaik-core
@@ -7,7 +8,7 @@
 
 use std::time::Duration;
 
-use mosaik_core::{ConsensusConfig, LogReplaySync};
+use mosaik_core::{ConsensusConfig, LeadershipPreference, LogReplaySync};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 
@@ -131,12 +132,11 @@ macro_rules! py_consensus_config {
             }
 
             /// A copy whose election timeout and bootstrap delay are `factor` times longer.
-            fn deprioritize_leadership_by(&self, factor: &Bound<'_, PyAny>) -> PyResult<Self> {
-                let factor = count_arg("factor", factor)?;
-                if factor < 1 {
-                    return Err(config_error("invalid factor 0: must be at least 1"));
-                }
-                Ok(PyConsensusConfig(self.0.deprioritize_leadership_by(factor)))
+            fn deprioritize_leadership_by(
+                &self,
+                #[pyo3(from_py_with = reluctant)] factor: LeadershipPreference,
+            ) -> Self {
+                PyConsensusConfig(self.0.deprioritize_leadership_by(factor.factor()))
             }
 
             /// The multiplier on this node's election timeout and bootstrap delay.
@@ -149,6 +149,81 @@ macro_rules! py_consensus_config {
 }
 
 mosaik_core::for_each_consensus_param!(py_consensus_config);
+
+/// A Python reluctance factor as the core's preference (one rule for both
+/// `LeadershipPreference.reluctant` and `deprioritize_leadership_by`).
+fn reluctant(factor: &Bound<'_, PyAny>) -> PyResult<LeadershipPreference> {
+    LeadershipPreference::reluctant(count_arg("factor", factor)?)
+        .map_err(|e| config_error(e.to_string()))
+}
+
+/// How eagerly a node stands for leader; per node, not part of the
+/// `GroupId`. `NORMAL` stands as usual; `OBSERVER` never stands, abstains
+/// from every vote and never counts toward a quorum but replicates and
+/// applies; `reluctant(f)` multiplies election timeout and bootstrap delay
+/// by `f`.
+#[pyclass(
+    name = "LeadershipPreference",
+    module = "mosaik",
+    frozen,
+    eq,
+    hash,
+    skip_from_py_object
+)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyLeadershipPreference(pub LeadershipPreference);
+
+#[pymethods]
+impl PyLeadershipPreference {
+    #[classattr]
+    #[pyo3(name = "NORMAL")]
+    fn normal() -> Self {
+        PyLeadershipPreference(LeadershipPreference::Normal)
+    }
+
+    #[classattr]
+    #[pyo3(name = "OBSERVER")]
+    fn observer() -> Self {
+        PyLeadershipPreference(LeadershipPreference::Observer)
+    }
+
+    /// Stands, but waits `factor` times longer than its peers to do so.
+    #[staticmethod]
+    #[pyo3(
+        signature = (factor = LeadershipPreference::Reluctant(3)),
+        text_signature = "(factor=3)"
+    )]
+    fn reluctant(
+        #[pyo3(from_py_with = reluctant)] factor: LeadershipPreference,
+    ) -> PyLeadershipPreference {
+        PyLeadershipPreference(factor)
+    }
+
+    /// `"normal"`, `"observer"` or `"reluctant"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.0 {
+            LeadershipPreference::Normal => "normal",
+            LeadershipPreference::Observer => "observer",
+            LeadershipPreference::Reluctant(_) => "reluctant",
+        }
+    }
+
+    /// The multiplier on election timeout and bootstrap delay (1 unless reluctant).
+    #[getter]
+    fn factor(&self) -> u32 {
+        self.0.factor()
+    }
+
+    fn __repr__(&self) -> String {
+        match self.0 {
+            LeadershipPreference::Reluctant(factor) => {
+                format!("LeadershipPreference.reluctant({factor})")
+            }
+            _ => format!("LeadershipPreference.{}", self.kind().to_uppercase()),
+        }
+    }
+}
 
 /// Catch-up by replaying the log from peers; its settings are hashed into
 /// the `GroupId`.

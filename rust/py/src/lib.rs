@@ -50,6 +50,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<group::PyGroup>()?;
     m.add_class::<consensus::PyConsensusConfig>()?;
     m.add_class::<consensus::PyLogReplaySync>()?;
+    m.add_class::<consensus::PyLeadershipPreference>()?;
     m.add_function(wrap_pyfunction!(network::start_network, m)?)?;
     m.add_function(wrap_pyfunction!(keys::group_secret, m)?)?;
     m.add_function(wrap_pyfunction!(live_tasks, m)?)?;
