@@ -128,7 +128,7 @@ macro_rules! py_consensus_config {
 
             /// A copy whose election timeout and bootstrap delay are 3 times longer.
             fn deprioritize_leadership(&self) -> Self {
-                PyConsensusConfig(self.0.deprioritize_leadership_by(3))
+                PyConsensusConfig(self.0.deprioritize_leadership_by(DEFAULT_RELUCTANCE))
             }
 
             /// A copy whose election timeout and bootstrap delay are `factor` times longer.
@@ -149,6 +149,10 @@ macro_rules! py_consensus_config {
 }
 
 mosaik_core::for_each_consensus_param!(py_consensus_config);
+
+/// The factor of `deprioritize_leadership()` and of `reluctant()` without one
+/// (the `3` in `reluctant`'s text signature says the same).
+const DEFAULT_RELUCTANCE: u32 = 3;
 
 /// A Python reluctance factor as the core's preference (one rule for both
 /// `LeadershipPreference.reluctant` and `deprioritize_leadership_by`).
@@ -190,7 +194,7 @@ impl PyLeadershipPreference {
     /// Stands, but waits `factor` times longer than its peers to do so.
     #[staticmethod]
     #[pyo3(
-        signature = (factor = LeadershipPreference::Reluctant(3)),
+        signature = (factor = LeadershipPreference::Reluctant(DEFAULT_RELUCTANCE)),
         text_signature = "(factor=3)"
     )]
     fn reluctant(
