@@ -279,6 +279,9 @@ async def test_groups_is_one_per_network_and_a_left_group_is_joined_anew() -> No
         await bounded(first.leave())
         again = join()
         assert again is not first and again.active
+        assert not first.active
+        await bounded(first.leave())
+        assert again.active, "leaving a group left before leaves nothing joined since"
         assert join() is again
         await bounded(again.execute({"add": 2}))
         assert again.machine.value == 2

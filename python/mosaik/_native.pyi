@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, Literal, TypeVar, final
 
+from mosaik._replica import Replica
 from mosaik.consensus import ConsensusConfigBuilder
 
 _T_co = TypeVar("_T_co", covariant=True)
@@ -14,17 +15,22 @@ __all__ = [
     "MSGPACK_MAX_DEPTH",
     "ApplyContext",
     "Bridge",
+    "Change",
     "ConsensusConfig",
     "Cursor",
     "Digest",
     "EndpointAddr",
+    "GroupJoin",
     "LeadershipPreference",
     "Limits",
     "LogReplaySync",
     "NativeGroup",
     "NativeNetwork",
+    "NetworkOptions",
     "PeerId",
     "Pending",
+    "Proposal",
+    "Until",
     "check_msgpack_depth",
     "group_secret",
     "in_flight",
@@ -177,18 +183,7 @@ class NativeNetwork:
     def known_peers(self) -> list[EndpointAddr]: ...
     def sync_with(self, addr: EndpointAddr | str) -> Pending[None]: ...
     def metrics(self) -> dict[str, float]: ...
-    def join_group(
-        self,
-        group_id: Digest,
-        secret: Digest,
-        consensus: ConsensusConfig,
-        handshake_timeout: timedelta,
-        replica: Any,
-        preference: tuple[str, int],
-        sync: LogReplaySync,
-        disk: tuple[str, int] | None,
-        snapshot_every: int,
-    ) -> NativeGroup: ...
+    def join_group(self, join: GroupJoin) -> NativeGroup: ...
     def close(self) -> Pending[None]: ...
 
 @final
@@ -272,27 +267,119 @@ class NativeGroup:
     @property
     def active(self) -> bool: ...
     def bonds(self) -> list[PeerId]: ...
-    def propose(self, commands: list[bytes], on_assign: bool) -> Pending[tuple[int, int, bool]]: ...
+    def propose(self, commands: list[bytes], on_assign: bool) -> Pending[Proposal]: ...
     def read(self) -> Pending[int | None]: ...
     def leader(self) -> PeerId | None: ...
     def role(self) -> str: ...
     def committed(self) -> int: ...
-    def log_position(self) -> tuple[int, int]: ...
+    def log_position(self) -> Cursor: ...
     def online(self) -> bool: ...
-    def wait_for(
-        self, what: str, value: int | None = None, peer: PeerId | None = None
-    ) -> Pending[Any]: ...
+    def wait_for(self, until: Until) -> Pending[PeerId | int | Cursor | None]: ...
     def metrics(self) -> dict[str, float]: ...
     def leave(self) -> Pending[None]: ...
 
-def start_network(
-    name: str,
-    secret: bytes | str | None,
-    addrs: list[str],
-    bootstrap: Iterable[EndpointAddr | str],
-    timings: dict[str, float],
-    limits: Limits,
-) -> Pending[NativeNetwork]: ...
+@final
+class NetworkOptions:
+    """A network's settings, each checked as it is given."""
+
+    def __new__(
+        cls,
+        name: str,
+        *,
+        secret: bytes | str | None = None,
+        addrs: Iterable[str] | None = None,
+        bootstrap: Iterable[EndpointAddr | str] | None = None,
+        handshake_timeout: float | timedelta | None = None,
+        gossip_interval: float | timedelta | None = None,
+        entry_ttl: float | timedelta | None = None,
+        limits: Limits | None = None,
+    ) -> NetworkOptions: ...
+    def replace(
+        self,
+        *,
+        secret: bytes | str | None = None,
+        addrs: Iterable[str] | None = None,
+        bootstrap: Iterable[EndpointAddr | str] | None = None,
+        handshake_timeout: float | timedelta | None = None,
+        gossip_interval: float | timedelta | None = None,
+        entry_ttl: float | timedelta | None = None,
+        limits: Limits | None = None,
+    ) -> NetworkOptions: ...
+    @property
+    def handshake_timeout(self) -> timedelta: ...
+    @property
+    def gossip_interval(self) -> timedelta: ...
+    @property
+    def entry_ttl(self) -> timedelta: ...
+
+@final
+class GroupJoin:
+    """Everything joining one group needs."""
+
+    def __new__(
+        cls,
+        *,
+        group_id: Digest,
+        secret: Digest,
+        consensus: ConsensusConfig,
+        handshake_timeout: float | timedelta,
+        replica: Replica,
+        preference: LeadershipPreference,
+        state_sync: LogReplaySync,
+        disk: tuple[str, int] | None,
+        snapshot_every: int,
+    ) -> GroupJoin: ...
+
+@final
+class Proposal:
+    """What became of proposed commands (see `NativeGroup.propose`)."""
+
+    @property
+    def first(self) -> int: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def unknown(self) -> bool: ...
+
+@final
+class Change:
+    """How a watched value must move."""
+
+    ADVANCED: Change
+    CHANGED: Change
+    REVERTED: Change
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __int__(self) -> int: ...
+
+@final
+class Until:
+    """A condition on a group's status to wait for."""
+
+    @staticmethod
+    def leader_elected() -> Until: ...
+    @staticmethod
+    def leader_changed() -> Until: ...
+    @staticmethod
+    def leader_is(peer: PeerId) -> Until: ...
+    @staticmethod
+    def is_leader() -> Until: ...
+    @staticmethod
+    def is_follower() -> Until: ...
+    @staticmethod
+    def online() -> Until: ...
+    @staticmethod
+    def offline() -> Until: ...
+    @staticmethod
+    def applied(index: int) -> Until: ...
+    @staticmethod
+    def committed(change: Change) -> Until: ...
+    @staticmethod
+    def log_reaches(index: int) -> Until: ...
+    @staticmethod
+    def log(change: Change) -> Until: ...
+
+def start_network(options: NetworkOptions) -> Pending[NativeNetwork]: ...
 def group_secret(secret: str | bytes, network: str | None) -> Digest: ...
 def live_tasks() -> int: ...
 def in_flight() -> int: ...

@@ -21,9 +21,7 @@ from .exceptions import CommandError, CommandOffline, CommandUnknown
 #: Most commands in one coalesced proposal.
 MAX_BATCH = 4096
 
-#: `(first, done, unknown)`: see `NativeGroup.propose`.
-Outcome = tuple[int, int, bool]
-Propose = Callable[[list[bytes], bool], "_native.Pending[Outcome]"]
+Propose = Callable[[list[bytes], bool], "_native.Pending[_native.Proposal]"]
 
 
 def unsettled(commands: list[Any], first: int, done: int, unknown: bool) -> CommandError:
@@ -43,9 +41,12 @@ class _Batch:
         self.data: list[bytes] = []
         self.futures: list[asyncio.Future[int]] = []
 
-    def settle(self, outcome: asyncio.Future[Outcome]) -> None:
+    def settle(self, outcome: asyncio.Future[_native.Proposal]) -> None:
         error = outcome.exception() if not outcome.cancelled() else asyncio.CancelledError()
-        first, done, unknown = (0, 0, False) if error is not None else outcome.result()
+        first, done, unknown = (0, 0, False)
+        if error is None:
+            result = outcome.result()
+            first, done, unknown = result.first, result.done, result.unknown
         for i, future in enumerate(self.futures):
             if future.done():
                 continue

@@ -151,9 +151,10 @@ class Group(Generic[M]):
         if not commands:
             raise NoCommands("an empty batch of commands")
         pending = self._native.propose(self._encode(commands), on_assign)
-        first, done, unknown = await _bridge.watch(pending)
+        outcome = await _bridge.watch(pending)
+        first, done = outcome.first, outcome.done
         if done < len(commands):
-            raise unsettled(commands, first, done, unknown)
+            raise unsettled(commands, first, done, outcome.unknown)
         return range(first, first + done)
 
     async def execute(self, command: Any) -> int:
@@ -202,7 +203,7 @@ class Group(Generic[M]):
         return self._native.committed()
 
     def log_position(self) -> Cursor:
-        return Cursor(*self._native.log_position())
+        return self._native.log_position()
 
     def when(self) -> When:
         return When(self._native)
@@ -331,17 +332,18 @@ class Groups:
             return cast(Group[M], existing)
         config = GroupConfig(group_id, consensus, self._config.handshake_timeout, state_sync)
         replica = Replica(machine, str(group_id)[:12])
-        native = self._native.join_group(
-            group_id,
-            key.secret,
-            consensus,
-            config.handshake_timeout,
-            replica,
-            (preference.kind, preference.factor),
-            state_sync,
-            disk_spec(storage),
-            snapshot_interval(machine),
+        join = _native.GroupJoin(
+            group_id=group_id,
+            secret=key.secret,
+            consensus=consensus,
+            handshake_timeout=config.handshake_timeout,
+            replica=replica,
+            preference=preference,
+            state_sync=state_sync,
+            disk=disk_spec(storage),
+            snapshot_every=snapshot_interval(machine),
         )
+        native = self._native.join_group(join)
         group: Group[M] = Group(native, replica, config)
         self._joined[group_id] = group
         return group

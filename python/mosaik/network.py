@@ -6,13 +6,10 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from . import _bridge, _native
-from ._durations import Duration, seconds
+from ._durations import Duration
 from ._native import Digest, EndpointAddr, PeerId
 from .group import Groups
 from .groups import Config as GroupsConfig
-
-_DEFAULT_GOSSIP_INTERVAL = 3.0
-_DEFAULT_ENTRY_TTL = 30.0
 
 
 class LocalNode:
@@ -108,44 +105,38 @@ class NetworkBuilder:
     """Configures a `Network` before it starts; every ``with_*`` returns the builder."""
 
     def __init__(self, name: str) -> None:
-        self._name = name
-        self._secret: bytes | str | None = None
-        self._addrs: list[str] = []
-        self._bootstrap: list[EndpointAddr | str] = []
+        self._options = _native.NetworkOptions(name)
         self._groups = GroupsConfig()
-        self._gossip_interval: Duration = _DEFAULT_GOSSIP_INTERVAL
-        self._entry_ttl: Duration = _DEFAULT_ENTRY_TTL
-        self._limits = _native.Limits()
 
     def with_secret_key(self, secret: bytes | str) -> NetworkBuilder:
         """The node's ed25519 seed: 32 bytes or 64 hex characters."""
-        self._secret = secret
+        self._options = self._options.replace(secret=secret)
         return self
 
     def with_addresses(self, addrs: Iterable[str]) -> NetworkBuilder:
-        """The first address is bound; all are advertised. Default 127.0.0.1:0."""
-        self._addrs = [str(a) for a in addrs]
+        """The first address is bound; all are advertised. Default 127.0.0.1:0.
+        A list of ``"ip:port"`` strings (one string alone is refused)."""
+        self._options = self._options.replace(addrs=addrs)
         return self
 
     def with_bootstrap(self, peers: Iterable[EndpointAddr | str]) -> NetworkBuilder:
         """Peers to exchange catalogs with at start (retried until reached)."""
-        self._bootstrap = list(peers)
+        self._options = self._options.replace(bootstrap=peers)
         return self
 
     def with_groups(self, config: GroupsConfig) -> NetworkBuilder:
+        self._options = self._options.replace(handshake_timeout=config.handshake_timeout)
         self._groups = config
         return self
 
     def with_gossip_interval(self, interval: Duration) -> NetworkBuilder:
         """How often the node refreshes its entry and syncs with random peers."""
-        seconds("gossip_interval", interval)
-        self._gossip_interval = interval
+        self._options = self._options.replace(gossip_interval=interval)
         return self
 
     def with_entry_ttl(self, ttl: Duration) -> NetworkBuilder:
         """How long an entry lives without a refresh before it is purged."""
-        seconds("entry_ttl", ttl)
-        self._entry_ttl = ttl
+        self._options = self._options.replace(entry_ttl=ttl)
         return self
 
     def with_limits(self, limits: _native.Limits) -> NetworkBuilder:
@@ -153,20 +144,11 @@ class NetworkBuilder:
         before they bond, refusals, dials, catalog size); see `mosaik.Limits`."""
         if not isinstance(limits, _native.Limits):
             raise TypeError(f"with_limits takes a mosaik.Limits, not {type(limits).__name__}")
-        self._limits = limits
+        self._options = self._options.replace(limits=limits)
         return self
 
     async def build(self) -> Network:
-        timings = {
-            "handshake_timeout": self._groups.handshake_timeout.total_seconds(),
-            "gossip_interval": seconds("gossip_interval", self._gossip_interval),
-            "entry_ttl": seconds("entry_ttl", self._entry_ttl),
-        }
-        native = await _bridge.watch(
-            _native.start_network(
-                self._name, self._secret, self._addrs, self._bootstrap, timings, self._limits
-            )
-        )
+        native = await _bridge.watch(_native.start_network(self._options))
         return Network(native, self._groups)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from . import _bridge, _native
-from ._native import PeerId
+from ._native import Change, PeerId, Until
 from .cursor import Cursor
 
 T = TypeVar("T")
@@ -48,10 +48,6 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _to_cursor(value: Any) -> Any:
-    return Cursor(*value)
-
-
 def _nothing(value: Any) -> None:
     return None
 
@@ -59,29 +55,34 @@ def _nothing(value: Any) -> None:
 class CursorWatcher(Generic[V]):
     """Waits on the committed index (ints) or the log position (Cursors)."""
 
-    __slots__ = ("_convert", "_kind", "_native")
+    __slots__ = ("_change", "_native", "_reaches")
 
-    def __init__(self, native: _native.NativeGroup, kind: str) -> None:
+    def __init__(
+        self,
+        native: _native.NativeGroup,
+        reaches: Callable[[int], Until],
+        change: Callable[[Change], Until],
+    ) -> None:
         self._native = native
-        self._kind = kind
-        self._convert: Callable[[Any], V] = _to_cursor if kind == "log" else _same
+        self._reaches = reaches
+        self._change = change
 
-    def _wait(self, what: str, value: int | None = None) -> Waiting[V]:
-        return Waiting(self._native.wait_for(f"{self._kind}_{what}", value), self._convert)
+    def _wait(self, until: Until) -> Waiting[V]:
+        return Waiting(self._native.wait_for(until), _same)
 
     def reaches(self, target: int | range | Cursor) -> Waiting[V]:
         """Resolves once ``target`` (an index, or a range's last) is reached;
         for the committed index, entries up to it are applied here by then."""
-        return self._wait("reaches", _last_index(target))
+        return self._wait(self._reaches(_last_index(target)))
 
     def advanced(self) -> Waiting[V]:
-        return self._wait("advanced")
+        return self._wait(self._change(Change.ADVANCED))
 
     def changed(self) -> Waiting[V]:
-        return self._wait("changed")
+        return self._wait(self._change(Change.CHANGED))
 
     def reverted(self) -> Waiting[V]:
-        return self._wait("reverted")
+        return self._wait(self._change(Change.REVERTED))
 
 
 class When:
@@ -92,42 +93,43 @@ class When:
     def __init__(self, native: _native.NativeGroup) -> None:
         self._native = native
 
-    def _peer(self, what: str, peer: PeerId | None = None) -> Waiting[PeerId]:
-        return Waiting(self._native.wait_for(what, None, peer), _same)
+    def _peer(self, until: Until) -> Waiting[PeerId]:
+        return Waiting(self._native.wait_for(until), _same)
 
-    def _flag(self, what: str) -> Waiting[None]:
-        return Waiting(self._native.wait_for(what), _nothing)
+    def _flag(self, until: Until) -> Waiting[None]:
+        return Waiting(self._native.wait_for(until), _nothing)
 
     def leader_elected(self) -> Waiting[PeerId]:
         """The leader; at once if one is known."""
-        return self._peer("leader_elected")
+        return self._peer(Until.leader_elected())
 
     def leader_changed(self) -> Waiting[PeerId]:
         """The next leader different from the one known at the call."""
-        return self._peer("leader_changed")
+        return self._peer(Until.leader_changed())
 
     def leader_is(self, peer_id: PeerId) -> Waiting[PeerId]:
-        return self._peer("leader_is", peer_id)
+        return self._peer(Until.leader_is(peer_id))
 
     def is_leader(self) -> Waiting[None]:
-        return self._flag("is_leader")
+        return self._flag(Until.is_leader())
 
     def is_follower(self) -> Waiting[None]:
         """Not the leader, whether a leader is known or not."""
-        return self._flag("is_follower")
+        return self._flag(Until.is_follower())
 
     def online(self) -> Waiting[None]:
         """Leader, or a follower with a known leader that is not catching up."""
-        return self._flag("online")
+        return self._flag(Until.online())
 
     def offline(self) -> Waiting[None]:
-        return self._flag("offline")
+        return self._flag(Until.offline())
 
     def committed(self) -> CursorWatcher[int]:
-        return CursorWatcher(self._native, "committed")
+        """The committed index; ``reaches`` waits until this node applied it."""
+        return CursorWatcher(self._native, Until.applied, Until.committed)
 
     def log(self) -> CursorWatcher[Cursor]:
-        return CursorWatcher(self._native, "log")
+        return CursorWatcher(self._native, Until.log_reaches, Until.log)
 
 
 __all__ = ["CursorWatcher", "Waiting", "When"]

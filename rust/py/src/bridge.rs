@@ -100,7 +100,7 @@ where
         drop(in_flight);
         let completion: Completion = Box::new(move |py| match outcome {
             Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
-            Err(failure) => Err(failure.into_pyerr(py)),
+            Err(failure) => Err(failure.into_err()),
         });
         let mut slot = lock(&task_slot);
         match std::mem::replace(&mut *slot, Slot::Delivered) {

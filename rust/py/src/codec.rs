@@ -14,7 +14,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::errors::mosaik_error;
+use crate::errors::codec_error;
 
 /// How many containers (lists, tuples, dicts) deep a value may nest.
 pub const MSGPACK_MAX_DEPTH: usize = 32;
@@ -216,6 +216,6 @@ pub fn check_msgpack_depth(data: &Bound<'_, PyAny>) -> PyResult<()> {
             Refusal::TooDeep => format!("nested deeper than {MSGPACK_MAX_DEPTH} containers"),
             Refusal::Malformed(what, at) => format!("malformed msgpack: {what} at byte {at}"),
         };
-        mosaik_error(data.py(), "CodecError", (message,))
+        codec_error(message)
     })
 }

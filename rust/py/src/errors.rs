@@ -1,28 +1,26 @@
-//! The one place where Rust errors become the Python exceptions defined in
-//! `mosaik/exceptions.py`.
+//! The one place where Rust errors become Python exceptions. Every class is
+//! defined in Python (`mosaik/exceptions.py`) and imported here, so native
+//! code raises exactly the classes users catch.
 
 use mosaik_net::NetError;
-use pyo3::exceptions::PyRuntimeError;
+use mosaik_store::StoreError;
 use pyo3::prelude::*;
 
-/// Builds an instance of `mosaik.exceptions.<name>(*args)` as a `PyErr`.
-pub fn mosaik_error<'py, A>(py: Python<'py>, name: &str, args: A) -> PyErr
-where
-    A: pyo3::call::PyCallArgs<'py>,
-{
-    let made = py
-        .import("mosaik.exceptions")
-        .and_then(|m| m.getattr(name))
-        .and_then(|cls| cls.call1(args));
-    match made {
-        Ok(instance) => PyErr::from_value(instance),
-        Err(e) => e,
-    }
+pyo3::import_exception!(mosaik.exceptions, CodecError);
+pyo3::import_exception!(mosaik.exceptions, ConfigError);
+pyo3::import_exception!(mosaik.exceptions, GroupTerminated);
+pyo3::import_exception!(mosaik.exceptions, NetworkClosed);
+pyo3::import_exception!(mosaik.exceptions, NetworkError);
+pyo3::import_exception!(mosaik.exceptions, StorageError);
+
+/// A `ConfigError`: a setting, address, key or name is invalid.
+pub fn config_error(message: impl Into<String>) -> PyErr {
+    ConfigError::new_err(message.into())
 }
 
-pub fn config_error(message: impl Into<String>) -> PyErr {
-    let message = message.into();
-    Python::attach(|py| mosaik_error(py, "ConfigError", (message,)))
+/// A `CodecError`: a value the codec cannot encode or decode.
+pub fn codec_error(message: impl Into<String>) -> PyErr {
+    CodecError::new_err(message.into())
 }
 
 /// Why a native operation failed; made into a Python exception only on a
@@ -41,29 +39,34 @@ impl From<NetError> for Failure {
 }
 
 impl Failure {
-    pub fn into_pyerr(self, py: Python<'_>) -> PyErr {
+    pub fn into_err(self) -> PyErr {
         match self {
             Failure::Net(e) => net_error(e),
-            Failure::Terminated => mosaik_error(
-                py,
-                "GroupTerminated",
-                ("the group was left or its network closed".to_string(),),
-            ),
+            Failure::Terminated => {
+                GroupTerminated::new_err("the group was left or its network closed")
+            }
         }
-    }
-
-    /// On a thread that may call into Python.
-    pub fn into_err(self) -> PyErr {
-        Python::attach(|py| self.into_pyerr(py))
     }
 }
 
-/// Maps a `NetError` to its Python exception.
+/// A `NetError` as its Python exception: `ConfigError` for a bad setting,
+/// `NetworkClosed`, else `NetworkError` with the peer's close code if any.
 pub fn net_error(err: NetError) -> PyErr {
-    Python::attach(|py| match &err {
-        NetError::Config(msg) => mosaik_error(py, "ConfigError", (msg.clone(),)),
-        NetError::Closed => mosaik_error(py, "NetworkClosed", (err.to_string(),)),
-        NetError::Io(_) => PyRuntimeError::new_err(err.to_string()),
-        _ => mosaik_error(py, "NetworkError", (err.to_string(), err.close_code())),
-    })
+    match &err {
+        NetError::Config(msg) => config_error(msg.clone()),
+        NetError::Closed => NetworkClosed::new_err(err.to_string()),
+        _ => NetworkError::new_err((err.to_string(), err.close_code())),
+    }
+}
+
+/// A log store error: a directory that is not one or cannot be written is
+/// a bad setting (`ConfigError`); a locked, damaged or foreign store is a
+/// `StorageError`.
+pub fn store_error(err: StoreError) -> PyErr {
+    match err {
+        StoreError::NotADirectory { .. } | StoreError::NotWritable { .. } => {
+            config_error(err.to_string())
+        }
+        _ => StorageError::new_err(err.to_string()),
+    }
 }

@@ -3,7 +3,7 @@
 //! and the handles of its consensus worker.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,76 +15,127 @@ use tokio::sync::{oneshot, watch};
 
 use crate::apply::PyApplier;
 use crate::bridge::{spawn, Pending};
-use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
-use crate::errors::{config_error, net_error, Failure};
+use crate::consensus::{PyConsensusConfig, PyLeadershipPreference, PyLogReplaySync};
+use crate::cursor::PyCursor;
+use crate::durations::duration;
+use crate::errors::{net_error, Failure};
 use crate::ids::{PyDigest, PyPeerId};
 use crate::storage::{open_store, DiskSpec};
+use crate::when::Until;
+
+/// What became of proposed commands: the first `done` of them committed
+/// and are applied here (or were assigned indices, for a feed) from index
+/// `first` on; the others certainly never commit, or, when `unknown`, may
+/// or may not.
+#[pyclass(name = "Proposal", module = "mosaik._native", frozen, get_all)]
+pub struct Proposal {
+    first: u64,
+    done: u64,
+    unknown: bool,
+}
+
+#[pymethods]
+impl Proposal {
+    fn __repr__(&self) -> String {
+        format!(
+            "Proposal(first={}, done={}, unknown={})",
+            self.first,
+            self.done,
+            if self.unknown { "True" } else { "False" }
+        )
+    }
+}
 
 #[pyclass(name = "NativeGroup", module = "mosaik._native", frozen)]
 pub struct PyGroup {
     net: Arc<Network>,
+    /// The group this handle joined (weak: a handle keeps no socket alive);
+    /// a later join of the same id is another group.
+    group: Weak<Group>,
     id: GroupId,
     worker: WorkerHandle,
 }
 
-/// What `join` needs besides the group's identity.
-pub struct JoinArgs {
-    pub group_id: PyDigest,
-    pub secret: PyDigest,
-    pub consensus: PyConsensusConfig,
-    pub handshake_timeout: Duration,
-    pub replica: Py<PyAny>,
-    pub preference: (String, u32),
-    pub sync: PyLogReplaySync,
+/// Everything joining a group needs: its identity, its settings on this
+/// node and the replica its machine runs in (`NativeNetwork.join_group`).
+#[pyclass(name = "GroupJoin", module = "mosaik._native", frozen)]
+pub struct PyGroupJoin {
+    group_id: GroupId,
+    secret: mosaik_core::Digest,
+    consensus: PyConsensusConfig,
+    handshake_timeout: Duration,
+    replica: Py<PyAny>,
+    preference: LeadershipPreference,
+    state_sync: PyLogReplaySync,
     /// A disk store's directory and segment size; `None` keeps the log in memory.
-    pub disk: Option<DiskSpec>,
+    disk: Option<DiskSpec>,
     /// Snapshot after every multiple of this index (0: the machine takes none).
-    pub snapshot_every: u64,
+    snapshot_every: u64,
 }
 
-fn preference((kind, factor): (String, u32)) -> PyResult<LeadershipPreference> {
-    match kind.as_str() {
-        "normal" => Ok(LeadershipPreference::Normal),
-        "observer" => Ok(LeadershipPreference::Observer),
-        "reluctant" => Ok(LeadershipPreference::Reluctant(factor.max(1))),
-        other => Err(config_error(format!(
-            "unknown leadership preference {other:?}"
-        ))),
+#[pymethods]
+impl PyGroupJoin {
+    #[new]
+    #[pyo3(signature = (*, group_id, secret, consensus, handshake_timeout, replica,
+        preference, state_sync, disk, snapshot_every))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        group_id: PyDigest,
+        secret: PyDigest,
+        consensus: PyConsensusConfig,
+        handshake_timeout: &Bound<'_, PyAny>,
+        replica: Py<PyAny>,
+        preference: &Bound<'_, PyLeadershipPreference>,
+        state_sync: PyLogReplaySync,
+        disk: Option<DiskSpec>,
+        snapshot_every: u64,
+    ) -> PyResult<Self> {
+        Ok(PyGroupJoin {
+            group_id: group_id.0,
+            secret: secret.0,
+            consensus,
+            handshake_timeout: duration("handshake_timeout", handshake_timeout)?,
+            replica,
+            preference: preference.get().0,
+            state_sync,
+            disk,
+            snapshot_every,
+        })
     }
 }
 
 impl PyGroup {
     /// Joins the group and starts its worker and apply thread.
-    pub fn join(net: &Arc<Network>, args: JoinArgs) -> PyResult<Self> {
+    pub fn join(net: &Arc<Network>, join: &PyGroupJoin) -> PyResult<Self> {
         let spec = GroupSpec {
-            group_id: args.group_id.0,
-            secret: args.secret.0,
-            consensus: args.consensus.0,
-            handshake_timeout: args.handshake_timeout,
+            group_id: join.group_id,
+            secret: join.secret,
+            consensus: join.consensus.0.clone(),
+            handshake_timeout: join.handshake_timeout,
         };
         let label = spec.group_id.to_hex();
+        let replica = Python::attach(|py| join.replica.clone_ref(py));
         let setup = WorkerSetup {
-            preference: preference(args.preference)?,
-            replay: args.sync.0,
-            store: open_store(&label, args.disk)?,
-            snapshot_every: args.snapshot_every,
-            applier: Box::new(PyApplier {
-                replica: args.replica,
-            }),
+            preference: join.preference,
+            replay: join.state_sync.0,
+            store: open_store(&label, join.disk.clone())?,
+            snapshot_every: join.snapshot_every,
+            applier: Box::new(PyApplier { replica }),
         };
         let (group, worker) = net.join_consensus(spec, setup).map_err(net_error)?;
         Ok(PyGroup {
             net: net.clone(),
+            group: Arc::downgrade(&group),
             id: group.id(),
             worker,
         })
     }
 
+    /// The group while it is joined and its network open.
     fn group(&self) -> Result<Arc<Group>, Failure> {
-        self.net
-            .groups()
-            .ok()
-            .and_then(|g| g.get(&self.id))
+        self.net.groups().map_err(|_| Failure::Terminated)?;
+        self.group
+            .upgrade()
             .filter(|g| !g.has_left())
             .ok_or(Failure::Terminated)
     }
@@ -137,10 +188,7 @@ impl PyGroup {
         Ok(group.bond_peers().into_iter().map(PyPeerId).collect())
     }
 
-    /// Proposes encoded commands; resolves to `(first, done, unknown)`
-    /// once settled: the first `done` commands committed and are applied
-    /// here (or were assigned indices, with `on_assign`) from index `first`
-    /// on; the others certainly never commit, or (`unknown`) may or may not.
+    /// Proposes encoded commands; resolves to a `Proposal` once settled.
     fn propose(&self, commands: Vec<Vec<u8>>, on_assign: bool) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
         let (reply, answer) = oneshot::channel();
@@ -160,7 +208,11 @@ impl PyGroup {
             if !on_assign && outcome.done > 0 {
                 applied(worker.applied, outcome.first + outcome.done - 1).await?;
             }
-            Ok((outcome.first, outcome.done, outcome.rest == Rest::Unknown))
+            Ok(Proposal {
+                first: outcome.first,
+                done: outcome.done,
+                unknown: outcome.rest == Rest::Unknown,
+            })
         }))
     }
 
@@ -195,26 +247,20 @@ impl PyGroup {
         Ok(self.status()?.committed)
     }
 
-    fn log_position(&self) -> PyResult<(u64, u64)> {
+    fn log_position(&self) -> PyResult<PyCursor> {
         let p = self.status()?.log_position;
-        Ok((p.term, p.index))
+        Ok(PyCursor::at(p.term, p.index))
     }
 
     fn online(&self) -> PyResult<bool> {
         Ok(self.status()?.online)
     }
 
-    /// Resolves when the status satisfies `what` (see `mosaik/when.py`).
-    #[pyo3(signature = (what, value = None, peer = None))]
-    fn wait_for(
-        &self,
-        what: &str,
-        value: Option<u64>,
-        peer: Option<PyPeerId>,
-    ) -> PyResult<Pending> {
+    /// Resolves when the status satisfies `until` (see `mosaik/when.py`).
+    fn wait_for(&self, until: &Until) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
-        let condition = crate::when::Condition::parse(what, value, peer.map(|p| p.0), &worker)?;
-        Ok(spawn(crate::when::wait(worker, condition)))
+        let wait = until.start(&worker);
+        Ok(spawn(wait.run(worker)))
     }
 
     fn metrics(&self, py: Python<'_>) -> PyResult<HashMap<String, f64>> {
@@ -237,10 +283,10 @@ impl PyGroup {
     /// Departs from every bond and stops the group.
     fn leave(&self) -> Pending {
         let net = self.net.clone();
-        let id = self.id;
+        let group = self.group.upgrade();
         spawn(async move {
-            if let Ok(groups) = net.groups() {
-                groups.leave(&id).await;
+            if let (Ok(groups), Some(group)) = (net.groups(), group) {
+                groups.leave_group(&group).await;
             }
             Ok(())
         })

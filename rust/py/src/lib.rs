@@ -47,7 +47,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<network::PyEndpointAddr>()?;
     m.add_class::<network::PyNetwork>()?;
     m.add_class::<limits::PyLimits>()?;
+    m.add_class::<network::PyNetworkOptions>()?;
     m.add_class::<group::PyGroup>()?;
+    m.add_class::<group::PyGroupJoin>()?;
+    m.add_class::<group::Proposal>()?;
+    m.add_class::<when::Until>()?;
+    m.add_class::<when::Change>()?;
     m.add_class::<consensus::PyConsensusConfig>()?;
     m.add_class::<consensus::PyLogReplaySync>()?;
     m.add_class::<consensus::PyLeadershipPreference>()?;

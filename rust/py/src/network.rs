@@ -12,9 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::bridge::{spawn, Pending};
-use crate::consensus::{PyConsensusConfig, PyLogReplaySync};
+use crate::durations::duration;
 use crate::errors::{config_error, net_error};
-use crate::group::{JoinArgs, PyGroup};
+use crate::group::{PyGroup, PyGroupJoin};
 use crate::ids::{PyDigest, PyPeerId};
 use crate::limits::PyLimits;
 
@@ -92,81 +92,167 @@ fn secret_seed(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 32]> {
     )))
 }
 
-fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            config_error(format!(
-                "invalid {name} {value}: must be a positive duration"
-            ))
-        })
-}
+/// A network's settings, checked as they are given (`ConfigError`): what
+/// `mosaik.NetworkBuilder` collects and `start_network` starts.
+#[pyclass(name = "NetworkOptions", module = "mosaik._native", frozen)]
+pub struct PyNetworkOptions(NetworkConfig);
 
-/// Timing knobs of a network, in seconds.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub struct Timings {
-    handshake_timeout: f64,
-    gossip_interval: f64,
-    entry_ttl: f64,
-}
-
-fn network_config(
-    name: &Bound<'_, PyAny>,
-    secret: Option<&Bound<'_, PyAny>>,
-    addrs: Vec<String>,
-    bootstrap: &Bound<'_, PyAny>,
-    timings: Timings,
-    limits: PyLimits,
-) -> PyResult<NetworkConfig> {
-    let name = name
-        .cast::<PyString>()
-        .map_err(|_| {
-            config_error(format!(
-                "invalid network name {}: it must be a non-empty string",
-                name.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        })?
-        .to_str()?
-        .to_owned();
-    let mut config = NetworkConfig::new(name);
-    config.secret = secret.map(secret_seed).transpose()?;
-    if !addrs.is_empty() {
-        config.addrs = addrs
-            .iter()
-            .map(|a| parse_socket_addr(a))
-            .collect::<Result<_, _>>()
-            .map_err(net_error)?;
+impl PyNetworkOptions {
+    /// A copy with each given setting replaced, then checked as a whole.
+    #[allow(clippy::too_many_arguments)]
+    fn with(
+        &self,
+        secret: Option<&Bound<'_, PyAny>>,
+        addrs: Option<&Bound<'_, PyAny>>,
+        bootstrap: Option<&Bound<'_, PyAny>>,
+        handshake_timeout: Option<&Bound<'_, PyAny>>,
+        gossip_interval: Option<&Bound<'_, PyAny>>,
+        entry_ttl: Option<&Bound<'_, PyAny>>,
+        limits: Option<PyLimits>,
+    ) -> PyResult<Self> {
+        let mut config = self.0.clone();
+        if let Some(secret) = secret.filter(|s| !s.is_none()) {
+            config.secret = Some(secret_seed(secret)?);
+        }
+        if let Some(addrs) = addrs.map(socket_addrs).transpose()? {
+            if !addrs.is_empty() {
+                config.addrs = addrs;
+            }
+        }
+        if let Some(bootstrap) = bootstrap {
+            config.discovery.bootstrap = bootstrap
+                .try_iter()?
+                .map(|item| endpoint_addr(&item?))
+                .collect::<PyResult<_>>()?;
+        }
+        if let Some(t) = handshake_timeout {
+            config.handshake_timeout = duration("handshake_timeout", t)?;
+        }
+        if let Some(t) = gossip_interval {
+            config.discovery.gossip_interval = duration("gossip_interval", t)?;
+        }
+        if let Some(t) = entry_ttl {
+            config.discovery.entry_ttl = duration("entry_ttl", t)?;
+        }
+        if let Some(limits) = limits {
+            config.limits = limits.0;
+        }
+        config.validate().map_err(net_error)?;
+        Ok(PyNetworkOptions(config))
     }
-    config.discovery.bootstrap = bootstrap
+}
+
+/// Socket addresses from a list of `ip:port` strings (a lone string is
+/// refused: it would read as a list of characters).
+fn socket_addrs(addrs: &Bound<'_, PyAny>) -> PyResult<Vec<std::net::SocketAddr>> {
+    if addrs.is_instance_of::<PyString>() {
+        return Err(config_error(format!(
+            "invalid addresses {}: expected a list of \"ip:port\" strings, not one string",
+            addrs.repr()?
+        )));
+    }
+    addrs
         .try_iter()?
-        .map(|item| endpoint_addr(&item?))
-        .collect::<PyResult<_>>()?;
-    config.handshake_timeout = seconds("handshake_timeout", timings.handshake_timeout)?;
-    config.discovery.gossip_interval = seconds("gossip_interval", timings.gossip_interval)?;
-    config.discovery.entry_ttl = seconds("entry_ttl", timings.entry_ttl)?;
-    config.limits = limits.0;
-    config.validate().map_err(net_error)?;
-    Ok(config)
+        .map(|a| {
+            let a = a?;
+            let text = a.cast::<PyString>().map_err(|_| {
+                config_error(format!(
+                    "invalid address {}: expected an \"ip:port\" string",
+                    a.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
+            parse_socket_addr(text.to_str()?).map_err(net_error)
+        })
+        .collect()
+}
+
+#[pymethods]
+impl PyNetworkOptions {
+    /// The defaults for a network named `name`, with the given settings.
+    #[new]
+    #[pyo3(signature = (name, *, secret = None, addrs = None, bootstrap = None,
+        handshake_timeout = None, gossip_interval = None, entry_ttl = None, limits = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &Bound<'_, PyAny>,
+        secret: Option<&Bound<'_, PyAny>>,
+        addrs: Option<&Bound<'_, PyAny>>,
+        bootstrap: Option<&Bound<'_, PyAny>>,
+        handshake_timeout: Option<&Bound<'_, PyAny>>,
+        gossip_interval: Option<&Bound<'_, PyAny>>,
+        entry_ttl: Option<&Bound<'_, PyAny>>,
+        limits: Option<PyLimits>,
+    ) -> PyResult<Self> {
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| {
+                config_error(format!(
+                    "invalid network name {}: it must be a non-empty string",
+                    name.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?
+            .to_str()?
+            .to_owned();
+        PyNetworkOptions(NetworkConfig::new(name)).with(
+            secret,
+            addrs,
+            bootstrap,
+            handshake_timeout,
+            gossip_interval,
+            entry_ttl,
+            limits,
+        )
+    }
+
+    /// A copy with the given settings replaced.
+    #[pyo3(signature = (*, secret = None, addrs = None, bootstrap = None,
+        handshake_timeout = None, gossip_interval = None, entry_ttl = None, limits = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &self,
+        secret: Option<&Bound<'_, PyAny>>,
+        addrs: Option<&Bound<'_, PyAny>>,
+        bootstrap: Option<&Bound<'_, PyAny>>,
+        handshake_timeout: Option<&Bound<'_, PyAny>>,
+        gossip_interval: Option<&Bound<'_, PyAny>>,
+        entry_ttl: Option<&Bound<'_, PyAny>>,
+        limits: Option<PyLimits>,
+    ) -> PyResult<Self> {
+        self.with(
+            secret,
+            addrs,
+            bootstrap,
+            handshake_timeout,
+            gossip_interval,
+            entry_ttl,
+            limits,
+        )
+    }
+
+    #[getter]
+    fn handshake_timeout(&self) -> Duration {
+        self.0.handshake_timeout
+    }
+
+    #[getter]
+    fn gossip_interval(&self) -> Duration {
+        self.0.discovery.gossip_interval
+    }
+
+    #[getter]
+    fn entry_ttl(&self) -> Duration {
+        self.0.discovery.entry_ttl
+    }
 }
 
 /// Binds and starts a network; resolves to a `NativeNetwork`.
 #[pyfunction]
-#[pyo3(signature = (name, secret, addrs, bootstrap, timings, limits))]
-pub fn start_network<'py>(
-    name: &Bound<'py, PyAny>,
-    secret: Option<&Bound<'py, PyAny>>,
-    addrs: Vec<String>,
-    bootstrap: &Bound<'py, PyAny>,
-    timings: Timings,
-    limits: PyLimits,
-) -> PyResult<Pending> {
-    let config = network_config(name, secret, addrs, bootstrap, timings, limits)?;
-    Ok(spawn(async move {
+pub fn start_network(options: &PyNetworkOptions) -> Pending {
+    let config = options.0.clone();
+    spawn(async move {
         let net = Network::start(config).await?;
         Ok(PyNetwork { net })
-    }))
+    })
 }
 
 /// The native side of `mosaik.Network`.
@@ -224,35 +310,11 @@ impl PyNetwork {
         py.detach(|| self.net.metrics()).into_iter().collect()
     }
 
-    /// Joins (or finds) the group `group_id` keyed by `secret`; `replica`
-    /// receives committed commands on the group's apply thread.
-    #[allow(clippy::too_many_arguments)]
-    fn join_group(
-        &self,
-        group_id: PyDigest,
-        secret: PyDigest,
-        consensus: PyConsensusConfig,
-        handshake_timeout: Duration,
-        replica: Py<PyAny>,
-        preference: (String, u32),
-        sync: PyLogReplaySync,
-        disk: Option<(std::path::PathBuf, u64)>,
-        snapshot_every: u64,
-    ) -> PyResult<PyGroup> {
-        PyGroup::join(
-            &self.net,
-            JoinArgs {
-                group_id,
-                secret,
-                consensus,
-                handshake_timeout,
-                replica,
-                preference,
-                sync,
-                disk,
-                snapshot_every,
-            },
-        )
+    /// Joins the group `join` describes; its replica receives committed
+    /// commands on the group's apply thread. `ConfigError` if this network
+    /// has joined that group id already.
+    fn join_group(&self, join: &PyGroupJoin) -> PyResult<PyGroup> {
+        PyGroup::join(&self.net, join)
     }
 
     fn close(&self) -> PyResult<Pending> {

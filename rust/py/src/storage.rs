@@ -1,15 +1,15 @@
 //! Opening a group's log store from what Python chose: in memory, or a
-//! `DiskLogStore` directory (whose opening errors become `ConfigError` or
-//! `StorageError` here, before the group starts).
+//! `DiskLogStore` directory (opened before the group starts, so that its
+//! errors reach the caller of `join`).
 
 use std::path::PathBuf;
 
 use mosaik_core::InMemoryLogStore;
 use mosaik_net::groups::GroupStore;
-use mosaik_store::{DiskLogStore, DiskOptions, StoreError};
+use mosaik_store::{DiskLogStore, DiskOptions};
 use pyo3::prelude::*;
 
-use crate::errors::{config_error, mosaik_error};
+use crate::errors::store_error;
 
 /// A disk store's directory and segment size, as `mosaik.DiskLogStore` passes them.
 pub type DiskSpec = (PathBuf, u64);
@@ -31,13 +31,4 @@ pub fn open_store(label: &str, disk: Option<DiskSpec>) -> PyResult<GroupStore> {
         recovery.segments
     );
     Ok(Box::new(store))
-}
-
-fn store_error(err: StoreError) -> PyErr {
-    match err {
-        StoreError::NotADirectory { .. } | StoreError::NotWritable { .. } => {
-            config_error(err.to_string())
-        }
-        _ => Python::attach(|py| mosaik_error(py, "StorageError", (err.to_string(),))),
-    }
 }

@@ -1,50 +1,131 @@
-//! Waiting on a group's status: the conditions behind `Group.when()`.
-//! The baseline of "changed"-style conditions is read when the call is made.
+//! Waiting on a group's status: the conditions behind `Group.when()`, as a
+//! native `Until` value. The baseline of a change (`committed`, `log`,
+//! `leader_changed`) is read when the wait starts, not when it is awaited.
 
 use mosaik_core::{LogPosition, PeerId, Role};
 use mosaik_net::groups::{GroupStatus, WorkerHandle};
 use pyo3::prelude::*;
 
-use crate::errors::{config_error, Failure};
+use crate::cursor::PyCursor;
+use crate::errors::Failure;
 use crate::ids::PyPeerId;
 
-pub enum Condition {
+/// How a watched value must move from where it stood when the wait began.
+#[pyclass(
+    name = "Change",
+    module = "mosaik._native",
+    frozen,
+    eq,
+    eq_int,
+    from_py_object
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    #[pyo3(name = "ADVANCED")]
+    Advanced,
+    #[pyo3(name = "CHANGED")]
+    Changed,
+    #[pyo3(name = "REVERTED")]
+    Reverted,
+}
+
+impl Change {
+    fn holds<T: PartialOrd>(self, now: &T, then: &T) -> bool {
+        match self {
+            Change::Advanced => now > then,
+            Change::Changed => now != then,
+            Change::Reverted => now < then,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Condition {
     LeaderElected,
-    LeaderChanged(Option<PeerId>),
+    LeaderChanged,
     LeaderIs(PeerId),
     IsLeader,
     IsFollower,
     Online,
     Offline,
-    AppliedReaches(u64),
-    Committed(Compare, u64),
+    Applied(u64),
+    Committed(Change),
     LogReaches(u64),
-    Log(Compare, LogPosition),
+    Log(Change),
 }
 
-#[derive(Clone, Copy)]
-pub enum Compare {
-    Advanced,
-    Changed,
-    Reverted,
-}
+/// A condition on a group's status to wait for (`NativeGroup.wait_for`).
+#[pyclass(name = "Until", module = "mosaik._native", frozen)]
+pub struct Until(Condition);
 
-impl Compare {
-    fn holds<T: PartialOrd>(self, now: &T, then: &T) -> bool {
-        match self {
-            Compare::Advanced => now > then,
-            Compare::Changed => now != then,
-            Compare::Reverted => now < then,
-        }
+#[pymethods]
+impl Until {
+    /// Some leader is known; resolves to its `PeerId`.
+    #[staticmethod]
+    fn leader_elected() -> Self {
+        Until(Condition::LeaderElected)
     }
 
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "advanced" => Some(Compare::Advanced),
-            "changed" => Some(Compare::Changed),
-            "reverted" => Some(Compare::Reverted),
-            _ => None,
-        }
+    /// A leader other than the one known at the start; its `PeerId`.
+    #[staticmethod]
+    fn leader_changed() -> Self {
+        Until(Condition::LeaderChanged)
+    }
+
+    /// `peer` leads; its `PeerId`.
+    #[staticmethod]
+    fn leader_is(peer: PyPeerId) -> Self {
+        Until(Condition::LeaderIs(peer.0))
+    }
+
+    /// This node leads.
+    #[staticmethod]
+    fn is_leader() -> Self {
+        Until(Condition::IsLeader)
+    }
+
+    /// This node does not lead.
+    #[staticmethod]
+    fn is_follower() -> Self {
+        Until(Condition::IsFollower)
+    }
+
+    #[staticmethod]
+    fn online() -> Self {
+        Until(Condition::Online)
+    }
+
+    #[staticmethod]
+    fn offline() -> Self {
+        Until(Condition::Offline)
+    }
+
+    /// This node's machine applied `index`; the index it stands at.
+    #[staticmethod]
+    fn applied(index: u64) -> Self {
+        Until(Condition::Applied(index))
+    }
+
+    /// The committed index moved as `change` says; the new index.
+    #[staticmethod]
+    fn committed(change: Change) -> Self {
+        Until(Condition::Committed(change))
+    }
+
+    /// The log holds `index`; the log's last position as a `Cursor`.
+    #[staticmethod]
+    fn log_reaches(index: u64) -> Self {
+        Until(Condition::LogReaches(index))
+    }
+
+    /// The log's last position moved as `change` says; the new `Cursor`.
+    #[staticmethod]
+    fn log(change: Change) -> Self {
+        Until(Condition::Log(change))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Until({:?})", self.0)
     }
 }
 
@@ -53,94 +134,75 @@ impl Compare {
 pub enum Answer {
     Peer(PyPeerId),
     Index(u64),
-    Position((u64, u64)),
+    Position(PyCursor),
     Nothing(()),
 }
 
-impl Condition {
-    pub fn parse(
-        what: &str,
-        value: Option<u64>,
-        peer: Option<PeerId>,
-        worker: &WorkerHandle,
-    ) -> PyResult<Self> {
-        let now = worker.status.borrow().clone();
-        let need_value = || value.ok_or_else(|| config_error(format!("{what} needs a value")));
-        let condition = match what {
-            "leader_elected" => Condition::LeaderElected,
-            "leader_changed" => Condition::LeaderChanged(now.leader),
-            "leader_is" => {
-                Condition::LeaderIs(peer.ok_or_else(|| config_error("leader_is needs a peer id"))?)
-            }
-            "is_leader" => Condition::IsLeader,
-            "is_follower" => Condition::IsFollower,
-            "online" => Condition::Online,
-            "offline" => Condition::Offline,
-            "committed_reaches" => Condition::AppliedReaches(need_value()?),
-            "log_reaches" => Condition::LogReaches(need_value()?),
-            other => match other.split_once('_') {
-                Some(("committed", cmp)) if Compare::parse(cmp).is_some() => Condition::Committed(
-                    Compare::parse(cmp).unwrap_or(Compare::Changed),
-                    now.committed,
-                ),
-                Some(("log", cmp)) if Compare::parse(cmp).is_some() => Condition::Log(
-                    Compare::parse(cmp).unwrap_or(Compare::Changed),
-                    now.log_position,
-                ),
-                _ => return Err(config_error(format!("unknown condition {other:?}"))),
-            },
-        };
-        Ok(condition)
-    }
+/// A condition with the status it started from.
+pub struct Wait {
+    condition: Condition,
+    start: GroupStatus,
+}
 
-    /// The answer when `status` satisfies the condition.
-    fn check(&self, s: &GroupStatus) -> Option<Answer> {
-        let position = |p: LogPosition| Answer::Position((p.term, p.index));
-        match self {
-            Condition::LeaderElected => s.leader.map(|p| Answer::Peer(PyPeerId(p))),
-            Condition::LeaderChanged(then) => s
-                .leader
-                .filter(|p| Some(*p) != *then)
-                .map(|p| Answer::Peer(PyPeerId(p))),
-            Condition::LeaderIs(peer) => {
-                (s.leader == Some(*peer)).then_some(Answer::Peer(PyPeerId(*peer)))
-            }
-            Condition::IsLeader => (s.role == Role::Leader).then_some(Answer::Nothing(())),
-            Condition::IsFollower => (s.role != Role::Leader).then_some(Answer::Nothing(())),
-            Condition::Online => s.online.then_some(Answer::Nothing(())),
-            Condition::Offline => (!s.online).then_some(Answer::Nothing(())),
-            Condition::Committed(cmp, then) => cmp
-                .holds(&s.committed, then)
-                .then_some(Answer::Index(s.committed)),
-            Condition::LogReaches(index) => {
-                (s.log_position.index >= *index).then(|| position(s.log_position))
-            }
-            Condition::Log(cmp, then) => cmp
-                .holds(&s.log_position, then)
-                .then(|| position(s.log_position)),
-            Condition::AppliedReaches(_) => None,
+impl Until {
+    /// The wait for this condition, starting from `worker`'s status now.
+    pub fn start(&self, worker: &WorkerHandle) -> Wait {
+        Wait {
+            condition: self.0,
+            start: worker.status.borrow().clone(),
         }
     }
 }
 
-/// Resolves once `condition` holds.
-pub async fn wait(mut worker: WorkerHandle, condition: Condition) -> Result<Answer, Failure> {
-    if let Condition::AppliedReaches(index) = condition {
-        let reached = worker
-            .applied
-            .wait_for(|a| *a >= index)
+fn position(p: LogPosition) -> Answer {
+    Answer::Position(PyCursor::at(p.term, p.index))
+}
+
+impl Wait {
+    /// The answer when `s` satisfies the condition.
+    fn check(&self, s: &GroupStatus) -> Option<Answer> {
+        let then = &self.start;
+        let peer = |p: PeerId| Answer::Peer(PyPeerId(p));
+        match self.condition {
+            Condition::LeaderElected => s.leader.map(peer),
+            Condition::LeaderChanged => s.leader.filter(|p| Some(*p) != then.leader).map(peer),
+            Condition::LeaderIs(want) => (s.leader == Some(want)).then(|| peer(want)),
+            Condition::IsLeader => (s.role == Role::Leader).then_some(Answer::Nothing(())),
+            Condition::IsFollower => (s.role != Role::Leader).then_some(Answer::Nothing(())),
+            Condition::Online => s.online.then_some(Answer::Nothing(())),
+            Condition::Offline => (!s.online).then_some(Answer::Nothing(())),
+            Condition::Committed(change) => change
+                .holds(&s.committed, &then.committed)
+                .then_some(Answer::Index(s.committed)),
+            Condition::LogReaches(index) => {
+                (s.log_position.index >= index).then(|| position(s.log_position))
+            }
+            Condition::Log(change) => change
+                .holds(&s.log_position, &then.log_position)
+                .then(|| position(s.log_position)),
+            Condition::Applied(_) => None,
+        }
+    }
+
+    /// Resolves once the condition holds.
+    pub async fn run(self, mut worker: WorkerHandle) -> Result<Answer, Failure> {
+        if let Condition::Applied(index) = self.condition {
+            let reached = worker
+                .applied
+                .wait_for(|a| *a >= index)
+                .await
+                .map_err(|_| Failure::Terminated)?;
+            return Ok(Answer::Index(*reached));
+        }
+        let mut answer = None;
+        worker
+            .status
+            .wait_for(|s| {
+                answer = self.check(s);
+                answer.is_some()
+            })
             .await
             .map_err(|_| Failure::Terminated)?;
-        return Ok(Answer::Index(*reached));
+        answer.ok_or(Failure::Terminated)
     }
-    let mut answer = None;
-    worker
-        .status
-        .wait_for(|s| {
-            answer = condition.check(s);
-            answer.is_some()
-        })
-        .await
-        .map_err(|_| Failure::Terminated)?;
-    answer.ok_or(Failure::Terminated)
 }

@@ -113,6 +113,22 @@ impl Groups {
         group.leave().await;
     }
 
+    /// Leaves `group` if it is still the one joined under its id (a handle
+    /// of a group left earlier never leaves the group joined since).
+    pub async fn leave_group(&self, group: &Arc<Group>) {
+        let removed = {
+            let mut joined = self.joined();
+            let current = joined
+                .get(&group.id())
+                .is_some_and(|g| Arc::ptr_eq(g, group));
+            current && joined.remove(&group.id()).is_some()
+        };
+        if removed {
+            self.publish();
+            group.leave().await;
+        }
+    }
+
     pub async fn leave_all(&self) {
         let ids: Vec<GroupId> = self.joined().keys().copied().collect();
         for id in ids {

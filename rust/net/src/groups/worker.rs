@@ -370,15 +370,17 @@ impl Worker {
         if ready.must_sync {
             self.node.sync_storage()?;
         }
-        self.send(&ready);
-        self.apply(&ready);
-        for event in ready.events {
-            self.event(event);
-        }
+        // The status first: whatever a peer learns from this ready's
+        // messages (that this node leads, say) is already visible here.
         if let Some(status) = ready.status {
             let voters = self.node.voters();
             self.status
                 .send_modify(|s| *s = GroupStatus::from_core(&status, Some(s), voters));
+        }
+        self.send(&ready);
+        self.apply(&ready);
+        for event in ready.events {
+            self.event(event);
         }
         Ok(())
     }
