@@ -73,7 +73,10 @@ struct Member {
 
 async fn member(bootstrap: Option<&Network>) -> Member {
     let mut config = NetworkConfig::new("worker-test");
-    config.discovery.bootstrap = bootstrap.map(|b| b.local_addr().clone()).into_iter().collect();
+    config.discovery.bootstrap = bootstrap
+        .map(|b| b.local_addr().clone())
+        .into_iter()
+        .collect();
     let net = Network::start(config).await.unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let setup = WorkerSetup {
@@ -98,13 +101,19 @@ async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
             reply,
         })
         .unwrap();
-    tokio::time::timeout(WAIT, answer).await.expect("proposal answered").unwrap()
+    tokio::time::timeout(WAIT, answer)
+        .await
+        .expect("proposal answered")
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_machine_applies_the_same_commands_everywhere() {
     let first = member(None).await;
-    let others = [member(Some(&first.net)).await, member(Some(&first.net)).await];
+    let others = [
+        member(Some(&first.net)).await,
+        member(Some(&first.net)).await,
+    ];
     let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
     let mut status = first.worker.status.clone();
     tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
@@ -135,7 +144,10 @@ async fn a_rust_machine_applies_the_same_commands_everywhere() {
     for m in &members {
         let seen = m.seen.lock().unwrap();
         let due: Vec<u64> = (1..=last).filter(|i| i % SNAPSHOT_EVERY == 0).collect();
-        assert_eq!(seen.snapshots, due, "a snapshot after every multiple of {SNAPSHOT_EVERY}");
+        assert_eq!(
+            seen.snapshots, due,
+            "a snapshot after every multiple of {SNAPSHOT_EVERY}"
+        );
     }
     for m in members {
         m.net.close().await;

@@ -172,7 +172,12 @@ pub async fn read_start(
 }
 
 /// Whether `start` proves that `peer` holds the secret of `spec`'s group.
-pub fn start_proves(conn: &quinn::Connection, spec: &GroupSpec, peer: PeerId, start: &Start) -> bool {
+pub fn start_proves(
+    conn: &quinn::Connection,
+    spec: &GroupSpec,
+    peer: PeerId,
+    start: &Start,
+) -> bool {
     session_material(conn, &spec.group_id)
         .is_ok_and(|ekm| proof_matches(&spec.secret, &ekm, &peer, &start.proof))
 }
