@@ -196,7 +196,7 @@ class Group(Generic[M]):
         return self._native.leader()
 
     def is_leader(self) -> bool:
-        return self._native.role() == "leader"
+        return self._native.is_leader()
 
     def committed(self) -> int:
         """The committed index (0 = nothing committed)."""

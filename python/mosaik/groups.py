@@ -6,7 +6,7 @@ import enum
 from datetime import timedelta
 
 from . import _native
-from ._durations import Duration, seconds
+from ._durations import Duration
 
 ALPN: bytes = _native.GROUPS_ALPN
 
@@ -21,13 +21,19 @@ class CloseReason(enum.IntEnum):
     ALREADY_BONDED = 30429
 
 
+def _checked(handshake_timeout: Duration | None) -> timedelta:
+    """The timeout as the network's settings check it (the one rule for it);
+    the network's default for None."""
+    return _native.NetworkOptions("groups", handshake_timeout=handshake_timeout).handshake_timeout
+
+
 class Config:
     """Settings of the groups subsystem of one `Network`."""
 
     __slots__ = ("_handshake_timeout",)
 
-    def __init__(self, handshake_timeout: Duration = 2.0) -> None:
-        self._handshake_timeout = timedelta(seconds=seconds("handshake_timeout", handshake_timeout))
+    def __init__(self, handshake_timeout: Duration | None = None) -> None:
+        self._handshake_timeout = _checked(handshake_timeout)
 
     @property
     def handshake_timeout(self) -> timedelta:
@@ -52,11 +58,10 @@ class ConfigBuilder:
     """Builds a `Config` one setting at a time."""
 
     def __init__(self) -> None:
-        self._handshake_timeout: Duration = 2.0
+        self._handshake_timeout: Duration | None = None
 
     def with_handshake_timeout(self, timeout: Duration) -> ConfigBuilder:
-        seconds("handshake_timeout", timeout)
-        self._handshake_timeout = timeout
+        self._handshake_timeout = _checked(timeout)
         return self
 
     def build(self) -> Config:

@@ -162,14 +162,6 @@ async fn applied(mut applied: watch::Receiver<u64>, index: u64) -> Result<(), Fa
         .map_err(|_| Failure::Terminated)
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Leader => "leader",
-        Role::Candidate => "candidate",
-        _ => "follower",
-    }
-}
-
 #[pymethods]
 impl PyGroup {
     #[getter]
@@ -239,8 +231,8 @@ impl PyGroup {
         Ok(self.status()?.leader.map(PyPeerId))
     }
 
-    fn role(&self) -> PyResult<&'static str> {
-        Ok(role_name(self.status()?.role))
+    fn is_leader(&self) -> PyResult<bool> {
+        Ok(self.status()?.role == Role::Leader)
     }
 
     fn committed(&self) -> PyResult<u64> {
