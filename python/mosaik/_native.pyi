@@ -282,18 +282,7 @@ class NativeGroup:
 class NetworkOptions:
     """A network's settings, each checked as it is given."""
 
-    def __new__(
-        cls,
-        name: str,
-        *,
-        secret: bytes | str | None = None,
-        addrs: Iterable[str] | None = None,
-        bootstrap: Iterable[EndpointAddr | str] | None = None,
-        handshake_timeout: float | timedelta | None = None,
-        gossip_interval: float | timedelta | None = None,
-        entry_ttl: float | timedelta | None = None,
-        limits: Limits | None = None,
-    ) -> NetworkOptions: ...
+    def __new__(cls, name: str) -> NetworkOptions: ...
     def replace(
         self,
         *,

@@ -24,7 +24,8 @@ class CloseReason(enum.IntEnum):
 def _checked(handshake_timeout: Duration | None) -> timedelta:
     """The timeout as the network's settings check it (the one rule for it);
     the network's default for None."""
-    return _native.NetworkOptions("groups", handshake_timeout=handshake_timeout).handshake_timeout
+    options = _native.NetworkOptions("groups").replace(handshake_timeout=handshake_timeout)
+    return options.handshake_timeout
 
 
 class Config:

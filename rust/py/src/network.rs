@@ -97,10 +97,55 @@ fn secret_seed(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 32]> {
 #[pyclass(name = "NetworkOptions", module = "mosaik._native", frozen)]
 pub struct PyNetworkOptions(NetworkConfig);
 
+/// Socket addresses from a list of `ip:port` strings (a lone string is
+/// refused: it would read as a list of characters).
+fn socket_addrs(addrs: &Bound<'_, PyAny>) -> PyResult<Vec<std::net::SocketAddr>> {
+    if addrs.is_instance_of::<PyString>() {
+        return Err(config_error(format!(
+            "invalid addresses {}: expected a list of \"ip:port\" strings, not one string",
+            addrs.repr()?
+        )));
+    }
+    addrs
+        .try_iter()?
+        .map(|a| {
+            let a = a?;
+            let text = a.cast::<PyString>().map_err(|_| {
+                config_error(format!(
+                    "invalid address {}: expected an \"ip:port\" string",
+                    a.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
+            parse_socket_addr(text.to_str()?).map_err(net_error)
+        })
+        .collect()
+}
+
+#[pymethods]
 impl PyNetworkOptions {
+    /// The defaults for a network named `name`.
+    #[new]
+    fn new(name: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| {
+                config_error(format!(
+                    "invalid network name {}: it must be a non-empty string",
+                    name.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?
+            .to_str()?
+            .to_owned();
+        let config = NetworkConfig::new(name);
+        config.validate().map_err(net_error)?;
+        Ok(PyNetworkOptions(config))
+    }
+
     /// A copy with each given setting replaced, then checked as a whole.
+    #[pyo3(signature = (*, secret = None, addrs = None, bootstrap = None,
+        handshake_timeout = None, gossip_interval = None, entry_ttl = None, limits = None))]
     #[allow(clippy::too_many_arguments)]
-    fn with(
+    fn replace(
         &self,
         secret: Option<&Bound<'_, PyAny>>,
         addrs: Option<&Bound<'_, PyAny>>,
@@ -139,94 +184,6 @@ impl PyNetworkOptions {
         }
         config.validate().map_err(net_error)?;
         Ok(PyNetworkOptions(config))
-    }
-}
-
-/// Socket addresses from a list of `ip:port` strings (a lone string is
-/// refused: it would read as a list of characters).
-fn socket_addrs(addrs: &Bound<'_, PyAny>) -> PyResult<Vec<std::net::SocketAddr>> {
-    if addrs.is_instance_of::<PyString>() {
-        return Err(config_error(format!(
-            "invalid addresses {}: expected a list of \"ip:port\" strings, not one string",
-            addrs.repr()?
-        )));
-    }
-    addrs
-        .try_iter()?
-        .map(|a| {
-            let a = a?;
-            let text = a.cast::<PyString>().map_err(|_| {
-                config_error(format!(
-                    "invalid address {}: expected an \"ip:port\" string",
-                    a.repr().map(|r| r.to_string()).unwrap_or_default()
-                ))
-            })?;
-            parse_socket_addr(text.to_str()?).map_err(net_error)
-        })
-        .collect()
-}
-
-#[pymethods]
-impl PyNetworkOptions {
-    /// The defaults for a network named `name`, with the given settings.
-    #[new]
-    #[pyo3(signature = (name, *, secret = None, addrs = None, bootstrap = None,
-        handshake_timeout = None, gossip_interval = None, entry_ttl = None, limits = None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        name: &Bound<'_, PyAny>,
-        secret: Option<&Bound<'_, PyAny>>,
-        addrs: Option<&Bound<'_, PyAny>>,
-        bootstrap: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        gossip_interval: Option<&Bound<'_, PyAny>>,
-        entry_ttl: Option<&Bound<'_, PyAny>>,
-        limits: Option<PyLimits>,
-    ) -> PyResult<Self> {
-        let name = name
-            .cast::<PyString>()
-            .map_err(|_| {
-                config_error(format!(
-                    "invalid network name {}: it must be a non-empty string",
-                    name.repr().map(|r| r.to_string()).unwrap_or_default()
-                ))
-            })?
-            .to_str()?
-            .to_owned();
-        PyNetworkOptions(NetworkConfig::new(name)).with(
-            secret,
-            addrs,
-            bootstrap,
-            handshake_timeout,
-            gossip_interval,
-            entry_ttl,
-            limits,
-        )
-    }
-
-    /// A copy with the given settings replaced.
-    #[pyo3(signature = (*, secret = None, addrs = None, bootstrap = None,
-        handshake_timeout = None, gossip_interval = None, entry_ttl = None, limits = None))]
-    #[allow(clippy::too_many_arguments)]
-    fn replace(
-        &self,
-        secret: Option<&Bound<'_, PyAny>>,
-        addrs: Option<&Bound<'_, PyAny>>,
-        bootstrap: Option<&Bound<'_, PyAny>>,
-        handshake_timeout: Option<&Bound<'_, PyAny>>,
-        gossip_interval: Option<&Bound<'_, PyAny>>,
-        entry_ttl: Option<&Bound<'_, PyAny>>,
-        limits: Option<PyLimits>,
-    ) -> PyResult<Self> {
-        self.with(
-            secret,
-            addrs,
-            bootstrap,
-            handshake_timeout,
-            gossip_interval,
-            entry_ttl,
-            limits,
-        )
     }
 
     #[getter]
