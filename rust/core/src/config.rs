@@ -8,7 +8,7 @@
 //! Digest encoding (version 1): blake3 over the UTF-8 tag
 //! `"mosaik.consensus.v1"` followed by each parameter of the table, in
 //! table order, as a little-endian u64 (durations in nanoseconds,
-//! saturating). The leadership factor is per node and is not hashed. The
+//! saturating). The node's own `leadership` preference is not hashed. The
 //! table's order is therefore part of the wire contract: new parameters go
 //! at its end, and `rust/core/tests/config_digest.rs` pins the result.
 
@@ -69,19 +69,20 @@ macro_rules! define_consensus_config {
         $name:ident : $ty:ty = $default:expr => $rule:ident $(($arg:tt))?;
     )*) => {
         /// The parameters every member of a group must share, and this
-        /// node's leadership factor (not shared, not hashed).
+        /// node's leadership preference (not shared, not hashed).
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct ConsensusConfig {
             $( $(#[doc = $doc])* pub $name: $ty, )*
-            /// Multiplies election timeout and bootstrap delay on this node; not hashed.
-            pub leadership_factor: u32,
+            /// This node's own preference, set by `deprioritize_leadership_by`;
+            /// combined with the state machine's `NodeConfig::preference`.
+            pub leadership: LeadershipPreference,
         }
 
         impl Default for ConsensusConfig {
             fn default() -> Self {
                 ConsensusConfig {
                     $( $name: $default, )*
-                    leadership_factor: 1,
+                    leadership: LeadershipPreference::Normal,
                 }
             }
         }
@@ -149,11 +150,7 @@ impl DigestValue for u32 {
 impl ConsensusConfig {
     /// Checks every parameter; the error names the first one out of range.
     pub fn validate(&self) -> Result<()> {
-        self.check_params()?;
-        if self.leadership_factor < 1 {
-            return Err(invalid("leadership_factor", "must be at least 1"));
-        }
-        Ok(())
+        self.check_params()
     }
 
     /// Digest of every shared parameter, in the encoding the module documents.
@@ -164,10 +161,11 @@ impl ConsensusConfig {
         Digest(*hasher.finalize().as_bytes())
     }
 
-    /// A copy whose election timeout and bootstrap delay are `factor` times longer.
+    /// A copy whose election timeout and bootstrap delay are `factor` times
+    /// longer: this node is `Reluctant(factor)`.
     pub fn deprioritize_leadership_by(&self, factor: u32) -> Self {
         ConsensusConfig {
-            leadership_factor: factor,
+            leadership: LeadershipPreference::Reluctant(factor),
             ..self.clone()
         }
     }

@@ -142,7 +142,7 @@ macro_rules! py_consensus_config {
             /// The multiplier on this node's election timeout and bootstrap delay.
             #[getter]
             fn leadership_factor(&self) -> u32 {
-                self.0.leadership_factor
+                self.0.leadership.factor()
             }
         }
     };

@@ -646,7 +646,7 @@ impl<S: LogStore> RaftNode<S> {
         if self.hard.term == 0 {
             timeout += consensus.bootstrap_delay;
         }
-        let factor = consensus.leadership_factor.max(1) * self.config.preference.factor();
+        let factor = consensus.leadership.factor() * self.config.preference.factor();
         self.election_deadline = self.now + timeout * factor;
     }
 }
