@@ -71,22 +71,29 @@ struct Member {
     seen: Arc<Mutex<Seen>>,
 }
 
-async fn member(bootstrap: Option<&Network>) -> Member {
-    let mut config = NetworkConfig::new("worker-test");
-    config.discovery.bootstrap = bootstrap
-        .map(|b| b.local_addr().clone())
-        .into_iter()
-        .collect();
-    let net = Network::start(config).await.unwrap();
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let setup = WorkerSetup {
+fn setup(seen: &Arc<Mutex<Seen>>) -> WorkerSetup {
+    WorkerSetup {
         preference: LeadershipPreference::Normal,
         replay: Default::default(),
         store: Box::new(InMemoryLogStore::new()),
         snapshot_every: SNAPSHOT_EVERY,
         applier: Box::new(Recorder(seen.clone())),
-    };
-    let (_group, worker) = net.join_consensus(spec(), setup).unwrap();
+    }
+}
+
+async fn network(bootstrap: Option<&Network>) -> Arc<Network> {
+    let mut config = NetworkConfig::new("worker-test");
+    config.discovery.bootstrap = bootstrap
+        .map(|b| b.local_addr().clone())
+        .into_iter()
+        .collect();
+    Network::start(config).await.unwrap()
+}
+
+async fn member(bootstrap: Option<&Network>) -> Member {
+    let net = network(bootstrap).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (_group, worker) = net.join_consensus(spec(), setup(&seen)).unwrap();
     Member { net, worker, seen }
 }
 
@@ -152,4 +159,33 @@ async fn a_rust_machine_applies_the_same_commands_everywhere() {
     for m in members {
         m.net.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consensus_join_that_fails_leaves_nothing_behind() {
+    let first = member(None).await;
+    let net = network(Some(&first.net)).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut bad = spec();
+    bad.consensus.heartbeat_interval = Duration::ZERO;
+    assert!(net.join_consensus(bad, setup(&seen)).is_err());
+    assert!(
+        net.groups().unwrap().get(&GROUP).is_none(),
+        "no group left registered"
+    );
+
+    let (group, worker) = net.join_consensus(spec(), setup(&seen)).unwrap();
+    let bonded = async {
+        while !group.is_bonded(&first.net.peer_id()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, bonded)
+        .await
+        .expect("the second join bonds");
+    let outcome = propose(&worker, &[b"after a failed join"]).await;
+    assert_eq!((outcome.done, outcome.rest), (1, Rest::None));
+    assert!(net.join(spec()).is_err(), "a joined id is not joined twice");
+    net.close().await;
+    first.net.close().await;
 }

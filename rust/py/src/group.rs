@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mosaik_core::{GroupId, LeadershipPreference, Role};
-use mosaik_net::groups::{Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup};
+use mosaik_net::groups::{
+    already_joined, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup,
+};
 use mosaik_net::Network;
 use pyo3::prelude::*;
 use tokio::sync::{oneshot, watch};
@@ -113,6 +115,11 @@ impl PyGroup {
             consensus: join.consensus.0.clone(),
             handshake_timeout: join.handshake_timeout,
         };
+        // Before the store is opened: a second join must not find its own
+        // store locked and say so instead.
+        if net.groups().map_err(net_error)?.is_joined(&spec.group_id) {
+            return Err(net_error(already_joined(&spec.group_id)));
+        }
         let label = spec.group_id.to_hex();
         let replica = Python::attach(|py| join.replica.clone_ref(py));
         let setup = WorkerSetup {

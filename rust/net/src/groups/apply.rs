@@ -72,7 +72,18 @@ pub(crate) fn spawn(label: &str, mut applier: Box<dyn Applier>) -> std::io::Resu
                 while let Ok(more) = work.try_recv() {
                     batch.push(more);
                 }
-                let taken = match applier.apply(&batch) {
+                let applied = applier.apply(&batch).and_then(|taken| {
+                    if taken.len() == batch.len() {
+                        Ok(taken)
+                    } else {
+                        Err(Halt::Failed(format!(
+                            "the machine answered {} of {} pieces of work",
+                            taken.len(),
+                            batch.len()
+                        )))
+                    }
+                });
+                let taken = match applied {
                     Ok(taken) => taken,
                     Err(Halt::Exiting) => return,
                     // Dropping `applied` ends every wait on this machine

@@ -52,6 +52,8 @@ pub struct Group {
     left: AtomicBool,
     raft_sink: mpsc::UnboundedSender<(PeerId, Vec<u8>)>,
     raft_inbox: Mutex<Option<RaftInbox>>,
+    /// What bonds report, until `start` hands it to the event loop.
+    events: Mutex<Option<mpsc::UnboundedReceiver<BondEvent>>>,
 }
 
 /// Least pause between two dials of the same peer.
@@ -65,10 +67,16 @@ impl Group {
     /// A group with no bonds yet; `start` runs it.
     pub(crate) fn new(spec: GroupSpec, ctx: Arc<GroupsCtx>) -> Arc<Self> {
         let (raft_sink, raft_inbox) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let state = GroupState {
+            events: Some(events_tx),
+            ..GroupState::default()
+        };
         Arc::new(Group {
             spec,
             ctx,
-            state: Mutex::new(GroupState::default()),
+            state: Mutex::new(state),
+            events: Mutex::new(Some(events)),
             metrics: Arc::default(),
             bonded: watch::channel(Bonded::default()).0,
             left: AtomicBool::new(false),
@@ -77,12 +85,28 @@ impl Group {
         })
     }
 
-    /// Starts the loops that handle bond events and dial fellow members.
+    /// Starts the loops that handle bond events and dial fellow members
+    /// (once; later calls do nothing).
     pub(crate) fn start(self: &Arc<Self>) {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        self.state().events = Some(events_tx);
-        self.ctx.tasks.spawn(self.clone().handle_events(events));
-        self.ctx.tasks.spawn(self.clone().maintain());
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(events) = events {
+            self.ctx.tasks.spawn(self.clone().handle_events(events));
+            self.ctx.tasks.spawn(self.clone().maintain());
+        }
+    }
+
+    /// Stops a group that never ran consensus after all (its join failed):
+    /// nothing is dialled or installed any more.
+    pub(crate) fn abandon(&self) {
+        self.left.store(true, Ordering::SeqCst);
+        {
+            let mut state = self.state();
+            state.events = None;
+            for bond in state.bonds.values() {
+                let _ = bond.out.send(Outgoing::Depart);
+            }
+        }
+        self.publish();
     }
 
     fn state(&self) -> MutexGuard<'_, GroupState> {
@@ -151,11 +175,16 @@ impl Group {
         }
     }
 
-    /// Publishes the bonded peers to the watch.
+    /// Publishes the bonded peers to the watch. The value is read and sent
+    /// under the state lock, so two publishes racing on different threads
+    /// can never leave an older value last.
     fn publish(&self) {
-        let peers = self.state().bonds.keys().copied().collect();
-        let left = self.has_left();
-        self.bonded.send_replace(Bonded { peers, left });
+        let state = self.state();
+        let peers = state.bonds.keys().copied().collect();
+        self.bonded.send_replace(Bonded {
+            peers,
+            left: self.has_left(),
+        });
     }
 
     /// Keeps a completed handshake's bond unless one already exists; of two

@@ -36,6 +36,11 @@ use crate::error::NetError;
 use crate::link;
 use crate::metrics::Sample;
 
+/// The refusal of a second join of one group id.
+pub fn already_joined(id: &GroupId) -> NetError {
+    NetError::Config(format!("group {id} is joined already"))
+}
+
 /// The groups of one `Network`.
 pub struct Groups {
     ctx: Arc<GroupsCtx>,
@@ -66,41 +71,54 @@ impl Groups {
     /// Joins the group of `spec`: its mesh forms in the background. A group
     /// id can be joined once at a time (`NetError::Config` otherwise).
     pub fn join(&self, spec: GroupSpec) -> Result<Arc<Group>, NetError> {
-        let group = {
-            let mut joined = self.joined();
-            if joined.contains_key(&spec.group_id) {
-                return Err(NetError::Config(format!(
-                    "group {} is joined already",
-                    spec.group_id
-                )));
-            }
-            let group = Group::new(spec, self.ctx.clone());
-            joined.insert(group.id(), group.clone());
-            group
-        };
+        let group = self.register(spec)?;
         group.start();
-        self.publish();
         Ok(group)
     }
 
     /// Joins the group of `spec` and runs consensus on it, driving
-    /// `setup`'s state machine.
+    /// `setup`'s state machine. The mesh starts only once the worker runs,
+    /// so a failed start leaves nothing behind.
     pub fn join_consensus(
         &self,
         spec: GroupSpec,
         setup: WorkerSetup,
     ) -> Result<(Arc<Group>, WorkerHandle), NetError> {
-        let group = self.join(spec)?;
+        let group = self.register(spec)?;
         let port = group.take_port().expect("a fresh group has its port");
         let spec = group.spec();
         match worker::start(spec.group_id, &spec.consensus, port, setup, &self.ctx.tasks) {
-            Ok(worker) => Ok((group, worker)),
+            Ok(worker) => {
+                group.start();
+                Ok((group, worker))
+            }
             Err(e) => {
+                group.abandon();
                 self.joined().remove(&group.id());
                 self.publish();
                 Err(e)
             }
         }
+    }
+
+    /// Whether a group of this id is joined now.
+    pub fn is_joined(&self, id: &GroupId) -> bool {
+        self.joined().contains_key(id)
+    }
+
+    /// Enters a new group in the registry and the discovery entry.
+    fn register(&self, spec: GroupSpec) -> Result<Arc<Group>, NetError> {
+        let group = {
+            let mut joined = self.joined();
+            if joined.contains_key(&spec.group_id) {
+                return Err(already_joined(&spec.group_id));
+            }
+            let group = Group::new(spec, self.ctx.clone());
+            joined.insert(group.id(), group.clone());
+            group
+        };
+        self.publish();
+        Ok(group)
     }
 
     /// Leaves the group: departure on every bond, then the id leaves the
