@@ -1,146 +1,23 @@
 //! Adversarial review tests: each one is an interleaving that breaks a
 //! promise of docs/consensus.md or the README (two leaders committing,
 //! an acknowledged write lost, a group that can never elect again).
-//! They are expected to FAIL against the code they were written for.
+//! Each failed on the code it was written against (19902f5) and guards the
+//! fix since. They run on `tests`' cluster, with its drop filter.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
-
+use super::tests::{cmd, id, node_with, Cluster};
 use super::*;
 use crate::storage::InMemoryLogStore;
 use crate::wire::{Ask, ForwardOutcome, RequestVote};
 
-fn id(n: u8) -> PeerId {
-    PeerId([n; 32])
-}
-
-fn config(n: u8) -> ConsensusConfig {
-    ConsensusConfig {
-        heartbeat_interval: Duration::from_millis(50),
-        heartbeat_jitter: Duration::from_millis(10),
-        election_timeout: Duration::from_millis(300),
-        election_timeout_jitter: Duration::from_millis(100),
-        bootstrap_delay: Duration::from_millis(100 * u64::from(n)),
-        forward_timeout: Duration::from_millis(500),
-        query_timeout: Duration::from_millis(500),
-        ..ConsensusConfig::default()
-    }
-}
-
 fn node_q(n: u8, min_quorum: u32) -> RaftNode<InMemoryLogStore> {
-    let mut cfg = NodeConfig::new(id(n), config(n), u64::from(n));
-    cfg.consensus.min_quorum = min_quorum;
-    RaftNode::new(cfg, InMemoryLogStore::new(), Duration::ZERO).unwrap()
+    node_with(n, |c| c.consensus.min_quorum = min_quorum)
 }
 
-fn cmd(v: u8) -> Bytes {
-    Bytes::from(vec![v])
-}
-
-type Filter = Box<dyn FnMut(PeerId, PeerId, &Message) -> bool>;
-
-/// Like `tests::Cluster` (instant, in-order delivery, bonds never drop),
-/// plus a programmable filter that drops chosen messages.
-struct Net {
-    nodes: Vec<RaftNode<InMemoryLogStore>>,
-    now: Duration,
-    events: Vec<(PeerId, ClientEvent)>,
-    cut: Vec<(PeerId, PeerId)>,
-    /// Returns true for a message to drop.
-    drop: Filter,
-}
-
-impl Net {
-    fn new(nodes: Vec<RaftNode<InMemoryLogStore>>) -> Self {
-        let mut net = Net {
-            nodes,
-            now: Duration::ZERO,
-            events: Vec::new(),
-            cut: Vec::new(),
-            drop: Box::new(|_, _, _| false),
-        };
-        net.bond_all();
-        net
-    }
-
-    fn bond_all(&mut self) {
-        let ids: Vec<PeerId> = self.nodes.iter().map(|n| n.id()).collect();
-        for node in &mut self.nodes {
-            for peer in &ids {
-                node.add_peer(*peer);
-            }
-        }
-    }
-
-    fn at(&mut self, who: PeerId) -> &mut RaftNode<InMemoryLogStore> {
-        self.nodes.iter_mut().find(|n| n.id() == who).unwrap()
-    }
-
-    fn settle(&mut self) {
-        let mut queue: VecDeque<(PeerId, PeerId, Message)> = VecDeque::new();
-        loop {
-            for i in 0..self.nodes.len() {
-                let from = self.nodes[i].id();
-                let ready = self.nodes[i].ready().unwrap();
-                self.events
-                    .extend(ready.events.into_iter().map(|e| (from, e)));
-                for (to, m) in ready.messages.into_iter().chain(ready.persisted_messages) {
-                    queue.push_back((from, to, m));
-                }
-            }
-            if queue.is_empty() {
-                return;
-            }
-            while let Some((from, to, m)) = queue.pop_front() {
-                let cut = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
-                if !cut && !(self.drop)(from, to, &m) {
-                    self.at(to).step(from, m).unwrap();
-                }
-            }
-        }
-    }
-
-    fn run_for(&mut self, span: Duration) {
-        let end = self.now + span;
-        while self.now < end {
-            self.now += Duration::from_millis(5);
-            let now = self.now;
-            for node in &mut self.nodes {
-                node.tick(now).unwrap();
-            }
-            self.settle();
-        }
-    }
-
-    fn leaders(&self) -> Vec<PeerId> {
-        self.nodes
-            .iter()
-            .filter(|n| n.role() == Role::Leader)
-            .map(|n| n.id())
-            .collect()
-    }
-
-    fn isolate(&mut self, who: PeerId) {
-        for other in self.ids() {
-            if other != who {
-                self.cut.push((who, other));
-            }
-        }
-    }
-
+impl Cluster {
     fn ids(&self) -> Vec<PeerId> {
         self.nodes.iter().map(|n| n.id()).collect()
-    }
-
-    /// Restarts `who` with an empty store and the same configuration.
-    fn restart_empty(&mut self, who: PeerId, seed: u64) {
-        let slot = self.nodes.iter().position(|n| n.id() == who).unwrap();
-        let mut cfg = self.nodes[slot].config.clone();
-        cfg.seed = seed;
-        self.nodes[slot] = RaftNode::new(cfg, InMemoryLogStore::new(), self.now).unwrap();
-        self.bond_all();
     }
 
     fn committed_term_at(&mut self, who: PeerId, index: Index) -> Option<Term> {
@@ -173,7 +50,7 @@ fn is_vote_traffic(m: &Message) -> bool {
 #[test]
 fn review_two_first_elections_both_commit_in_an_over_provisioned_group() {
     let nodes = (1..=5).map(|n| node_q(n, 2)).collect();
-    let mut net = Net::new(nodes);
+    let mut net = Cluster::new(nodes);
     let left = [id(1), id(2)];
     net.drop = Box::new(move |from, to, m| {
         let side = |p: PeerId| left.contains(&p);
@@ -220,7 +97,7 @@ fn review_two_first_elections_both_commit_in_an_over_provisioned_group() {
 #[test]
 fn review_a_delayed_first_vote_request_lets_an_empty_member_count() {
     let nodes = (1..=3).map(|n| node_q(n, 2)).collect();
-    let mut net = Net::new(nodes);
+    let mut net = Cluster::new(nodes);
     net.run_for(Duration::from_secs(2));
     let a = net.leaders()[0];
     let origin = net.at(a).store().term_at(1).unwrap().unwrap();
@@ -275,7 +152,7 @@ fn review_a_delayed_first_vote_request_lets_an_empty_member_count() {
 #[test]
 fn review_pre_vote_never_propagates_a_higher_term_and_the_group_deadlocks() {
     let nodes = (1..=3).map(|n| node_q(n, 2)).collect();
-    let mut net = Net::new(nodes);
+    let mut net = Cluster::new(nodes);
     net.run_for(Duration::from_secs(2));
     let a = net.leaders()[0];
     let others: Vec<PeerId> = net.ids().into_iter().filter(|p| *p != a).collect();
@@ -375,7 +252,7 @@ fn review_a_long_lived_leader_stops_taking_forwarded_commands() {
 #[test]
 fn review_a_learner_caught_up_to_a_lagging_leader_commit_counts_too_early() {
     let nodes = (1..=5).map(|n| node_q(n, 3)).collect();
-    let mut net = Net::new(nodes);
+    let mut net = Cluster::new(nodes);
     net.run_for(Duration::from_secs(3));
     let leaders = net.leaders();
     assert_eq!(leaders.len(), 1);
@@ -467,7 +344,7 @@ fn review_a_learner_caught_up_to_a_lagging_leader_commit_counts_too_early() {
 #[test]
 fn review_the_learner_flag_does_not_survive_a_second_restart_with_disk() {
     let nodes = (1..=3).map(|n| node_q(n, 2)).collect();
-    let mut net = Net::new(nodes);
+    let mut net = Cluster::new(nodes);
     net.run_for(Duration::from_secs(2));
     let a = net.leaders()[0];
     let others: Vec<PeerId> = net.ids().into_iter().filter(|p| *p != a).collect();

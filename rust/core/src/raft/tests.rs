@@ -11,7 +11,7 @@ use crate::entry::EntryKind;
 use crate::storage::InMemoryLogStore;
 use crate::wire::{AppendEntries, AppendOutcome, AppendReply, RequestVote, Vote, VoteReply};
 
-fn id(n: u8) -> PeerId {
+pub(super) fn id(n: u8) -> PeerId {
     PeerId([n; 32])
 }
 
@@ -32,7 +32,7 @@ fn node(n: u8) -> RaftNode<InMemoryLogStore> {
     node_with(n, |_| {})
 }
 
-fn node_with(n: u8, adjust: impl FnOnce(&mut NodeConfig)) -> RaftNode<InMemoryLogStore> {
+pub(super) fn node_with(n: u8, adjust: impl FnOnce(&mut NodeConfig)) -> RaftNode<InMemoryLogStore> {
     node_at(n, Duration::ZERO, adjust)
 }
 
@@ -46,23 +46,29 @@ fn node_at(
     RaftNode::new(cfg, InMemoryLogStore::new(), now).unwrap()
 }
 
-fn cmd(v: u8) -> Bytes {
+pub(super) fn cmd(v: u8) -> Bytes {
     Bytes::from(vec![v])
 }
 
-/// Nodes that deliver every message instantly, in order.
-struct Cluster {
-    nodes: Vec<RaftNode<InMemoryLogStore>>,
-    now: Duration,
-    events: Vec<(PeerId, ClientEvent)>,
+/// Decides, for a message from one peer to another, whether to drop it.
+pub(super) type Filter = Box<dyn FnMut(PeerId, PeerId, &Message) -> bool>;
+
+/// Nodes that deliver every message instantly, in order (but for the pairs
+/// cut and the messages `drop` picks).
+pub(super) struct Cluster {
+    pub(super) nodes: Vec<RaftNode<InMemoryLogStore>>,
+    pub(super) now: Duration,
+    pub(super) events: Vec<(PeerId, ClientEvent)>,
     applied: Vec<Vec<Entry>>,
-    cut: Vec<(PeerId, PeerId)>,
+    pub(super) cut: Vec<(PeerId, PeerId)>,
+    /// Returns true for a message to drop (by default none).
+    pub(super) drop: Filter,
     /// Log-replay batches delivered, per receiver.
     replay_batches: Vec<PeerId>,
 }
 
 impl Cluster {
-    fn new(nodes: Vec<RaftNode<InMemoryLogStore>>) -> Self {
+    pub(super) fn new(nodes: Vec<RaftNode<InMemoryLogStore>>) -> Self {
         let applied = nodes.iter().map(|_| Vec::new()).collect();
         let mut cluster = Cluster {
             nodes,
@@ -70,13 +76,14 @@ impl Cluster {
             events: Vec::new(),
             applied,
             cut: Vec::new(),
+            drop: Box::new(|_, _, _| false),
             replay_batches: Vec::new(),
         };
         cluster.bond_all();
         cluster
     }
 
-    fn bond_all(&mut self) {
+    pub(super) fn bond_all(&mut self) {
         let ids: Vec<PeerId> = self.nodes.iter().map(|n| n.id()).collect();
         for node in &mut self.nodes {
             for peer in &ids {
@@ -92,12 +99,12 @@ impl Cluster {
         self.bond_all();
     }
 
-    fn at(&mut self, who: PeerId) -> &mut RaftNode<InMemoryLogStore> {
+    pub(super) fn at(&mut self, who: PeerId) -> &mut RaftNode<InMemoryLogStore> {
         self.nodes.iter_mut().find(|n| n.id() == who).unwrap()
     }
 
     /// Drains every node's ready and delivers until nothing moves.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         let mut queue: VecDeque<(PeerId, PeerId, Message)> = VecDeque::new();
         loop {
             for i in 0..self.nodes.len() {
@@ -120,14 +127,15 @@ impl Cluster {
                 if let Message::Sync(crate::wire::SyncMessage::Batch { .. }) = &m {
                     self.replay_batches.push(to);
                 }
-                if !self.cut.contains(&(from, to)) && !self.cut.contains(&(to, from)) {
+                let cut = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
+                if !cut && !(self.drop)(from, to, &m) {
                     self.at(to).step(from, m).unwrap();
                 }
             }
         }
     }
 
-    fn run_for(&mut self, span: Duration) {
+    pub(super) fn run_for(&mut self, span: Duration) {
         let end = self.now + span;
         while self.now < end {
             self.now += Duration::from_millis(5);
@@ -139,7 +147,7 @@ impl Cluster {
         }
     }
 
-    fn leaders(&self) -> Vec<PeerId> {
+    pub(super) fn leaders(&self) -> Vec<PeerId> {
         self.nodes
             .iter()
             .filter(|n| n.role() == Role::Leader)
@@ -812,7 +820,7 @@ impl Cluster {
         self.cut.push((a, b));
     }
 
-    fn isolate(&mut self, who: PeerId) {
+    pub(super) fn isolate(&mut self, who: PeerId) {
         let others: Vec<PeerId> = self
             .nodes
             .iter()
@@ -830,7 +838,7 @@ impl Cluster {
 
     /// Restarts `who` with an empty store (an in-memory store after a
     /// crash); its peers never see the bond drop.
-    fn restart_empty(&mut self, who: PeerId, seed: u64) {
+    pub(super) fn restart_empty(&mut self, who: PeerId, seed: u64) {
         let slot = self.nodes.iter().position(|n| n.id() == who).unwrap();
         let min_quorum = self.nodes[slot].config.consensus.min_quorum;
         let mut cfg = NodeConfig::new(who, config(who.0[0]), seed);
