@@ -179,7 +179,13 @@ class Group(Generic[M]):
         self, query: Any, consistency: Consistency = Consistency.WEAK
     ) -> CommittedQueryResult[Any]:
         """Answers ``query`` from the local machine; with STRONG, only once a
-        read index confirmed by the leader is applied here."""
+        read index confirmed by the leader is applied here. ``consistency``
+        must be a `Consistency` (`TypeError` otherwise: a string such as
+        ``"strong"`` would otherwise read as weak)."""
+        if not isinstance(consistency, Consistency):
+            raise TypeError(
+                f"consistency must be a mosaik.Consistency, not {type(consistency).__name__}"
+            )
         self._encode([query])
         if consistency is Consistency.STRONG:
             index = await _bridge.watch(self._native.read())

@@ -21,8 +21,8 @@ const DIGEST_TAG: &[u8] = b"mosaik.consensus.v1";
 
 /// The table of consensus parameters. Each row is
 /// `doc; name: type = default => rule;` where `rule` is `positive` (a
-/// duration above zero), `below(other)` (less than an earlier row) or
-/// `at_least(n)`. Every row is shared by the group and enters the digest,
+/// duration above zero), `below(other)` or `above(other)` (less or more
+/// than an earlier row) or `at_least(n)`. Every row is shared by the group and enters the digest,
 /// in this order; a per-node setting does not belong here (see
 /// [`LeadershipPreference`]).
 ///
@@ -40,9 +40,10 @@ macro_rules! for_each_consensus_param {
                 ::std::time::Duration::from_millis(150) => below(heartbeat_interval);
             /// Heartbeats a follower may miss before it suspects the leader.
             max_missed_heartbeats: u32 = 10 => at_least(1);
-            /// How long a follower waits without a leader before it stands.
+            /// How long a follower waits without a leader before it stands;
+            /// above `heartbeat_interval`, or no leader could keep its followers.
             election_timeout: ::std::time::Duration =
-                ::std::time::Duration::from_secs(2) => positive;
+                ::std::time::Duration::from_secs(2) => above(heartbeat_interval);
             /// Random extra wait of each election timeout, below `election_timeout`.
             election_timeout_jitter: ::std::time::Duration =
                 ::std::time::Duration::from_millis(500) => below(election_timeout);
@@ -113,7 +114,25 @@ macro_rules! check_rule {
         if $config.$name >= $config.$other {
             return Err(invalid(
                 stringify!($name),
-                concat!("must be below ", stringify!($other)),
+                &format!(
+                    "{:?} must be below {} {:?}",
+                    $config.$name,
+                    stringify!($other),
+                    $config.$other
+                ),
+            ));
+        }
+    };
+    ($config:ident, $name:ident, above($other:ident)) => {
+        if $config.$name <= $config.$other {
+            return Err(invalid(
+                stringify!($name),
+                &format!(
+                    "{:?} must be above {} {:?}",
+                    $config.$name,
+                    stringify!($other),
+                    $config.$other
+                ),
             ));
         }
     };
@@ -121,7 +140,7 @@ macro_rules! check_rule {
         if $config.$name < $min {
             return Err(invalid(
                 stringify!($name),
-                concat!("must be at least ", stringify!($min)),
+                &format!("{} must be at least {}", $config.$name, $min),
             ));
         }
     };

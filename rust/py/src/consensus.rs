@@ -10,23 +10,11 @@ use std::time::Duration;
 
 use mosaik_core::{ConsensusConfig, LeadershipPreference, LogReplaySync};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict};
+use pyo3::types::PyDict;
 
-use crate::durations::duration;
 use crate::errors::config_error;
 use crate::ids::PyDigest;
-
-fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<u32> {
-    if value.is_instance_of::<PyBool>() {
-        return Err(config_error(format!(
-            "invalid {name} {value}: expected an integer"
-        )));
-    }
-    let n: i64 = value
-        .extract()
-        .map_err(|_| config_error(format!("invalid {name}: expected an integer")))?;
-    u32::try_from(n).map_err(|_| config_error(format!("invalid {name} {n}: out of range")))
-}
+use crate::values::{duration, whole_u32};
 
 /// How a value of a table type is read from Python and shown by `repr`.
 trait Param: Sized {
@@ -47,7 +35,7 @@ impl Param for Duration {
 
 impl Param for u32 {
     fn from_py(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Self> {
-        count_arg(name, value)
+        whole_u32(name, value)
     }
 
     fn py_repr(&self) -> String {
@@ -157,7 +145,7 @@ const DEFAULT_RELUCTANCE: u32 = 3;
 /// A Python reluctance factor as the core's preference (one rule for both
 /// `LeadershipPreference.reluctant` and `deprioritize_leadership_by`).
 fn reluctant(factor: &Bound<'_, PyAny>) -> PyResult<LeadershipPreference> {
-    LeadershipPreference::reluctant(count_arg("factor", factor)?)
+    LeadershipPreference::reluctant(whole_u32("factor", factor)?)
         .map_err(|e| config_error(e.to_string()))
 }
 
@@ -245,7 +233,7 @@ impl PyLogReplaySync {
     ) -> PyResult<Self> {
         let mut s = LogReplaySync::default();
         if let Some(b) = batch_size {
-            s.batch_size = u64::from(count_arg("batch_size", b)?);
+            s.batch_size = u64::from(whole_u32("batch_size", b)?);
         }
         if let Some(t) = fetch_timeout {
             s.fetch_timeout = duration("fetch_timeout", t)?;

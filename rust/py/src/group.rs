@@ -19,10 +19,10 @@ use crate::apply::PyApplier;
 use crate::bridge::{spawn, Pending};
 use crate::consensus::{PyConsensusConfig, PyLeadershipPreference, PyLogReplaySync};
 use crate::cursor::PyCursor;
-use crate::durations::duration;
 use crate::errors::{net_error, Failure};
 use crate::ids::{PyDigest, PyPeerId};
 use crate::storage::{open_store, DiskSpec};
+use crate::values::duration;
 use crate::when::Until;
 
 /// What became of proposed commands: the first `done` of them committed

@@ -11,7 +11,6 @@ mod bridge;
 mod codec;
 mod consensus;
 mod cursor;
-mod durations;
 mod errors;
 mod group;
 mod ids;
@@ -20,6 +19,7 @@ mod limits;
 mod logs;
 mod network;
 mod storage;
+mod values;
 mod when;
 
 use pyo3::prelude::*;

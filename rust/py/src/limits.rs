@@ -6,25 +6,18 @@ use std::time::Duration;
 
 use mosaik_net::Limits;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict};
+use pyo3::types::PyDict;
 
-use crate::durations::duration;
 use crate::errors::{config_error, net_error};
+use crate::values::{duration, whole};
 
 #[pyclass(name = "Limits", module = "mosaik", frozen, eq, hash, from_py_object)]
 #[derive(Clone, PartialEq, Hash)]
 pub struct PyLimits(pub Limits);
 
 fn count(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let int = (!value.is_instance_of::<PyBool>())
-        .then(|| value.extract::<usize>().ok())
-        .flatten();
-    int.ok_or_else(|| {
-        config_error(format!(
-            "invalid limit {name} {}: expected a positive int",
-            value.repr().map(|r| r.to_string()).unwrap_or_default()
-        ))
-    })
+    let n = whole(&format!("limit {name}"), value)?;
+    usize::try_from(n).map_err(|_| config_error(format!("invalid limit {name} {n}: too large")))
 }
 
 fn rate(name: &str, value: &Bound<'_, PyAny>) -> PyResult<u32> {

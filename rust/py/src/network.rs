@@ -12,11 +12,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::bridge::{spawn, Pending};
-use crate::durations::duration;
 use crate::errors::{config_error, net_error};
 use crate::group::{PyGroup, PyGroupJoin};
 use crate::ids::{PyDigest, PyPeerId};
 use crate::limits::PyLimits;
+use crate::values::duration;
 
 /// A peer id and the socket addresses it listens on.
 #[pyclass(name = "EndpointAddr", module = "mosaik", frozen, eq, from_py_object)]
