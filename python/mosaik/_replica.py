@@ -2,7 +2,8 @@
 
 The native apply thread calls `Replica.apply` with committed entries, in log
 order, once per batch; queries read the machine under the same lock, so a
-query never sees half a batch and always knows the index it stood at.
+query never sees half a batch and always knows the index it stood at. A
+query's answer is a copy (through the machine's codec).
 """
 
 from __future__ import annotations
@@ -146,5 +147,21 @@ class Replica:
             )
 
     def query(self, query: Any) -> tuple[Any, int]:
+        """The machine's answer and the index it stood at. The answer is a
+        copy made through the machine's codec under the lock, so a caller
+        that changes it changes nothing in the machine."""
         with self.lock:
-            return self.machine.query(query), self.applied
+            return self._answer(query)
+
+    def query_if_free(self, query: Any) -> tuple[Any, int] | None:
+        """`query`, unless the apply thread holds the machine now (None)."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self._answer(query)
+        finally:
+            self.lock.release()
+
+    def _answer(self, query: Any) -> tuple[Any, int]:
+        data = self.codec.encode(self.machine.query(query))
+        return self.codec.decode(data), self.applied

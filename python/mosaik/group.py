@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -178,7 +179,8 @@ class Group(Generic[M]):
     async def query(
         self, query: Any, consistency: Consistency = Consistency.WEAK
     ) -> CommittedQueryResult[Any]:
-        """Answers ``query`` from the local machine; with STRONG, only once a
+        """Answers ``query`` from the local machine, as a copy of the
+        machine's answer made through its codec; with STRONG, only once a
         read index confirmed by the leader is applied here. ``consistency``
         must be a `Consistency` (`TypeError` otherwise: a string such as
         ``"strong"`` would otherwise read as weak)."""
@@ -193,7 +195,12 @@ class Group(Generic[M]):
                 raise QueryOffline("no leader confirmed a read index in time", query)
         elif not self._native.active:
             raise GroupTerminated("the group was left or its network closed")
-        result, position = self._replica.query(query)
+        answer = self._replica.query_if_free(query)
+        if answer is None:
+            # A long apply holds the machine: wait for it on a thread, not
+            # on the event loop.
+            answer = await asyncio.to_thread(self._replica.query, query)
+        result, position = answer
         return CommittedQueryResult(result, position)
 
     # -- status -----------------------------------------------------------
