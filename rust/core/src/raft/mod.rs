@@ -101,7 +101,8 @@ pub struct Status {
     pub term: Term,
     pub committed: Index,
     pub last: LogPosition,
-    /// False while the node catches up with log replay.
+    /// The leader, or a follower with a known leader that is not catching
+    /// up with log replay (a candidate is offline).
     pub online: bool,
 }
 
@@ -337,8 +338,16 @@ impl<S: LogStore> RaftNode<S> {
             term: self.hard.term,
             committed: self.commit,
             last: self.last,
-            online: self.replay.is_none(),
+            online: self.is_online(),
         }
+    }
+
+    /// The leader, or a follower that knows a leader and is not catching up
+    /// (a candidate, a follower with no leader and a catching-up node are
+    /// offline).
+    fn is_online(&self) -> bool {
+        let following = self.role() == Role::Follower && self.leader.is_some();
+        self.replay.is_none() && (self.role() == Role::Leader || following)
     }
 
     pub fn role(&self) -> Role {

@@ -164,7 +164,8 @@ pub struct Stats {
     pub acked: u64,
     pub reads: u64,
     pub rebuilds: u64,
-    pub replays: u64,
+    /// Times a node went offline (an election, a lost leader or a log replay).
+    pub offline_spells: u64,
     pub snapshots: u64,
     pub restores: u64,
     pub converge_ms: u64,
@@ -210,7 +211,7 @@ impl std::ops::AddAssign for Stats {
         self.acked += o.acked;
         self.reads += o.reads;
         self.rebuilds += o.rebuilds;
-        self.replays += o.replays;
+        self.offline_spells += o.offline_spells;
         self.snapshots += o.snapshots;
         self.restores += o.restores;
         self.converge_ms = self.converge_ms.max(o.converge_ms);
@@ -667,7 +668,7 @@ impl Sim {
                 self.stats.elections += u64::from(newly_elected);
                 self.nodes[i].last_role = Some(status.role);
                 if !status.online && self.nodes[i].online {
-                    self.stats.replays += 1;
+                    self.stats.offline_spells += 1;
                 }
                 self.nodes[i].online = status.online;
                 let raft = self.nodes[i].raft.as_ref().expect("alive");
