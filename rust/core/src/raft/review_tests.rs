@@ -15,6 +15,17 @@ fn node_q(n: u8, min_quorum: u32) -> RaftNode<InMemoryLogStore> {
     node_with(n, |c| c.consensus.min_quorum = min_quorum)
 }
 
+/// Three nodes at min_quorum 2 after their first election: the cluster,
+/// its leader and the two others.
+fn three_with_a_leader() -> (Cluster, PeerId, PeerId, PeerId) {
+    let nodes = (1..=3).map(|n| node_q(n, 2)).collect();
+    let mut net = Cluster::new(nodes);
+    net.run_for(Duration::from_secs(2));
+    let a = net.leaders()[0];
+    let others: Vec<PeerId> = net.ids().into_iter().filter(|p| *p != a).collect();
+    (net, a, others[0], others[1])
+}
+
 impl Cluster {
     fn ids(&self) -> Vec<PeerId> {
         self.nodes.iter().map(|n| n.id()).collect()
@@ -151,12 +162,7 @@ fn review_a_delayed_first_vote_request_lets_an_empty_member_count() {
 /// message ever carries B's term to A: no leader, forever, with one member down.
 #[test]
 fn review_pre_vote_never_propagates_a_higher_term_and_the_group_deadlocks() {
-    let nodes = (1..=3).map(|n| node_q(n, 2)).collect();
-    let mut net = Cluster::new(nodes);
-    net.run_for(Duration::from_secs(2));
-    let a = net.leaders()[0];
-    let others: Vec<PeerId> = net.ids().into_iter().filter(|p| *p != a).collect();
-    let (b, c) = (others[0], others[1]);
+    let (mut net, a, b, c) = three_with_a_leader();
     net.cut.push((a, b));
     net.at(a).propose(1, vec![cmd(1)]).unwrap();
     net.run_for(Duration::from_millis(500));
@@ -343,12 +349,7 @@ fn review_a_learner_caught_up_to_a_lagging_leader_commit_counts_too_early() {
 /// writes are lost.
 #[test]
 fn review_the_learner_flag_does_not_survive_a_second_restart_with_disk() {
-    let nodes = (1..=3).map(|n| node_q(n, 2)).collect();
-    let mut net = Cluster::new(nodes);
-    net.run_for(Duration::from_secs(2));
-    let a = net.leaders()[0];
-    let others: Vec<PeerId> = net.ids().into_iter().filter(|p| *p != a).collect();
-    let (b, c) = (others[0], others[1]);
+    let (mut net, a, b, c) = three_with_a_leader();
     net.isolate(c);
     for req in 0..10 {
         net.at(a).propose(100 + req, vec![cmd(req as u8)]).unwrap();
