@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mosaik_core::{ConsensusConfig, InMemoryLogStore, Message, NodeConfig, PeerId, RaftNode, Role};
+use mosaik_core::{
+    Command, ConsensusConfig, InMemoryLogStore, Message, NodeConfig, PeerId, RaftNode, Role,
+};
 
 const BATCH: usize = 1024;
 const PROPOSALS_PER_ROUND: usize = 8;
@@ -100,7 +102,7 @@ fn main() {
     while cluster.applied.iter().min().expect("nodes") - start_applied < target {
         for _ in 0..PROPOSALS_PER_ROUND {
             req += 1;
-            let commands = vec![payload.clone(); BATCH];
+            let commands = vec![Command::from(payload.clone()); BATCH];
             cluster.nodes[leader]
                 .propose(req, commands)
                 .expect("propose");

@@ -19,10 +19,18 @@ use crate::ids::Digest;
 
 const DIGEST_TAG: &[u8] = b"mosaik.consensus.v1";
 
+/// Least `max_message_bytes`, whatever `max_command_bytes` says.
+pub const MIN_MESSAGE_BYTES: usize = 4 << 20;
+/// Room in a message for everything but its entries' payloads.
+const MESSAGE_HEADROOM: usize = 64 << 10;
+/// What an entry costs in a message beyond `Entry::size`: its term, index,
+/// kind, lengths and batch place, generously.
+pub const ENTRY_OVERHEAD: usize = 48;
+
 /// The table of consensus parameters. Each row is
 /// `doc; name: type = default => rule;` where `rule` is `positive` (a
 /// duration above zero), `below(other)` or `above(other)` (less or more
-/// than an earlier row) or `at_least(n)`. Every row is shared by the group and enters the digest,
+/// than an earlier row), `at_least(n)` or `between(lo, hi)` (inclusive). Every row is shared by the group and enters the digest,
 /// in this order; a per-node setting does not belong here (see
 /// [`LeadershipPreference`]).
 ///
@@ -58,6 +66,12 @@ macro_rules! for_each_consensus_param {
                 ::std::time::Duration::from_secs(2) => positive;
             /// Least number of agreeing voters (self included) for an election or a commit.
             min_quorum: u32 = 1 => at_least(1);
+            /// Largest encoded command, in bytes; a larger one is refused at
+            /// the call. Messages between members may grow to hold one.
+            max_command_bytes: u32 = 16 << 20 => between(1, 1 << 30);
+            /// How many log entries back a request id is remembered: a
+            /// command whose id was applied within them is not applied again.
+            dedupe_window: u32 = 100_000 => at_least(1);
         }
     };
 }
@@ -67,7 +81,7 @@ macro_rules! for_each_consensus_param {
 macro_rules! define_consensus_config {
     ($(
         $(#[doc = $doc:literal])*
-        $name:ident : $ty:ty = $default:expr => $rule:ident $(($arg:tt))?;
+        $name:ident : $ty:ty = $default:expr => $rule:ident $(($($arg:tt)*))?;
     )*) => {
         /// The parameters every member of a group must share, and this
         /// node's leadership preference (not shared, not hashed).
@@ -91,7 +105,7 @@ macro_rules! define_consensus_config {
         impl ConsensusConfig {
             /// The first table parameter out of its bounds, as an error naming it.
             fn check_params(&self) -> Result<()> {
-                $( check_rule!(self, $name, $rule $(($arg))?); )*
+                $( check_rule!(self, $name, $rule $(($($arg)*))?); )*
                 Ok(())
             }
 
@@ -133,6 +147,14 @@ macro_rules! check_rule {
                     stringify!($other),
                     $config.$other
                 ),
+            ));
+        }
+    };
+    ($config:ident, $name:ident, between($min:literal, $max:expr)) => {
+        if $config.$name < $min || $config.$name > $max {
+            return Err(invalid(
+                stringify!($name),
+                &format!("{} must be between {} and {}", $config.$name, $min, $max),
             ));
         }
     };
@@ -178,6 +200,23 @@ impl ConsensusConfig {
         hasher.update(DIGEST_TAG);
         self.hash_params(&mut hasher);
         Digest(*hasher.finalize().as_bytes())
+    }
+
+    /// Largest message members send each other, in bytes: room for one
+    /// command of `max_command_bytes` and its request id, and never less
+    /// than [`MIN_MESSAGE_BYTES`]. Appends and catch-up batches are cut to
+    /// fit (see [`ConsensusConfig::entry_budget`]).
+    pub fn max_message_bytes(&self) -> usize {
+        let command = usize::try_from(self.max_command_bytes).unwrap_or(usize::MAX);
+        command
+            .saturating_add(crate::entry::MAX_REQUEST_ID + MESSAGE_HEADROOM)
+            .max(MIN_MESSAGE_BYTES)
+    }
+
+    /// Bytes of entries (each as `storage::entry_cost` counts it) one
+    /// message may carry beyond its first.
+    pub fn entry_budget(&self) -> usize {
+        self.max_message_bytes() - MESSAGE_HEADROOM
     }
 
     /// A copy whose election timeout and bootstrap delay are `factor` times

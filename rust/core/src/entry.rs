@@ -37,6 +37,53 @@ pub enum EntryKind {
     /// The voters that count from here on (consistency-first groups; see
     /// `raft::committee`); applies nothing.
     Committee(Committee),
+    /// A command made with a caller's request id: the apply layer applies
+    /// it once per id within the group's `dedupe_window`.
+    Request(RequestKey, Bytes),
+}
+
+/// Longest request id a caller may give, in bytes.
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// What identifies a command made with a request id: the caller's id and
+/// the command's place in the batch it was proposed in (0 for one command),
+/// so that each command of a retried batch is recognised on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestKey {
+    pub id: Bytes,
+    pub seq: u32,
+}
+
+/// A command as proposed: its encoded payload and, when the caller gave a
+/// request id, its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Command {
+    pub data: Bytes,
+    pub request: Option<RequestKey>,
+}
+
+impl Command {
+    /// The log entry kind that carries this command.
+    pub fn into_kind(self) -> EntryKind {
+        match self.request {
+            None => EntryKind::Command(self.data),
+            Some(key) => EntryKind::Request(key, self.data),
+        }
+    }
+
+    /// Bytes of payload and request id: what a message carrying it grows by.
+    pub fn size(&self) -> usize {
+        self.data.len() + self.request.as_ref().map_or(0, |key| key.id.len())
+    }
+}
+
+impl From<Bytes> for Command {
+    fn from(data: Bytes) -> Self {
+        Command {
+            data,
+            request: None,
+        }
+    }
 }
 
 /// A committee of voters: its members, and the voters of the group's first
@@ -64,8 +111,28 @@ impl Entry {
     /// The command payload, or `None` for a marker or committee entry.
     pub fn command(&self) -> Option<&Bytes> {
         match &self.kind {
-            EntryKind::Command(bytes) => Some(bytes),
+            EntryKind::Command(bytes) | EntryKind::Request(_, bytes) => Some(bytes),
             EntryKind::Marker | EntryKind::Committee(_) => None,
+        }
+    }
+
+    /// The request key of a command made with a request id.
+    pub fn request(&self) -> Option<&RequestKey> {
+        match &self.kind {
+            EntryKind::Request(key, _) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Bytes of what the entry carries (payload and request id, or a
+    /// committee's peers, generously): what a message holding it grows by
+    /// beyond a fixed overhead.
+    pub fn size(&self) -> usize {
+        match &self.kind {
+            EntryKind::Marker => 0,
+            EntryKind::Command(data) => data.len(),
+            EntryKind::Request(key, data) => data.len() + key.id.len(),
+            EntryKind::Committee(c) => (c.members.len() + c.electors.len()) * 48,
         }
     }
 }

@@ -17,8 +17,10 @@ pub mod storage;
 pub mod sync;
 pub mod wire;
 
-pub use config::{ConsensusConfig, LeadershipPreference};
-pub use entry::{Committee, Entry, EntryKind, Index, LogPosition, Term};
+pub use config::{ConsensusConfig, LeadershipPreference, MIN_MESSAGE_BYTES};
+pub use entry::{
+    Command, Committee, Entry, EntryKind, Index, LogPosition, RequestKey, Term, MAX_REQUEST_ID,
+};
 pub use error::{Error, Result};
 pub use ids::{Digest, GroupId, NetworkId, PeerId, UniqueId};
 pub use raft::{ClientEvent, NodeConfig, RaftNode, Ready, Role, Status};

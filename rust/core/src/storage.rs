@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ENTRY_OVERHEAD;
 use crate::entry::{Entry, Index, LogPosition, Term};
 use crate::error::{Error, Result};
 use crate::ids::{Digest, PeerId};
@@ -83,6 +84,23 @@ pub trait LogStore {
     fn term_at(&self, index: Index) -> Result<Option<Term>>;
     /// Entries in `from..to` clamped to `base().index + 1..=last`, at most `max`.
     fn entries(&self, from: Index, to: Index, max: usize) -> Result<Vec<Entry>>;
+    /// `entries`, also cut before the entry that would take the entries
+    /// after the first past `max_bytes`, each counted as
+    /// [`entry_cost`] (or a store's own measure, as long as it is not
+    /// smaller). The first entry comes whatever its size. A store that
+    /// reads from disk overrides this so that it reads no entry it drops.
+    fn entries_within(
+        &self,
+        from: Index,
+        to: Index,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>> {
+        let mut entries = self.entries(from, to, max)?;
+        let keep = within_budget(entries.iter().map(entry_cost), max_bytes);
+        entries.truncate(keep);
+        Ok(entries)
+    }
     /// Appends entries that continue the log exactly at `last_position().index + 1`.
     fn append(&mut self, entries: &[Entry]) -> Result<()>;
     /// Removes the entry at `index` and everything after it (`index > base().index`).
@@ -101,6 +119,27 @@ pub trait LogStore {
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()>;
     /// Drops the whole log and the snapshot (the hard state stays).
     fn clear(&mut self) -> Result<()>;
+}
+
+/// What an entry costs in a message or batch: [`Entry::size`] plus the
+/// fixed [`ENTRY_OVERHEAD`], at least its encoded size.
+pub fn entry_cost(entry: &Entry) -> usize {
+    entry.size() + ENTRY_OVERHEAD
+}
+
+/// How many of the leading `costs` fit in `max_bytes`: at least one (when
+/// there is one), then as long as the sum stays within the budget.
+pub fn within_budget(costs: impl IntoIterator<Item = usize>, max_bytes: usize) -> usize {
+    let mut total = 0usize;
+    let mut count = 0;
+    for cost in costs {
+        total = total.saturating_add(cost);
+        if count > 0 && total > max_bytes {
+            break;
+        }
+        count += 1;
+    }
+    count
 }
 
 /// A `LogStore` that keeps everything in memory (the default store).
@@ -277,6 +316,15 @@ impl<T: LogStore + ?Sized> LogStore for Box<T> {
     }
     fn entries(&self, from: Index, to: Index, max: usize) -> Result<Vec<Entry>> {
         (**self).entries(from, to, max)
+    }
+    fn entries_within(
+        &self,
+        from: Index,
+        to: Index,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>> {
+        (**self).entries_within(from, to, max, max_bytes)
     }
     fn append(&mut self, entries: &[Entry]) -> Result<()> {
         (**self).append(entries)

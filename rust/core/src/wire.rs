@@ -6,13 +6,13 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{Entry, Index, LogPosition, Term};
+use crate::entry::{Command, Entry, Index, LogPosition, Term};
 use crate::error::{Error, Result};
 use crate::ids::Digest;
 use crate::storage::SnapshotMeta;
 
 /// Version byte in front of every encoded message.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// Id a driver gives a proposal or a strong query: unique per node start
 /// and growing (a leader that forgot old requests tells them apart by it).
@@ -43,7 +43,7 @@ pub enum Message {
     Forward {
         ask: Ask,
         term: Term,
-        commands: Vec<Bytes>,
+        commands: Vec<Command>,
     },
     /// The answer to a `Forward`.
     ForwardReply {
@@ -276,7 +276,7 @@ mod tests {
                     req: 1,
                 },
                 term: 4,
-                commands: vec![Bytes::from_static(b"a")],
+                commands: vec![Command::from(Bytes::from_static(b"a"))],
             },
             Message::ForwardReply {
                 ask: Ask {

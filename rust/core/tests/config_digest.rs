@@ -16,6 +16,8 @@ fn non_default() -> ConsensusConfig {
         forward_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_millis(750),
         min_quorum: 2,
+        max_command_bytes: 1 << 20,
+        dedupe_window: 500,
         ..ConsensusConfig::default()
     }
 }
@@ -24,7 +26,7 @@ fn non_default() -> ConsensusConfig {
 fn consensus_digest_of_the_default_config_is_pinned() {
     assert_eq!(
         ConsensusConfig::default().digest().to_hex(),
-        "c23f5bde88d08c601d2a1a1d44c0cef8fbc8fe5b742bb6bae3071df94e1453ac"
+        "d845893412dda0c8f4e1a9297d21d526f651ce6d436899f55573ce8a7d3dd022"
     );
 }
 
@@ -32,7 +34,7 @@ fn consensus_digest_of_the_default_config_is_pinned() {
 fn consensus_digest_of_a_non_default_config_is_pinned() {
     assert_eq!(
         non_default().digest().to_hex(),
-        "8ddc47b17a0adb90222be52be0ce9cf3b1dbf2a53fe957adb75bdb9a3d5010fd"
+        "35d63dc54739f904a72383082786462c4b6823166dcb42cd48bc3e6fb8e00221"
     );
 }
 

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mosaik_core::{ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference};
+use mosaik_core::{
+    Command, ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference,
+    MIN_MESSAGE_BYTES,
+};
 use mosaik_net::groups::{
     Applier, ApplyWork, GroupSpec, Halt, Proposed, Request, Rest, WorkerHandle, WorkerSetup,
 };
@@ -36,8 +39,9 @@ impl Applier for Recorder {
             if work.rebuild || work.restore.is_some() {
                 return Err(Halt::Failed("no restart expected in this test".into()));
             }
-            for (index, _term, command) in &work.entries {
-                seen.commands.push((*index, command.to_vec()));
+            for committed in &work.entries {
+                seen.commands
+                    .push((committed.index, committed.data.to_vec()));
             }
             taken.push(work.take_snapshot.then(|| {
                 seen.snapshots.push(work.last_index);
@@ -99,7 +103,10 @@ async fn member(bootstrap: Option<&Network>) -> Member {
 
 async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
     let (reply, answer) = oneshot::channel();
-    let commands = commands.iter().map(|c| Bytes::copy_from_slice(c)).collect();
+    let commands = commands
+        .iter()
+        .map(|c| Command::from(Bytes::copy_from_slice(c)))
+        .collect();
     worker
         .requests
         .send(Request::Propose {
@@ -154,6 +161,57 @@ async fn a_rust_machine_applies_the_same_commands_everywhere() {
         assert_eq!(
             seen.snapshots, due,
             "a snapshot after every multiple of {SNAPSHOT_EVERY}"
+        );
+    }
+    for m in members {
+        m.net.close().await;
+    }
+}
+
+/// Three commands of 7 MiB each (21 MiB in all, five times the smallest
+/// frame limit) proposed as one batch on the leader, and one forwarded by
+/// a follower: the appends are cut to fit the frame limit, and every
+/// member applies all four, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_larger_than_the_base_frame_limit_replicate_whole() {
+    let first = member(None).await;
+    let others = [
+        member(Some(&first.net)).await,
+        member(Some(&first.net)).await,
+    ];
+    let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
+    let mut status = first.worker.status.clone();
+    let leader = tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
+        .await
+        .expect("a leader within the wait")
+        .unwrap()
+        .leader
+        .unwrap();
+    let (on_leader, follower) = {
+        let at = |m: &&&Member| m.net.peer_id() == leader;
+        let on_leader = members.iter().find(at).unwrap();
+        let follower = members.iter().find(|m| !at(m)).unwrap();
+        (on_leader.worker.clone(), follower.worker.clone())
+    };
+    let big = |fill: u8| vec![fill; 7 << 20];
+    let (a, b, c, d) = (big(1), big(2), big(3), big(4));
+    assert!(a.len() > MIN_MESSAGE_BYTES);
+    let batch = propose(&on_leader, &[&a, &b, &c]).await;
+    assert_eq!((batch.done, batch.rest), (3, Rest::None));
+    let forwarded = propose(&follower, &[&d]).await;
+    assert_eq!((forwarded.done, forwarded.rest), (1, Rest::None));
+    let last = forwarded.first;
+    for m in &members {
+        let mut applied = m.worker.applied.clone();
+        tokio::time::timeout(WAIT, applied.wait_for(|i| *i >= last))
+            .await
+            .expect("applied everywhere within the wait")
+            .unwrap();
+        let seen = m.seen.lock().unwrap();
+        let sizes: Vec<(usize, u8)> = seen.commands.iter().map(|(_, c)| (c.len(), c[0])).collect();
+        assert_eq!(
+            sizes,
+            [(7 << 20, 1), (7 << 20, 2), (7 << 20, 3), (7 << 20, 4)]
         );
     }
     for m in members {

@@ -85,11 +85,21 @@ impl PyApplier {
     }
 }
 
-/// `[(ApplyContext, bytes), ...]` of the work's commands.
+/// `[(ApplyContext, bytes, request), ...]` of the work's commands, where
+/// `request` is `None` or the `(id, seq)` the command was proposed with.
 fn entries_list<'py>(py: Python<'py>, work: &ApplyWork) -> PyResult<Bound<'py, PyList>> {
-    let items = work.entries.iter().map(|(index, term, data)| {
-        let ctx = Bound::new(py, PyApplyContext::at(*term, *index))?.into_any();
-        PyTuple::new(py, [ctx, PyBytes::new(py, data).into_any()])
+    let items = work.entries.iter().map(|committed| {
+        let ctx = Bound::new(py, PyApplyContext::at(committed.term, committed.index))?.into_any();
+        let request = match &committed.request {
+            None => py.None().into_bound(py),
+            Some(key) => (PyBytes::new(py, &key.id), key.seq)
+                .into_pyobject(py)?
+                .into_any(),
+        };
+        PyTuple::new(
+            py,
+            [ctx, PyBytes::new(py, &committed.data).into_any(), request],
+        )
     });
     PyList::new(py, items.collect::<PyResult<Vec<_>>>()?)
 }

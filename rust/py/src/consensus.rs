@@ -59,7 +59,7 @@ pub struct PyConsensusConfig(pub ConsensusConfig);
 macro_rules! py_consensus_config {
     ($(
         $(#[doc = $doc:literal])*
-        $name:ident : $ty:ty = $default:expr => $rule:ident $(($arg:tt))?;
+        $name:ident : $ty:ty = $default:expr => $rule:ident $(($($arg:tt)*))?;
     )*) => {
         #[pymethods]
         impl PyConsensusConfig {
@@ -125,6 +125,14 @@ macro_rules! py_consensus_config {
                 #[pyo3(from_py_with = reluctant)] factor: LeadershipPreference,
             ) -> Self {
                 PyConsensusConfig(self.0.deprioritize_leadership_by(factor.factor()))
+            }
+
+            /// What one batch of commands may hold in all, in bytes, each
+            /// command counted as its encoding, its request id and
+            /// `COMMAND_OVERHEAD`: what one message between members carries.
+            #[getter]
+            fn max_batch_bytes(&self) -> usize {
+                self.0.entry_budget()
             }
 
             /// The multiplier on this node's election timeout and bootstrap delay.

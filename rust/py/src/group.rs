@@ -7,11 +7,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mosaik_core::{GroupId, LeadershipPreference, Role};
+use mosaik_core::{Command, GroupId, LeadershipPreference, RequestKey, Role, MAX_REQUEST_ID};
 use mosaik_net::groups::{
     already_joined, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup,
 };
 use mosaik_net::Network;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use tokio::sync::{oneshot, watch};
 
@@ -187,11 +188,18 @@ impl PyGroup {
         Ok(group.bond_peers().into_iter().map(PyPeerId).collect())
     }
 
-    /// Proposes encoded commands; resolves to a `Proposal` once settled.
-    fn propose(&self, commands: Vec<Vec<u8>>, on_assign: bool) -> PyResult<Pending> {
+    /// Proposes encoded commands, each with its `(request id, seq)` when
+    /// `requests` gives one; resolves to a `Proposal` once settled.
+    #[pyo3(signature = (commands, on_assign, requests=None))]
+    fn propose(
+        &self,
+        commands: Vec<Vec<u8>>,
+        on_assign: bool,
+        requests: Option<Vec<Option<PyRequestKey>>>,
+    ) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
         let (reply, answer) = oneshot::channel();
-        let commands = commands.into_iter().map(Bytes::from).collect();
+        let commands = with_requests(commands, requests)?;
         worker
             .requests
             .send(Request::Propose {
@@ -290,4 +298,48 @@ impl PyGroup {
             Ok(())
         })
     }
+}
+
+/// A request key as Python gives it: `(request id, place in the batch)`.
+type PyRequestKey = (Vec<u8>, u32);
+
+/// The commands to propose, each with its request key when one is given.
+fn with_requests(
+    commands: Vec<Vec<u8>>,
+    requests: Option<Vec<Option<PyRequestKey>>>,
+) -> PyResult<Vec<Command>> {
+    let Some(requests) = requests else {
+        return Ok(commands
+            .into_iter()
+            .map(|c| Command::from(Bytes::from(c)))
+            .collect());
+    };
+    if requests.len() != commands.len() {
+        return Err(PyValueError::new_err(
+            "requests must give one entry per command",
+        ));
+    }
+    commands
+        .into_iter()
+        .zip(requests)
+        .map(|(data, request)| {
+            let request = match request {
+                Some((id, _)) if id.len() > MAX_REQUEST_ID => {
+                    return Err(PyValueError::new_err(format!(
+                        "a request id is at most {MAX_REQUEST_ID} bytes, not {}",
+                        id.len()
+                    )))
+                }
+                Some((id, seq)) => Some(RequestKey {
+                    id: Bytes::from(id),
+                    seq,
+                }),
+                None => None,
+            };
+            Ok(Command {
+                data: Bytes::from(data),
+                request,
+            })
+        })
+        .collect()
 }

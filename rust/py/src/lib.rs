@@ -64,6 +64,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::check_msgpack_depth, m)?)?;
     m.add_function(wrap_pyfunction!(logs::set_log_level, m)?)?;
     m.add("MSGPACK_MAX_DEPTH", codec::MSGPACK_MAX_DEPTH)?;
+    m.add("COMMAND_OVERHEAD", mosaik_core::config::ENTRY_OVERHEAD)?;
+    m.add("MAX_REQUEST_ID", mosaik_core::MAX_REQUEST_ID)?;
     m.add("GROUPS_ALPN", mosaik_net::endpoint::GROUPS_ALPN)?;
     m.add("DISCOVERY_ALPN", mosaik_net::endpoint::DISCOVERY_ALPN)?;
     Ok(())

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
-use mosaik_core::storage::{check_compaction, check_continues};
+use mosaik_core::storage::{check_compaction, check_continues, within_budget};
 use mosaik_core::{Entry, Error, HardState, Index, LogPosition, LogStore, Result, Snapshot, Term};
 
 use crate::cache::RecentEntries;
@@ -190,6 +190,17 @@ impl DiskLogStore {
     }
 
     /// First index past the entries of the segment at `position`.
+    /// Bytes of the record of the entry at `index`, which the log holds.
+    fn record_len(&self, index: Index) -> usize {
+        let position = self.segment_of(index);
+        let next = if index + 1 < self.segment_end(position) {
+            self.index.offset(index + 1)
+        } else {
+            self.segments[position].len()
+        };
+        usize::try_from(next - self.index.offset(index)).unwrap_or(usize::MAX)
+    }
+
     fn segment_end(&self, position: usize) -> Index {
         self.segments
             .get(position + 1)
@@ -307,6 +318,21 @@ impl LogStore for DiskLogStore {
         let mut entries = self.read_entries(start, cached_from)?;
         entries.extend(self.cache.range(cached_from, end));
         Ok(entries)
+    }
+
+    /// Measures entries by their records (never smaller than their
+    /// encoding) from the index, so it reads only the entries it returns.
+    fn entries_within(
+        &self,
+        from: Index,
+        to: Index,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>> {
+        let (start, end) = self.index.clamp(from, to, max);
+        let sizes = (start..end).map(|index| self.record_len(index));
+        let count = within_budget(sizes, max_bytes) as Index;
+        self.entries(start, start + count, max)
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<()> {

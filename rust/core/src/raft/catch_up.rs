@@ -154,12 +154,14 @@ impl<S: LogStore> RaftNode<S> {
         }
     }
 
-    /// Provider side: committed entries `start..=to`, at most a batch.
+    /// Provider side: committed entries `start..=to`, at most a batch and
+    /// what fits in one message.
     fn provide(&mut self, to_peer: PeerId, start: u64, to: u64) -> Result<()> {
         let last = to.min(self.commit);
         let max = usize::try_from(self.config.replay.batch_size.max(1)).unwrap_or(usize::MAX);
         let entries = if start > self.store.base().index && start <= last {
-            self.store.entries(start, last + 1, max)?
+            let budget = self.config.consensus.entry_budget();
+            self.store.entries_within(start, last + 1, max, budget)?
         } else {
             Vec::new()
         };

@@ -7,12 +7,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::quorum::quorum_value;
 use super::read_index::{ReadOrigin, ReadQueue};
 use super::{RaftNode, RoleState};
-use crate::entry::{Entry, Index, LogPosition, Term};
+use crate::entry::{Command, Entry, Index, LogPosition, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::LogStore;
@@ -300,10 +298,13 @@ impl<S: LogStore> RaftNode<S> {
 
     /// Sends entries from the peer's `next` on: all there are (pipelined,
     /// `next` moves on), or one probe batch that leaves `next` until accepted.
+    /// Each message holds at most `max_append_entries` entries and, past
+    /// its first, the consensus config's `entry_budget` of bytes.
     /// A peer that needs compacted entries gets the log from its start (its
     /// `first` tells it to fetch a snapshot).
     fn send_batches(&mut self, peer: PeerId, only_one: bool) -> Result<()> {
         let max = self.config.max_append_entries.max(1);
+        let budget = self.config.consensus.entry_budget();
         let last = self.last.index;
         let first = self.store.base().index + 1;
         loop {
@@ -312,7 +313,7 @@ impl<S: LogStore> RaftNode<S> {
             };
             progress.next = progress.next.clamp(first, last + 1);
             let next = progress.next;
-            let entries = self.store.entries(next, last + 1, max)?;
+            let entries = self.store.entries_within(next, last + 1, max, budget)?;
             let count = entries.len() as Index;
             let message = self.append_message(peer, next, entries)?;
             self.send(peer, message);
@@ -483,7 +484,7 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     /// Appends commands as the leader; returns their assignment.
-    pub(super) fn lead_commands(&mut self, commands: Vec<Bytes>) -> Result<Assignment> {
+    pub(super) fn lead_commands(&mut self, commands: Vec<Command>) -> Result<Assignment> {
         let (first, last) = self.append_commands(commands)?;
         self.leader_quorum_changed()?;
         Ok(Assignment {
@@ -502,7 +503,7 @@ impl<S: LogStore> RaftNode<S> {
         from: PeerId,
         ask: Ask,
         term: Term,
-        commands: Vec<Bytes>,
+        commands: Vec<Command>,
     ) -> Result<()> {
         let key = (from, ask);
         let leading = matches!(self.role, RoleState::Leader(_)) && term == self.hard.term;

@@ -2,10 +2,8 @@
 //! consistency check, conflict truncation (with rebuild and commit-regression
 //! reports) and the up-to-date comparison of elections.
 
-use bytes::Bytes;
-
 use super::RaftNode;
-use crate::entry::{Entry, EntryKind, Index, LogPosition, Term};
+use crate::entry::{Command, Entry, EntryKind, Index, LogPosition, Term};
 use crate::error::Result;
 use crate::storage::LogStore;
 
@@ -40,8 +38,8 @@ impl<S: LogStore> RaftNode<S> {
         Ok((first, self.last.index))
     }
 
-    pub(super) fn append_commands(&mut self, commands: Vec<Bytes>) -> Result<(Index, Index)> {
-        self.append_own(commands.into_iter().map(EntryKind::Command))
+    pub(super) fn append_commands(&mut self, commands: Vec<Command>) -> Result<(Index, Index)> {
+        self.append_own(commands.into_iter().map(Command::into_kind))
     }
 
     /// Merges a leader's entries that follow a matching position: entries we

@@ -40,7 +40,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::{ConsensusConfig, LeadershipPreference};
-use crate::entry::{Entry, Index, LogPosition, Term};
+use crate::entry::{Command, Entry, Index, LogPosition, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::rng::Rng;
@@ -130,7 +130,7 @@ pub enum ClientEvent {
     CommandOffline {
         req: RequestId,
         committed: Option<(Index, Index)>,
-        commands: Vec<Bytes>,
+        commands: Vec<Command>,
     },
     /// Maybe committed, maybe not: a leader may have taken the commands but
     /// no answer came in time, or the log was compacted before it could
@@ -138,7 +138,7 @@ pub enum ClientEvent {
     CommandUnknown {
         req: RequestId,
         committed: Option<(Index, Index)>,
-        commands: Vec<Bytes>,
+        commands: Vec<Command>,
     },
     /// Read index confirmed: answer once this node has applied `index`.
     ReadReady { req: RequestId, index: Index },
@@ -211,6 +211,8 @@ struct Outbox {
 
 /// Most committed entries handed out by one ready.
 const MAX_APPLY_BATCH: usize = 16_384;
+/// Most bytes of committed entries handed out by one ready (after the first).
+const MAX_APPLY_BYTES: usize = 64 << 20;
 
 /// One node of the modified Raft.
 pub struct RaftNode<S: LogStore> {
@@ -456,7 +458,7 @@ impl<S: LogStore> RaftNode<S> {
     }
 
     /// Submits commands under the driver's request id.
-    pub fn propose(&mut self, req: RequestId, commands: Vec<Bytes>) -> Result<()> {
+    pub fn propose(&mut self, req: RequestId, commands: Vec<Command>) -> Result<()> {
         let deadline = self.now + self.config.consensus.forward_timeout;
         self.requests.add_forward(req, commands, deadline);
         self.dispatch_requests()
@@ -527,9 +529,12 @@ impl<S: LogStore> RaftNode<S> {
         if self.applied >= self.commit {
             return Ok(Vec::new());
         }
-        let entries = self
-            .store
-            .entries(self.applied + 1, self.commit + 1, MAX_APPLY_BATCH)?;
+        let entries = self.store.entries_within(
+            self.applied + 1,
+            self.commit + 1,
+            MAX_APPLY_BATCH,
+            MAX_APPLY_BYTES,
+        )?;
         self.applied += entries.len() as Index;
         Ok(entries)
     }

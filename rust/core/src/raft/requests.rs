@@ -5,17 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::{ClientEvent, RaftNode};
-use crate::entry::{Index, Term};
+use crate::entry::{Command, Index, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::storage::LogStore;
 use crate::wire::{Ask, Assignment, ForwardOutcome, Message, RequestId};
 
 struct Forward {
-    commands: Vec<Bytes>,
+    commands: Vec<Command>,
     deadline: Duration,
     /// The leader the commands went to and no answer came from yet: from
     /// then on the outcome is uncertain until it answers.
@@ -27,7 +25,7 @@ struct Awaiting {
     req: RequestId,
     term: Term,
     first: Index,
-    commands: Vec<Bytes>,
+    commands: Vec<Command>,
     /// Past it, a batch not yet settled is reported unknown.
     deadline: Duration,
 }
@@ -62,7 +60,12 @@ pub(super) struct Requests {
 }
 
 impl Requests {
-    pub(super) fn add_forward(&mut self, req: RequestId, commands: Vec<Bytes>, deadline: Duration) {
+    pub(super) fn add_forward(
+        &mut self,
+        req: RequestId,
+        commands: Vec<Command>,
+        deadline: Duration,
+    ) {
         let forward = Forward {
             commands,
             deadline,
@@ -161,7 +164,7 @@ impl<S: LogStore> RaftNode<S> {
         }
     }
 
-    fn lead_proposal(&mut self, req: RequestId, commands: Vec<Bytes>) -> Result<()> {
+    fn lead_proposal(&mut self, req: RequestId, commands: Vec<Command>) -> Result<()> {
         if commands.is_empty() {
             let commit = self.commit;
             self.event(ClientEvent::Committed {
@@ -175,7 +178,12 @@ impl<S: LogStore> RaftNode<S> {
         self.await_commit(req, assigned, commands)
     }
 
-    fn await_commit(&mut self, req: RequestId, a: Assignment, commands: Vec<Bytes>) -> Result<()> {
+    fn await_commit(
+        &mut self,
+        req: RequestId,
+        a: Assignment,
+        commands: Vec<Command>,
+    ) -> Result<()> {
         self.event(ClientEvent::Assigned {
             req,
             term: a.term,

@@ -46,8 +46,8 @@ fn node_at(
     RaftNode::new(cfg, InMemoryLogStore::new(), now).unwrap()
 }
 
-pub(super) fn cmd(v: u8) -> Bytes {
-    Bytes::from(vec![v])
+pub(super) fn cmd(v: u8) -> Command {
+    Command::from(Bytes::from(vec![v]))
 }
 
 /// Decides, for a message from one peer to another, whether to drop it.
@@ -247,7 +247,7 @@ fn entry(term: Term, index: Index, v: u8) -> Entry {
     Entry {
         term,
         index,
-        kind: EntryKind::Command(cmd(v)),
+        kind: EntryKind::Command(cmd(v).data),
     }
 }
 
@@ -995,7 +995,7 @@ fn a_batch_whose_prefix_survived_a_leader_change_settles_entry_by_entry() {
         Entry {
             term: t1,
             index: 1,
-            kind: EntryKind::Command(cmd(4)),
+            kind: EntryKind::Command(cmd(4).data),
         },
         entry(t2, 2, 9),
     ];

@@ -193,6 +193,11 @@ impl<K: Ord + Copy, P> FetchScheduler<K, P> {
         self.pool.insert(item);
     }
 
+    /// Puts `item` (the rest of a partly answered one) in the pool.
+    pub fn requeue(&mut self, item: K) {
+        self.pool.insert(item);
+    }
+
     /// No fetch in flight at any peer.
     pub fn is_idle(&self) -> bool {
         self.sources.values().all(|s| s.inflight.is_none())

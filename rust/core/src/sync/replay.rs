@@ -30,13 +30,18 @@ pub struct Chunk {
 struct Plan {
     leader: PeerId,
     batch_size: u64,
+    /// Where the chunks start counting: each is `batch_size` long from it.
+    base: Index,
     /// Last index to fetch.
     target: Index,
 }
 
 impl Plan {
+    /// The end of the chunk holding `start`: a chunk's rest (after a
+    /// provider sent what fit in one message) ends where the chunk did.
     fn chunk_end(self, start: Index) -> Index {
-        (start + self.batch_size - 1).min(self.target)
+        let chunk = (start - self.base) / self.batch_size;
+        (self.base + (chunk + 1) * self.batch_size - 1).min(self.target)
     }
 
     fn chunks_from(self, next: Index) -> impl Iterator<Item = Index> {
@@ -84,6 +89,7 @@ impl ReplaySession {
         let plan = Plan {
             leader,
             batch_size: settings.batch_size.max(1),
+            base: from,
             target,
         };
         let mut fetch = FetchScheduler::new(
@@ -131,6 +137,7 @@ impl ReplaySession {
     /// pending chunks are dropped and the rest of the gap split again.
     pub fn rebase(&mut self, next: Index) {
         self.next = next;
+        self.plan.base = next;
         self.fetched.clear();
         self.fetch.restart(self.plan.chunks_from(next));
     }
@@ -156,22 +163,30 @@ impl ReplaySession {
         self.fetch.renew(from, range);
     }
 
-    /// A fetched batch; an empty or misplaced one puts the chunk back for another peer.
+    /// A fetched batch; an empty or misplaced one puts the chunk back for
+    /// another peer. A provider may send only the chunk's first entries
+    /// (what fits in one message): the rest goes back to the pool as a
+    /// chunk of its own.
     pub fn on_batch(&mut self, from: PeerId, start: Index, prev_term: Term, entries: Vec<Entry>) {
         if !self.fetch.answered(from, start) {
             return;
         }
         let end = self.plan.chunk_end(start);
-        let complete = entries.len() as Index == end + 1 - start
+        let count = entries.len() as Index;
+        let well_placed = count > 0
+            && count <= end + 1 - start
             && entries
                 .iter()
                 .zip(start..)
                 .all(|(entry, index)| entry.index == index);
-        if complete {
-            self.fetched.insert(start, Chunk { prev_term, entries });
-        } else {
+        if !well_placed {
             self.fetch.refused(from, start);
+            return;
         }
+        if start + count <= end {
+            self.fetch.requeue(start + count);
+        }
+        self.fetched.insert(start, Chunk { prev_term, entries });
     }
 
     pub fn peer_removed(&mut self, peer: PeerId) {

@@ -12,8 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use mosaik_core::rng::Rng;
 use mosaik_core::{
-    decode, encode, ClientEvent, ConsensusConfig, Entry, EntryKind, LeadershipPreference,
-    LogReplaySync, LogStore, Message, NodeConfig, PeerId, RaftNode, Role, Snapshot, Status,
+    decode, encode, ClientEvent, Command, ConsensusConfig, Entry, EntryKind, LeadershipPreference,
+    LogReplaySync, LogStore, Message, NodeConfig, PeerId, RaftNode, RequestKey, Role, Snapshot,
+    Status,
 };
 
 use crate::faults::{Families, Faults};
@@ -729,7 +730,7 @@ impl Sim {
         }
         for entry in &work.entries {
             let value = match &entry.kind {
-                EntryKind::Command(bytes) => value_of(bytes),
+                EntryKind::Command(bytes) | EntryKind::Request(_, bytes) => value_of(bytes),
                 EntryKind::Marker | EntryKind::Committee(_) => 0,
             };
             assert_eq!(
@@ -807,7 +808,7 @@ impl Sim {
                     let done = (last + 1 - first) as usize;
                     self.checker.on_acknowledged(first, &proposed[..done]);
                 }
-                let values: Vec<u64> = commands.iter().map(value_of).collect();
+                let values: Vec<u64> = commands.iter().map(|c| value_of(&c.data)).collect();
                 self.checker.on_offline(i, &values);
             }
             ClientEvent::CommandUnknown { req, committed, .. } => {
@@ -877,7 +878,16 @@ impl Sim {
             self.next_value += count;
             let commands = values
                 .iter()
-                .map(|v| Bytes::copy_from_slice(&v.to_le_bytes()))
+                .zip(0u32..)
+                .map(|(v, seq)| Command {
+                    data: Bytes::copy_from_slice(&v.to_le_bytes()),
+                    // Every other proposal carries request keys, so that
+                    // they travel the wire and the logs too.
+                    request: req.is_multiple_of(2).then(|| RequestKey {
+                        id: Bytes::copy_from_slice(&req.to_le_bytes()),
+                        seq,
+                    }),
+                })
                 .collect();
             self.nodes[i].proposals.insert(req, values);
             self.nodes[i]

@@ -42,7 +42,7 @@ pub struct Checker {
 
 fn value(kind: &EntryKind) -> u64 {
     match kind {
-        EntryKind::Command(bytes) => value_of(bytes),
+        EntryKind::Command(bytes) | EntryKind::Request(_, bytes) => value_of(bytes),
         EntryKind::Marker | EntryKind::Committee(_) => 0,
     }
 }

@@ -4,6 +4,7 @@
 //! Python bindings implement it for Python classes, tests for Rust ones.
 
 use bytes::Bytes;
+use mosaik_core::RequestKey;
 use tokio::sync::{mpsc, watch};
 
 /// Committed entries for the state machine, in log order.
@@ -16,12 +17,23 @@ pub struct ApplyWork {
     pub rebuild: bool,
     /// Start over from this snapshot's state: `entries` continue after it.
     pub restore: Option<Bytes>,
-    /// `(index, term, command)` of each command, in order.
-    pub entries: Vec<(u64, u64, Bytes)>,
+    /// The committed commands, in order.
+    pub entries: Vec<Committed>,
     /// Index the machine stands at once this work is applied.
     pub last_index: u64,
     /// Take a snapshot once this work is applied.
     pub take_snapshot: bool,
+}
+
+/// One committed command as the machine gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub index: u64,
+    pub term: u64,
+    pub data: Bytes,
+    /// The request key it was proposed with, if any: the apply layer
+    /// applies a key once within the group's `dedupe_window`.
+    pub request: Option<RequestKey>,
 }
 
 /// A snapshot the apply side took: the apply epoch of the work it followed,

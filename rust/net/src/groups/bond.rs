@@ -123,8 +123,20 @@ async fn read_into(
     }
 }
 
+/// Sends one message. One above the frame limit the peer reads with (the
+/// group's `max_message_bytes`) would end the bond there: it is dropped
+/// here instead, with a warning naming the peer and the size.
 async fn send(ctx: &BondCtx, tx: &mut LinkSender, msg: &BondMessage) -> Result<(), NetError> {
     let frame = encode_frame(msg)?;
+    let limit = ctx.consensus.max_message_bytes();
+    if frame.len() - 4 > limit {
+        log::warn!(
+            "bond with {}: not sending a message of {} bytes, above the frame limit of {limit}",
+            ctx.peer,
+            frame.len() - 4
+        );
+        return Ok(());
+    }
     tx.send_frame(&frame).await?;
     ctx.metrics.record_sent(frame.len());
     Ok(())

@@ -105,7 +105,7 @@ pub async fn initiate(
         metrics.reject(codes::INVALID_PROOF);
         return Err(refuse(&conn, codes::INVALID_PROOF, "invalid proof"));
     }
-    rx.set_max_frame(ctx.max_frame);
+    rx.set_max_frame(bonded_frame_limit(ctx, spec));
     Ok(NewBond {
         peer,
         initiator: ctx.local,
@@ -204,7 +204,7 @@ pub async fn answer(
         bonds,
     };
     tx.send(&end).await.ok()?;
-    rx.set_max_frame(ctx.max_frame);
+    rx.set_max_frame(bonded_frame_limit(ctx, spec));
     Some(NewBond {
         peer,
         initiator: peer,
@@ -213,4 +213,10 @@ pub async fn answer(
         rx,
         their_bonds,
     })
+}
+
+/// The frame limit of a bonded link: room for the group's largest message
+/// (see `ConsensusConfig::max_message_bytes`), never below the network's.
+fn bonded_frame_limit(ctx: &GroupsCtx, spec: &GroupSpec) -> usize {
+    spec.consensus.max_message_bytes().max(ctx.max_frame)
 }

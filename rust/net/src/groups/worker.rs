@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mosaik_core::{
-    ClientEvent, ConsensusConfig, Entry, EntryKind, GroupId, LeadershipPreference, LogPosition,
-    LogReplaySync, LogStore, NodeConfig, PeerId, RaftNode, Ready, Role, Status,
+    ClientEvent, Command, ConsensusConfig, Entry, EntryKind, GroupId, LeadershipPreference,
+    LogPosition, LogReplaySync, LogStore, NodeConfig, PeerId, RaftNode, Ready, Role, Status,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::apply::{self, Applier, ApplyWork, TakenSnapshot};
+use super::apply::{self, Applier, ApplyWork, Committed, TakenSnapshot};
 use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
 use crate::error::NetError;
 use crate::tasks::TaskSet;
@@ -27,7 +27,7 @@ use crate::tasks::TaskSet;
 /// What a client asks of the worker.
 pub enum Request {
     Propose {
-        commands: Vec<Bytes>,
+        commands: Vec<Command>,
         /// Answer when the leader assigned indices (`feed`) rather than on commit.
         on_assign: bool,
         reply: oneshot::Sender<Proposed>,
@@ -149,9 +149,20 @@ impl ApplyWork {
 }
 
 fn push_entry(work: &mut ApplyWork, entry: &Entry) {
-    if let EntryKind::Command(c) = &entry.kind {
-        work.entries.push((entry.index, entry.term, c.clone()));
-    }
+    let (data, request) = match &entry.kind {
+        EntryKind::Command(data) => (data, None),
+        EntryKind::Request(key, data) => (data, Some(key.clone())),
+        EntryKind::Marker | EntryKind::Committee(_) => {
+            work.last_index = entry.index;
+            return;
+        }
+    };
+    work.entries.push(Committed {
+        index: entry.index,
+        term: entry.term,
+        data: data.clone(),
+        request,
+    });
     work.last_index = entry.index;
 }
 
