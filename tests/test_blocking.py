@@ -7,7 +7,6 @@ here is bounded."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import subprocess
 import sys
 import threading
@@ -310,7 +309,6 @@ class Totals:
         return self.value
 
 
-@pytest.mark.skipif(not hasattr(mosaik.Group, "call"), reason="Group.call is not built yet")
 def test_call_and_call_many_return_what_apply_returned() -> None:
     with networks(1) as (net,):
         builder = net.groups().with_key(mosaik.GroupKey.generate()).with_state_machine(Totals())
@@ -320,10 +318,6 @@ def test_call_and_call_many_return_what_apply_returned() -> None:
         assert group.call_many([{"add": 3}, {"add": 4}], timeout=WAIT) == [5, 9]
 
 
-@pytest.mark.skipif(
-    "request_id" not in inspect.signature(mosaik.Group.execute).parameters,
-    reason="request_id is not built yet",
-)
 def test_a_request_id_makes_a_retry_apply_once() -> None:
     with networks(1) as (net,):
         group = join(net, mosaik.GroupKey.generate())

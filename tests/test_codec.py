@@ -208,10 +208,10 @@ class Exiting(Recorder):
         super().apply(command, ctx)
 
 
-def committed(*commands: bytes) -> list[tuple[mosaik.ApplyContext, bytes]]:
+def committed(*commands: bytes) -> list[tuple[mosaik.ApplyContext, bytes, None]]:
     """Entries at indices 1, 2, ... as the apply thread hands them over."""
     return [
-        (mosaik.ApplyContext(mosaik.Cursor(1, i), mosaik.Cursor(1, i), 1), data)
+        (mosaik.ApplyContext(mosaik.Cursor(1, i), mosaik.Cursor(1, i), 1), data, None)
         for i, data in enumerate(commands, start=1)
     ]
 
@@ -221,7 +221,7 @@ def test_an_entry_that_does_not_decode_is_logged_with_its_index_and_the_rest_app
     machine: type[Recorder], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="mosaik")
-    replica = Replica(machine(), "g1")
+    replica = Replica(machine(), "g1", 100)
     entries = committed(MSGPACK.encode("a"), tuples_bytes(200), MSGPACK.encode("b"))
     assert replica.apply(False, None, entries, 3, False) is None
     assert replica.machine.applied == ["a", "b"]
@@ -236,7 +236,7 @@ def test_a_command_raising_system_exit_is_logged_and_the_rest_of_the_batch_appli
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="mosaik")
-    replica = Replica(Exiting(), "g1")
+    replica = Replica(Exiting(), "g1", 100)
     entries = committed(*(MSGPACK.encode(c) for c in ("a", "exit", "b")))
     replica.apply(False, None, entries, 3, False)
     assert replica.machine.applied == ["a", "b"]

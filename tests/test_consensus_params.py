@@ -16,8 +16,8 @@ from mosaik.consensus import PARAMETERS
 
 # Group ids derive from these digests; a change of encoding splits every
 # deployed group, so the values are pinned.
-DEFAULT_DIGEST = "c23f5bde88d08c601d2a1a1d44c0cef8fbc8fe5b742bb6bae3071df94e1453ac"
-NON_DEFAULT_DIGEST = "8ddc47b17a0adb90222be52be0ce9cf3b1dbf2a53fe957adb75bdb9a3d5010fd"
+DEFAULT_DIGEST = "d845893412dda0c8f4e1a9297d21d526f651ce6d436899f55573ce8a7d3dd022"
+NON_DEFAULT_DIGEST = "35d63dc54739f904a72383082786462c4b6823166dcb42cd48bc3e6fb8e00221"
 DEFAULT_REPLAY_SIGNATURE = "1433ba581de5dc8d45dad18659afe17eefcbac9efae685992778d227a85ef39b"
 
 
@@ -32,6 +32,8 @@ def non_default() -> mosaik.ConsensusConfig:
         forward_timeout=5,
         query_timeout=0.75,
         min_quorum=2,
+        max_command_bytes=1 << 20,
+        dedupe_window=500,
     )
 
 

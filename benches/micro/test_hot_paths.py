@@ -120,7 +120,7 @@ def committed_batch() -> tuple[list[tuple[mosaik.ApplyContext, bytes]], int]:
     entries = []
     for i in range(1, BATCH + 1):
         at = mosaik.Cursor(TERM, i)
-        entries.append((mosaik.ApplyContext(at, at, TERM), MSGPACK.encode({"add": i})))
+        entries.append((mosaik.ApplyContext(at, at, TERM), MSGPACK.encode({"add": i}), None))
     return entries, BATCH
 
 
@@ -133,13 +133,13 @@ def bench_apply(benchmark: Any, machine: Counter, recorded: list[int]) -> None:
     that every entry was applied in full each time; then once more, untimed,
     on a machine of the same class that records the indices it was given
     (``recorded``: each entry's own, or a batch's last)."""
-    replica = Replica(machine, "bench")
+    replica = Replica(machine, "bench", 100_000)
     entries, last = committed_batch()
     assert benchmark(replica.apply, False, None, entries, last, False) is None
     assert replica.applied == last
     assert machine.value > 0 and machine.value % BATCH_TOTAL == 0
     checked = type(machine)(record=True)
-    Replica(checked, "check").apply(False, None, entries, last, False)
+    Replica(checked, "check", 100_000).apply(False, None, entries, last, False)
     assert checked.value == BATCH_TOTAL
     assert checked.applied == recorded
 
@@ -177,8 +177,10 @@ class FakePropose:
         self.next_index = 1
         self.sizes: list[int] = []
 
-    def __call__(self, data: list[bytes], on_assign: bool) -> FakeOutcome:
-        assert not on_assign and all(type(d) is bytes for d in data)
+    def __call__(
+        self, data: list[bytes], on_assign: bool, requests: list[Any] | None
+    ) -> FakeOutcome:
+        assert not on_assign and requests is None and all(type(d) is bytes for d in data)
         first = self.next_index
         self.next_index += len(data)
         self.sizes.append(len(data))
@@ -205,7 +207,7 @@ def proposals(monkeypatch: pytest.MonkeyPatch) -> tuple[Proposals, FakePropose]:
     # native Bridge; everything else is the real coalescing code.
     monkeypatch.setattr(_bridge, "watch", fake_watch)
     propose = FakePropose()
-    return Proposals(propose, on_assign=False), propose
+    return Proposals(propose, False, mosaik.ConsensusConfig().max_batch_bytes), propose
 
 
 COMMANDS = [{"op": "set", "key": f"k{i}", "value": i} for i in range(BATCH)]
@@ -227,7 +229,7 @@ def test_proposals_coalesce_1000_submits(
     encoded = [MSGPACK.encode(c) for c in COMMANDS]
 
     async def submit_all() -> list[int]:
-        futures = [batcher.submit(c, d) for c, d in zip(COMMANDS, encoded, strict=True)]
+        futures = [batcher.submit(c, d, None) for c, d in zip(COMMANDS, encoded, strict=True)]
         return await asyncio.gather(*futures)
 
     indices = benchmark(lambda: loop.run_until_complete(submit_all()))

@@ -15,9 +15,11 @@ from ._native import set_log_level as _set_log_level
 from ._native import stop_appliers as _stop_appliers
 from .cursor import ApplyContext, Cursor
 from .exceptions import (
+    ApplyError,
     CodecError,
     CommandError,
     CommandOffline,
+    CommandTooLarge,
     CommandUnknown,
     ConfigError,
     GroupTerminated,
@@ -63,11 +65,13 @@ GroupId = Digest
 
 __all__ = [
     "ApplyContext",
+    "ApplyError",
     "Bond",
     "Bonds",
     "CodecError",
     "CommandError",
     "CommandOffline",
+    "CommandTooLarge",
     "CommandUnknown",
     "CommittedQueryResult",
     "ConfigError",

@@ -10,8 +10,10 @@ from mosaik.consensus import ConsensusConfigBuilder
 _T_co = TypeVar("_T_co", covariant=True)
 
 __all__ = [
+    "COMMAND_OVERHEAD",
     "DISCOVERY_ALPN",
     "GROUPS_ALPN",
+    "MAX_REQUEST_ID",
     "MSGPACK_MAX_DEPTH",
     "ApplyContext",
     "Bridge",
@@ -42,6 +44,8 @@ __all__ = [
 
 GROUPS_ALPN: bytes
 MSGPACK_MAX_DEPTH: int
+COMMAND_OVERHEAD: int
+MAX_REQUEST_ID: int
 DISCOVERY_ALPN: bytes
 
 @final
@@ -202,6 +206,8 @@ class ConsensusConfig:
         forward_timeout: float | timedelta | None = None,
         query_timeout: float | timedelta | None = None,
         min_quorum: int | None = None,
+        max_command_bytes: int | None = None,
+        dedupe_window: int | None = None,
     ) -> ConsensusConfig: ...
     @staticmethod
     def builder() -> ConsensusConfigBuilder: ...
@@ -226,6 +232,12 @@ class ConsensusConfig:
     def query_timeout(self) -> timedelta: ...
     @property
     def min_quorum(self) -> int: ...
+    @property
+    def max_command_bytes(self) -> int: ...
+    @property
+    def dedupe_window(self) -> int: ...
+    @property
+    def max_batch_bytes(self) -> int: ...
     @property
     def leadership_factor(self) -> int: ...
     def __eq__(self, other: object, /) -> bool: ...
@@ -267,7 +279,12 @@ class NativeGroup:
     @property
     def active(self) -> bool: ...
     def bonds(self) -> list[PeerId]: ...
-    def propose(self, commands: list[bytes], on_assign: bool) -> Pending[Proposal]: ...
+    def propose(
+        self,
+        commands: list[bytes],
+        on_assign: bool,
+        requests: list[tuple[bytes, int] | None] | None = None,
+    ) -> Pending[Proposal]: ...
     def read(self) -> Pending[int | None]: ...
     def leader(self) -> PeerId | None: ...
     def is_leader(self) -> bool: ...

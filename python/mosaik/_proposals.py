@@ -7,6 +7,8 @@ worker and one native completion for the whole batch instead of one per
 command. The batch's commands get consecutive log indices; each caller's
 future resolves to its own index, or fails with its own command. As before
 batching, cancelling a call does not withdraw a command already handed over.
+A batch goes out before it would pass the group's ``max_batch_bytes``, so
+that it fits in one message between members.
 """
 
 from __future__ import annotations
@@ -16,30 +18,45 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _bridge, _native
+from ._native import COMMAND_OVERHEAD
+from ._requests import Key
 from .exceptions import CommandError, CommandOffline, CommandUnknown
 
 #: Most commands in one coalesced proposal.
 MAX_BATCH = 4096
 
-Propose = Callable[[list[bytes], bool], "_native.Pending[_native.Proposal]"]
+Requests = list[Key | None]
+Propose = Callable[[list[bytes], bool, Requests | None], "_native.Pending[_native.Proposal]"]
 
 
-def unsettled(commands: list[Any], first: int, done: int, unknown: bool) -> CommandError:
+def cost(data: bytes, request: Key | None) -> int:
+    """What a command counts against a batch's ``max_batch_bytes``."""
+    return len(data) + COMMAND_OVERHEAD + (0 if request is None else len(request[0]))
+
+
+def unsettled(
+    commands: list[Any], first: int, done: int, unknown: bool, request_id: bytes | None
+) -> CommandError:
     """The error for the commands after the first ``done`` of a batch."""
     rest = commands[done:]
     committed = f"; the {done} before them committed from index {first}" if done else ""
     if unknown:
-        return CommandUnknown(f"a leader took the commands, outcome unknown{committed}", rest)
+        return CommandUnknown(
+            f"a leader took the commands, outcome unknown{committed}", rest, request_id
+        )
     return CommandOffline(f"the commands were not committed{committed}", rest)
 
 
 class _Batch:
-    __slots__ = ("commands", "data", "futures")
+    __slots__ = ("commands", "cost", "data", "futures", "keyed", "requests")
 
     def __init__(self) -> None:
         self.commands: list[Any] = []
         self.data: list[bytes] = []
+        self.requests: Requests = []
         self.futures: list[asyncio.Future[int]] = []
+        self.cost = 0
+        self.keyed = False
 
     def settle(self, outcome: asyncio.Future[_native.Proposal]) -> None:
         error = outcome.exception() if not outcome.cancelled() else asyncio.CancelledError()
@@ -55,8 +72,13 @@ class _Batch:
             elif i < done:
                 future.set_result(first + i)
             elif unknown:
+                request = self.requests[i]
                 future.set_exception(
-                    CommandUnknown("a leader took the command, outcome unknown", [self.commands[i]])
+                    CommandUnknown(
+                        "a leader took the command, outcome unknown",
+                        [self.commands[i]],
+                        None if request is None else request[0],
+                    )
                 )
             else:
                 future.set_exception(
@@ -72,18 +94,23 @@ class _Batch:
 class Proposals:
     """The batch of single commands waiting for one loop iteration to end."""
 
-    __slots__ = ("_batch", "_loop", "_on_assign", "_propose")
+    __slots__ = ("_batch", "_budget", "_loop", "_on_assign", "_propose")
 
-    def __init__(self, propose: Propose, on_assign: bool) -> None:
+    def __init__(self, propose: Propose, on_assign: bool, budget: int) -> None:
         self._propose = propose
         self._on_assign = on_assign
+        self._budget = budget
         self._batch: _Batch | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(self, command: Any, data: bytes) -> asyncio.Future[int]:
-        """The future of ``command`` (already encoded as ``data``)."""
+    def submit(self, command: Any, data: bytes, request: Key | None) -> asyncio.Future[int]:
+        """The future of ``command`` (already encoded as ``data``, within
+        the budget on its own), made with ``request`` as its request key."""
         loop = asyncio.get_running_loop()
-        if self._batch is not None and loop is not self._loop:
+        size = cost(data, request)
+        if self._batch is not None and (
+            loop is not self._loop or self._batch.cost + size > self._budget
+        ):
             self._flush()
         batch = self._batch
         if batch is None:
@@ -93,7 +120,10 @@ class Proposals:
         future: asyncio.Future[int] = loop.create_future()
         batch.commands.append(command)
         batch.data.append(data)
+        batch.requests.append(request)
         batch.futures.append(future)
+        batch.cost += size
+        batch.keyed = batch.keyed or request is not None
         if len(batch.data) >= MAX_BATCH:
             self._flush()
         return future
@@ -108,8 +138,9 @@ class Proposals:
         if not batch.data:
             return
         data, batch.data = batch.data, []
+        requests = batch.requests if batch.keyed else None
         try:
-            outcome = _bridge.watch(self._propose(data, self._on_assign))
+            outcome = _bridge.watch(self._propose(data, self._on_assign, requests))
         except Exception as exc:
             batch.fail(exc)
             return

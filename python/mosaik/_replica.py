@@ -4,6 +4,11 @@ The native apply thread calls `Replica.apply` with committed entries, in log
 order, once per batch; queries read the machine under the same lock, so a
 query never sees half a batch and always knows the index it stood at. A
 query's answer is a copy (through the machine's codec).
+
+A command made with a request id that the group applied within its
+``dedupe_window`` is not applied again (`_requests.AppliedRequests`, kept in
+every snapshot). While a `call` waits, what ``apply`` returned is kept per
+index (`_requests.Results`) for the caller to collect with `result_of`.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ._requests import NOT_KEPT, AppliedRequests, Duplicate, Key, Raised, Results, unwrap, wrap
 from .codec import MSGPACK, Codec, msgpack_decoder
 from .cursor import ApplyContext
+from .exceptions import ApplyError, CommandError
 from .state_machine import StateMachine
 
 log = logging.getLogger("mosaik")
@@ -41,22 +48,29 @@ def decoder_of(codec: Codec) -> Callable[[bytes], Any]:
     return msgpack_decoder() if codec is MSGPACK else codec.decode
 
 
-class Replica:
-    __slots__ = ("applied", "codec", "decode", "label", "lock", "machine")
+Entry = tuple[ApplyContext, bytes, Key | None]
+"""A committed command as the native side hands it over: its context, its
+bytes and its request key (``None`` without a request id)."""
 
-    def __init__(self, machine: Any, label: str) -> None:
+
+class Replica:
+    __slots__ = ("applied", "codec", "decode", "label", "lock", "machine", "requests", "results")
+
+    def __init__(self, machine: Any, label: str, dedupe_window: int) -> None:
         self.machine = machine
         self.codec = codec_of(machine)
         self.decode = decoder_of(self.codec)
         self.label = label
         self.lock = threading.Lock()
         self.applied = 0
+        self.requests = AppliedRequests(dedupe_window)
+        self.results = Results()
 
     def apply(
         self,
         rebuild: bool,
         restore: bytes | None,
-        entries: list[tuple[ApplyContext, bytes]],
+        entries: list[Entry],
         last: int,
         take_snapshot: bool,
     ) -> bytes | None:
@@ -70,16 +84,24 @@ class Replica:
                 log.warning("group %s: rebuilding the state machine from the log", self.label)
                 self.machine = fresh_machine(self.machine)
                 self.applied = 0
+                self.requests.clear()
+                self.results.values.clear()
             if entries:
                 self._apply(entries)
             self.applied = last
             return self._snapshot(last) if take_snapshot else None
 
     def _restore(self, data: bytes) -> None:
-        """Restores the machine; a failure propagates: the machine's state
-        is then unknown and it must not apply (or answer) anything more."""
+        """Restores the machine and the request table; a failure
+        propagates: the machine's state is then unknown and it must not
+        apply (or answer) anything more."""
         try:
-            self.machine.restore(data)
+            table, snapshot = unwrap(data)
+            self.machine.restore(snapshot)
+            if table is None:
+                self.requests.clear()
+            else:
+                self.requests.restore(table, self.codec)
         except BaseException:
             log.exception("group %s: restoring a snapshot failed", self.label)
             raise
@@ -100,51 +122,150 @@ class Replica:
                 index,
             )
             return None
-        return data
+        return wrap(self.requests.encode(index, self.codec), data)
 
-    def _apply(self, entries: list[tuple[ApplyContext, bytes]]) -> None:
+    def _apply_batches(self, entries: list[Entry]) -> None:
+        """``entries`` to ``apply_batch`` without the repeats of requests
+        applied within the window (each recorded for a waiting call); a
+        batch is cut before a request repeated inside it, so the repeat
+        finds the first in the table."""
+        run: list[Entry] = []
+        keys: set[Key] = set()
+        for entry in entries:
+            key = entry[2]
+            if key is not None:
+                if key in keys:
+                    self._apply_batch(run)
+                    run, keys = [], set()
+                index = entry[0].log_position.index
+                first = self.requests.lookup(key, index)
+                if first is not None:
+                    if self.results.keeping:
+                        self.results.values[index] = Duplicate(*first)
+                    continue
+                keys.add(key)
+            run.append(entry)
+        self._apply_batch(run)
+
+    def _apply(self, entries: list[Entry]) -> None:
         machine = self.machine
         if getattr(type(machine), "apply_batch", StateMachine.apply_batch) is not (
             StateMachine.apply_batch
         ):
-            self._apply_batch(entries)
+            self._apply_batches(entries)
             return
         decode = self.decode
         apply = machine.apply
-        for ctx, data in entries:
+        keep = self.results.keeping
+        values = self.results.values
+        requests = self.requests
+        for ctx, data, key in entries:
+            outcome: Any
+            if key is not None:
+                first = requests.lookup(key, ctx.log_position.index)
+                if first is not None:
+                    if keep:
+                        values[ctx.log_position.index] = Duplicate(*first)
+                    continue
             # BaseException too: a command that raises SystemExit must not
             # take the rest of the batch with it on this node only.
             try:
-                apply(decode(data), ctx)
-            except BaseException:
+                outcome = apply(decode(data), ctx)
+            except BaseException as error:
                 log.exception(
                     "group %s: apply failed at index %d", self.label, ctx.log_position.index
                 )
+                outcome = Raised(error)
+            if keep:
+                values[ctx.log_position.index] = outcome
+            if key is not None:
+                requests.record(key, ctx.log_position.index, outcome)
 
-    def _apply_batch(self, entries: list[tuple[ApplyContext, bytes]]) -> None:
+    def _apply_batch(self, entries: list[Entry]) -> None:
         # Each entry is decoded on its own: one that does not decode is left
         # out (and logged with its index) whatever batch it came in.
-        commands = []
+        decoded: list[tuple[Entry, Any]] = []
         decode = self.decode
-        for ctx, data in entries:
+        for entry in entries:
             try:
-                commands.append(decode(data))
-            except BaseException:
-                log.exception(
-                    "group %s: apply failed at index %d", self.label, ctx.log_position.index
-                )
-        if not commands:
+                decoded.append((entry, decode(entry[1])))
+            except BaseException as error:
+                index = entry[0].log_position.index
+                log.exception("group %s: apply failed at index %d", self.label, index)
+                self._outcome(entry, Raised(error))
+        if not decoded:
             return
-        ctx = entries[-1][0]
+        ctx = decoded[-1][0][0]
+        outcomes: list[Any]
         try:
-            self.machine.apply_batch(commands, ctx)
-        except BaseException:
+            returned = self.machine.apply_batch([command for _, command in decoded], ctx)
+            outcomes = self._batch_outcomes(returned, len(decoded))
+        except BaseException as error:
             log.exception(
                 "group %s: apply_batch failed for indices %d..%d",
                 self.label,
-                entries[0][0].log_position.index,
+                decoded[0][0][0].log_position.index,
                 ctx.log_position.index,
             )
+            outcomes = [Raised(error)] * len(decoded)
+        for (entry, _), outcome in zip(decoded, outcomes, strict=True):
+            self._outcome(entry, outcome)
+
+    @staticmethod
+    def _batch_outcomes(returned: Any, count: int) -> list[Any]:
+        """One outcome per command from what ``apply_batch`` returned:
+        ``None`` (nothing) or a list of ``count`` values."""
+        if returned is None:
+            return [None] * count
+        if isinstance(returned, list) and len(returned) == count:
+            return returned
+        raise TypeError(
+            f"apply_batch must return None or a list of {count} values, "
+            f"not {type(returned).__name__}"
+        )
+
+    def _outcome(self, entry: Entry, outcome: Any) -> None:
+        index = entry[0].log_position.index
+        if self.results.keeping:
+            self.results.values[index] = outcome
+        if entry[2] is not None:
+            self.requests.record(entry[2], index, outcome)
+
+    # -- results for callers ------------------------------------------------
+
+    def watch(self) -> list[Any]:
+        """Starts keeping results for a call about to propose."""
+        return self.results.watch(self.applied)
+
+    def unwatch(self, ticket: list[Any]) -> None:
+        self.results.unwatch(ticket)
+
+    def result_of(self, index: int) -> tuple[int, Any]:
+        """The index that applied the command at ``index`` (an earlier one
+        for a repeated request) and what ``apply`` returned for it there.
+        Raises `ApplyError` if ``apply`` raised, `CommandError` if this node
+        does not know the value (it reached the command in a snapshot)."""
+        outcome = self.results.values.get(index, NOT_KEPT)
+        first = index
+        if isinstance(outcome, Duplicate):
+            first, outcome = outcome.first, outcome.outcome
+        if isinstance(outcome, Raised):
+            error = ApplyError(f"apply raised for the command at index {first}", first)
+            raise error from outcome.error
+        if outcome is NOT_KEPT:
+            raise CommandError(
+                f"the command at index {first} is committed and applied, but this node "
+                "got it inside a snapshot and does not know what apply returned"
+            )
+        return first, outcome
+
+    def first_of(self, index: int) -> int:
+        """The index that applied the command at ``index``: an earlier one
+        when it repeated a request, else ``index`` itself."""
+        outcome = self.results.values.get(index)
+        return outcome.first if isinstance(outcome, Duplicate) else index
+
+    # -- queries ------------------------------------------------------------
 
     def query(self, query: Any) -> tuple[Any, int]:
         """The machine's answer and the index it stood at. The answer is a

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from ._durations import Duration
 from ._native import ConsensusConfig, Digest, EndpointAddr, Limits, PeerId
@@ -172,21 +172,6 @@ class _Runner:
 
 
 _runner = _Runner()
-
-
-def _request(request_id: bytes | None) -> dict[str, bytes]:
-    """The keyword that passes ``request_id`` on; none without one."""
-    return {} if request_id is None else {"request_id": request_id}
-
-
-class _Calls(Protocol):
-    """`call` and `call_many` of the asyncio `Group`."""
-
-    async def call(self, command: Any, *, request_id: bytes | None = None) -> Any: ...
-
-    async def call_many(
-        self, commands: list[Any], *, request_id: bytes | None = None
-    ) -> list[Any]: ...
 
 
 class Network:
@@ -418,7 +403,7 @@ class Group(Generic[M]):
     ) -> int:
         """Commits ``command`` on a quorum and applies it here; its index.
         After a `TimeoutError` the command may still commit."""
-        return _runner.run(lambda: self._aio.execute(command, **_request(request_id)), timeout)
+        return _runner.run(lambda: self._aio.execute(command, request_id=request_id), timeout)
 
     def execute_many(
         self,
@@ -429,7 +414,7 @@ class Group(Generic[M]):
     ) -> range:
         """Commits a batch; the range of its indices, applied here on return."""
         batch = list(commands)
-        return _runner.run(lambda: self._aio.execute_many(batch, **_request(request_id)), timeout)
+        return _runner.run(lambda: self._aio.execute_many(batch, request_id=request_id), timeout)
 
     def feed(
         self,
@@ -439,7 +424,7 @@ class Group(Generic[M]):
         timeout: Duration | None = None,
     ) -> int:
         """Returns once the leader assigned ``command`` an index."""
-        return _runner.run(lambda: self._aio.feed(command, **_request(request_id)), timeout)
+        return _runner.run(lambda: self._aio.feed(command, request_id=request_id), timeout)
 
     def feed_many(
         self,
@@ -450,7 +435,7 @@ class Group(Generic[M]):
     ) -> range:
         """Returns once the leader assigned the batch its range of indices."""
         batch = list(commands)
-        return _runner.run(lambda: self._aio.feed_many(batch, **_request(request_id)), timeout)
+        return _runner.run(lambda: self._aio.feed_many(batch, request_id=request_id), timeout)
 
     def call(
         self,
@@ -460,8 +445,7 @@ class Group(Generic[M]):
         timeout: Duration | None = None,
     ) -> Any:
         """Executes ``command``; what this node's ``apply`` returned for it."""
-        calls = cast(_Calls, self._aio)
-        return _runner.run(lambda: calls.call(command, **_request(request_id)), timeout)
+        return _runner.run(lambda: self._aio.call(command, request_id=request_id), timeout)
 
     def call_many(
         self,
@@ -471,8 +455,8 @@ class Group(Generic[M]):
         timeout: Duration | None = None,
     ) -> list[Any]:
         """Executes a batch; what ``apply`` returned for each, in order."""
-        calls, batch = cast(_Calls, self._aio), list(commands)
-        return _runner.run(lambda: calls.call_many(batch, **_request(request_id)), timeout)
+        batch = list(commands)
+        return _runner.run(lambda: self._aio.call_many(batch, request_id=request_id), timeout)
 
     # -- queries ----------------------------------------------------------
 

@@ -58,6 +58,28 @@ class CommandUnknown(CommandError):
         self.request_id = request_id
 
 
+class CommandTooLarge(CommandError, ValueError):
+    """A command's encoding is above the group's ``max_command_bytes`` (or a
+    batch's commands in all are above what one message between members
+    holds); refused before anything was sent. ``size`` and ``limit`` are in
+    bytes."""
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class ApplyError(CommandError):
+    """The state machine's ``apply`` raised for the command at ``index``
+    (the original exception is ``__cause__``). The command is committed and
+    was applied, raising, on every node."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 class NoCommands(CommandError, ValueError):
     """An empty batch of commands was given."""
 
@@ -85,9 +107,11 @@ class StorageError(MosaikError):
 
 
 __all__ = [
+    "ApplyError",
     "CodecError",
     "CommandError",
     "CommandOffline",
+    "CommandTooLarge",
     "CommandUnknown",
     "ConfigError",
     "GroupTerminated",

@@ -11,11 +11,18 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 from . import _bridge, _native
-from ._native import ConsensusConfig, Digest, LogReplaySync, PeerId
-from ._proposals import Proposals, unsettled
+from ._native import (
+    COMMAND_OVERHEAD,
+    MAX_REQUEST_ID,
+    ConsensusConfig,
+    Digest,
+    LogReplaySync,
+    PeerId,
+)
+from ._proposals import Proposals, Requests, unsettled
 from ._replica import Replica
 from .cursor import Cursor
-from .exceptions import GroupTerminated, NoCommands, QueryOffline
+from .exceptions import CommandTooLarge, GroupTerminated, NoCommands, QueryOffline
 from .groups import Config as GroupsConfig
 from .keys import GroupKey
 from .state_machine import (
@@ -56,6 +63,18 @@ def preference_of(machine: object) -> LeadershipPreference:
     if not isinstance(pref, LeadershipPreference):
         raise TypeError(f"leadership_preference() must return a LeadershipPreference, not {pref!r}")
     return pref
+
+
+def request_id_of(request_id: object) -> bytes | None:
+    """A request id as given (``bytes`` of at most `MAX_REQUEST_ID`), or
+    ``None``; `TypeError` / `ValueError` otherwise."""
+    if request_id is None:
+        return None
+    if not isinstance(request_id, bytes):
+        raise TypeError(f"request_id must be bytes, not {type(request_id).__name__}")
+    if len(request_id) > MAX_REQUEST_ID:
+        raise ValueError(f"request_id is at most {MAX_REQUEST_ID} bytes, not {len(request_id)}")
+    return request_id
 
 
 @dataclass(frozen=True)
@@ -124,14 +143,16 @@ class CommittedQueryResult(Generic[R]):
 class Group(Generic[M]):
     """A joined group. Get one from `GroupBuilder.join()`."""
 
-    __slots__ = ("_config", "_executes", "_feeds", "_native", "_replica")
+    __slots__ = ("_config", "_executes", "_feeds", "_max_command", "_native", "_replica")
 
     def __init__(self, native: _native.NativeGroup, replica: Replica, config: GroupConfig) -> None:
         self._native = native
         self._replica = replica
         self._config = config
-        self._executes = Proposals(native.propose, on_assign=False)
-        self._feeds = Proposals(native.propose, on_assign=True)
+        self._max_command = config.consensus.max_command_bytes
+        budget = config.consensus.max_batch_bytes
+        self._executes = Proposals(native.propose, False, budget)
+        self._feeds = Proposals(native.propose, True, budget)
 
     @property
     def id(self) -> Digest:
@@ -148,31 +169,123 @@ class Group(Generic[M]):
         encode = self._replica.codec.encode
         return [encode(c) for c in commands]
 
-    async def _propose(self, commands: list[Any], on_assign: bool) -> range:
+    def _too_large(self, size: int) -> CommandTooLarge:
+        limit = self._config.consensus.max_command_bytes
+        return CommandTooLarge(
+            f"a command of {size} bytes encoded is above max_command_bytes {limit}", size, limit
+        )
+
+    def _encode_checked(self, commands: list[Any], request_id: bytes | None) -> list[bytes]:
+        """The encoded commands, refused with `CommandTooLarge` when one is
+        above ``max_command_bytes`` or all of them above ``max_batch_bytes``."""
         if not commands:
             raise NoCommands("an empty batch of commands")
-        pending = self._native.propose(self._encode(commands), on_assign)
-        outcome = await _bridge.watch(pending)
+        data = self._encode(commands)
+        for encoded in data:
+            if len(encoded) > self._max_command:
+                raise self._too_large(len(encoded))
+        budget = self._config.consensus.max_batch_bytes
+        extra = COMMAND_OVERHEAD + (0 if request_id is None else len(request_id))
+        total = sum(len(d) for d in data) + extra * len(data)
+        if len(data) > 1 and total > budget:
+            raise CommandTooLarge(
+                f"a batch of {total} bytes is above max_batch_bytes {budget}; "
+                "propose it in smaller batches",
+                total,
+                budget,
+            )
+        return data
+
+    async def _submit(self, proposals: Proposals, command: Any, request_id: bytes | None) -> int:
+        data = self._replica.codec.encode(command)
+        if len(data) > self._max_command:
+            raise self._too_large(len(data))
+        request = None if request_id is None else (request_id, 0)
+        return await proposals.submit(command, data, request)
+
+    async def _propose(
+        self, commands: list[Any], on_assign: bool, request_id: bytes | None
+    ) -> range:
+        data = self._encode_checked(commands, request_id)
+        requests: Requests | None = None
+        if request_id is not None:
+            requests = [(request_id, i) for i in range(len(data))]
+        outcome = await _bridge.watch(self._native.propose(data, on_assign, requests))
         first, done = outcome.first, outcome.done
         if done < len(commands):
-            raise unsettled(commands, first, done, outcome.unknown)
+            raise unsettled(commands, first, done, outcome.unknown, request_id)
         return range(first, first + done)
 
-    async def execute(self, command: Any) -> int:
+    async def execute(self, command: Any, *, request_id: bytes | None = None) -> int:
         """Commits ``command`` on a quorum and applies it here; its index.
+        With a ``request_id`` the group applied within its ``dedupe_window``,
+        nothing is applied again and the first one's index comes back.
         Concurrent calls are proposed together (see `_proposals`)."""
-        return await self._executes.submit(command, self._replica.codec.encode(command))
+        request_id = request_id_of(request_id)
+        if request_id is None:
+            return await self._submit(self._executes, command, None)
+        ticket = self._replica.watch()
+        try:
+            index = await self._submit(self._executes, command, request_id)
+            return self._replica.first_of(index)
+        finally:
+            self._replica.unwatch(ticket)
 
-    async def execute_many(self, commands: Iterable[Any]) -> range:
-        """Commits a batch; the range of its indices, applied here on return."""
-        return await self._propose(list(commands), on_assign=False)
+    async def execute_many(
+        self, commands: Iterable[Any], *, request_id: bytes | None = None
+    ) -> range:
+        """Commits a batch; the range of its indices, applied here on return.
+        With a ``request_id``, each command of a retried batch is applied
+        once; when all of them were, the first batch's range comes back."""
+        commands = list(commands)
+        request_id = request_id_of(request_id)
+        if request_id is None:
+            return await self._propose(commands, False, None)
+        ticket = self._replica.watch()
+        try:
+            indices = await self._propose(commands, False, request_id)
+            firsts = [self._replica.first_of(i) for i in indices]
+            again = range(firsts[0], firsts[0] + len(firsts))
+            return again if firsts == list(again) else indices
+        finally:
+            self._replica.unwatch(ticket)
 
-    async def feed(self, command: Any) -> int:
-        """Returns once the leader assigned ``command`` an index."""
-        return await self._feeds.submit(command, self._replica.codec.encode(command))
+    async def feed(self, command: Any, *, request_id: bytes | None = None) -> int:
+        """Returns once the leader assigned ``command`` an index. A repeated
+        ``request_id`` is found only when the entry is applied: its index
+        then applies nothing."""
+        return await self._submit(self._feeds, command, request_id_of(request_id))
 
-    async def feed_many(self, commands: Iterable[Any]) -> range:
-        return await self._propose(list(commands), on_assign=True)
+    async def feed_many(self, commands: Iterable[Any], *, request_id: bytes | None = None) -> range:
+        """`feed` for a batch: the range of the indices the leader assigned."""
+        return await self._propose(list(commands), True, request_id_of(request_id))
+
+    async def call(self, command: Any, *, request_id: bytes | None = None) -> Any:
+        """Commits ``command``, applies it here and returns what this node's
+        ``apply`` returned for it (for a repeated ``request_id``, what it
+        returned the first time). `ApplyError` if ``apply`` raised: the
+        command stays committed and applied everywhere."""
+        request_id = request_id_of(request_id)
+        ticket = self._replica.watch()
+        try:
+            index = await self._submit(self._executes, command, request_id)
+            return self._replica.result_of(index)[1]
+        finally:
+            self._replica.unwatch(ticket)
+
+    async def call_many(
+        self, commands: Iterable[Any], *, request_id: bytes | None = None
+    ) -> list[Any]:
+        """`call` for a batch: one value per command, in order; `ApplyError`
+        for the first command whose ``apply`` raised."""
+        commands = list(commands)
+        request_id = request_id_of(request_id)
+        ticket = self._replica.watch()
+        try:
+            indices = await self._propose(commands, False, request_id)
+            return [self._replica.result_of(i)[1] for i in indices]
+        finally:
+            self._replica.unwatch(ticket)
 
     # -- queries ----------------------------------------------------------
 
@@ -344,7 +457,7 @@ class Groups:
         if existing is not None and existing.active:
             return cast(Group[M], existing)
         config = GroupConfig(group_id, consensus, self._config.handshake_timeout, state_sync)
-        replica = Replica(machine, str(group_id)[:12])
+        replica = Replica(machine, str(group_id)[:12], consensus.dedupe_window)
         join = _native.GroupJoin(
             group_id=group_id,
             secret=key.secret,
