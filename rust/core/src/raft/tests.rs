@@ -755,6 +755,64 @@ fn log_replay_catches_up_a_far_behind_node() {
     assert_eq!(joiner.committed, joiner.last.index);
 }
 
+/// Entries of 1.5 MiB: an append or a catch-up batch of them would pass
+/// the 4 MiB frame limit after three. Every message any node sends stays
+/// within `max_message_bytes`, the followers get everything, and a joiner
+/// catches up from batches the providers cut short (the rest of each chunk
+/// is fetched again) to the same log.
+#[test]
+fn appends_and_catch_up_batches_are_cut_to_fit_the_frame_limit() {
+    let big = |v: u8| Command::from(Bytes::from(vec![v; 3 << 19]));
+    let small = |c: &mut NodeConfig| {
+        c.replay = LogReplaySync {
+            batch_size: 10,
+            fetch_timeout: Duration::from_millis(200),
+        };
+        // Messages at the 4 MiB floor: two entries each.
+        c.consensus.max_command_bytes = 2 << 20;
+    };
+    let mut cluster = Cluster::new((1..=3).map(|n| node_with(n, small)).collect());
+    let limit = cluster.nodes[0].config.consensus.max_message_bytes();
+    assert_eq!(limit, crate::config::MIN_MESSAGE_BYTES);
+    let largest = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = largest.clone();
+    cluster.drop = Box::new(move |_, _, m| {
+        seen.set(seen.get().max(crate::wire::encode(m).unwrap().len()));
+        false
+    });
+    cluster.run_for(Duration::from_secs(2));
+    let leader = cluster.leaders()[0];
+    for req in 0..4 {
+        let batch = (0..6).map(|v| big(v + 6 * req as u8)).collect();
+        cluster.at(leader).propose(req, batch).unwrap();
+        cluster.settle();
+    }
+    let last = cluster.at(leader).status().last;
+    for n in 1..=3 {
+        assert_eq!(cluster.at(id(n)).status().committed, last.index, "node {n}");
+    }
+    cluster.join(4, small);
+    cluster.run_for(Duration::from_secs(3));
+    let batches = cluster
+        .replay_batches
+        .iter()
+        .filter(|p| **p == id(4))
+        .count();
+    assert!(
+        batches >= 12,
+        "25 entries in chunks of 10, two entries a batch: {batches} batches"
+    );
+    let joiner = cluster.at(id(4)).status();
+    assert_eq!((joiner.last, joiner.committed), (last, last.index));
+    let held = |c: &mut Cluster, n| c.at(id(n)).store().entries(1, last.index + 1, 100).unwrap();
+    assert_eq!(held(&mut cluster, 4), held(&mut cluster, 1));
+    assert!(
+        largest.get() > 3 << 19,
+        "messages carried the large entries"
+    );
+    assert!(largest.get() <= limit, "{} above {limit}", largest.get());
+}
+
 #[test]
 fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index() {
     let mut follower = follower_with(vec![]);
