@@ -85,7 +85,7 @@ def test_the_native_table_the_stub_and_the_builder_name_the_same_parameters() ->
     assert names, "the native ConsensusConfig takes its parameters as keywords"
     assert stub_keywords("ConsensusConfig") == names
     assert list(PARAMETERS) == names
-    assert stub_properties("ConsensusConfig") == [*names, "leadership_factor"]
+    assert stub_properties("ConsensusConfig") == [*names, "max_batch_bytes", "leadership_factor"]
     builder = mosaik.ConsensusConfig.builder()
     assert sorted(a for a in dir(builder) if a.startswith("with_")) == sorted(
         f"with_{n}" for n in names

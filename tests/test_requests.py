@@ -200,3 +200,105 @@ async def test_command_unknown_carries_the_request_id_of_its_command(
     with pytest.raises(mosaik.CommandUnknown) as plain:
         await bounded(without)
     assert plain.value.request_id is None
+
+
+class Keyed(mosaik.StateMachine):
+    """Records the commands it applies, a batch at a time."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def signature(self) -> str:
+        return "keyed_v1"
+
+    def apply(self, command: Any, ctx: mosaik.ApplyContext) -> None:
+        self.seen.append(command)
+
+    def apply_batch(self, commands: list[Any], ctx: mosaik.ApplyContext) -> None:
+        self.seen.extend(commands)
+
+    def query(self, query: Any) -> Any:
+        return self.seen
+
+
+def entry(index: int, data: bytes, key: tuple[bytes, int] | None) -> Any:
+    at = mosaik.Cursor(1, index)
+    return (mosaik.ApplyContext(at, at, 1), data, key)
+
+
+@pytest.mark.parametrize("machine", [Keyed, Tally])
+def test_the_dedupe_decision_does_not_depend_on_how_entries_are_batched(
+    machine: type[mosaik.StateMachine],
+) -> None:
+    from mosaik._replica import Replica
+    from mosaik.codec import MSGPACK
+
+    good, bad = MSGPACK.encode(1), b"\xc1"  # 0xc1 is never valid msgpack
+    log = [
+        entry(1, good, (b"k1", 0)),
+        entry(2, bad, (b"k2", 0)),
+        entry(3, good, None),
+        entry(4, good, (b"k1", 0)),
+        entry(5, good, (b"k2", 0)),
+    ]
+    whole, split = Replica(machine(), "a", 3), Replica(machine(), "b", 3)
+    whole.apply(False, None, log, 5, False)
+    for one in log:
+        split.apply(False, None, [one], one[0].log_position.index, False)
+    assert whole.requests.first == split.requests.first
+    assert whole.machine.query(None) == split.machine.query(None)
+
+
+def test_a_result_that_does_not_decode_in_a_restored_table_is_not_kept() -> None:
+    from mosaik._replica import Replica
+    from mosaik._requests import NOT_KEPT
+
+    class Picky:
+        """Encodes anything as text; decodes only ``cmd:<int>``."""
+
+        def encode(self, value: Any) -> bytes:
+            return repr(value).encode()
+
+        def decode(self, data: bytes) -> Any:
+            if not data.startswith(b"cmd:"):
+                raise ValueError("not a command")
+            return int(data[4:])
+
+    class PickyTally(Tally):
+        codec = Picky()
+
+    source = Replica(PickyTally(), "a", 100)
+    source.apply(False, None, [entry(1, b"cmd:5", (b"r", 0))], 1, False)
+    snapshot = source.apply(False, None, [], 1, True)
+    assert snapshot is not None
+    restored = Replica(PickyTally(), "b", 100)
+    restored.apply(False, snapshot, [], 1, False)
+    index, outcome = restored.requests.first[(b"r", 0)]
+    assert index == 1 and outcome is NOT_KEPT
+    assert restored.machine.total == 5
+
+
+async def test_a_batch_cut_by_a_leader_change_is_unknown_as_a_whole_with_its_request_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retrying `err.commands` with `err.request_id` must apply each command
+    once: the error names the whole batch, so a retry keeps every command's
+    place (and key) in it."""
+
+    class Cut:
+        first, done, unknown = 7, 1, False
+
+    def watch(pending: Any) -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(Cut())
+        return future
+
+    async with networks(1) as (net,):
+        group = await lone(net)
+        monkeypatch.setattr(_bridge, "watch", watch)
+        with pytest.raises(mosaik.CommandUnknown) as keyed:
+            await group.execute_many([1, 2, 3], request_id=b"cut")
+        assert keyed.value.commands == [1, 2, 3] and keyed.value.request_id == b"cut"
+        with pytest.raises(mosaik.CommandOffline) as plain:
+            await group.execute_many([1, 2, 3])
+        assert plain.value.commands == [2, 3]

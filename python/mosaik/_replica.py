@@ -95,6 +95,9 @@ class Replica:
         """Restores the machine and the request table; a failure
         propagates: the machine's state is then unknown and it must not
         apply (or answer) anything more."""
+        # Results kept for waiting calls came from the log before the
+        # restore; entries after it are applied (and kept) again.
+        self.results.values.clear()
         try:
             table, snapshot = unwrap(data)
             self.machine.restore(snapshot)
@@ -140,7 +143,7 @@ class Replica:
                 index = entry[0].log_position.index
                 first = self.requests.lookup(key, index)
                 if first is not None:
-                    if self.results.keeping:
+                    if self.results.wants(index):
                         self.results.values[index] = Duplicate(*first)
                     continue
                 keys.add(key)
@@ -156,7 +159,9 @@ class Replica:
             return
         decode = self.decode
         apply = machine.apply
-        keep = self.results.keeping
+        # Results are kept above this index (a call waits for one), or not at all.
+        floor = self.results.floor()
+        keep, above = (False, 0) if floor is None else (True, floor)
         values = self.results.values
         requests = self.requests
         for ctx, data, key in entries:
@@ -164,7 +169,7 @@ class Replica:
             if key is not None:
                 first = requests.lookup(key, ctx.log_position.index)
                 if first is not None:
-                    if keep:
+                    if keep and ctx.log_position.index > above:
                         values[ctx.log_position.index] = Duplicate(*first)
                     continue
             # BaseException too: a command that raises SystemExit must not
@@ -176,39 +181,46 @@ class Replica:
                     "group %s: apply failed at index %d", self.label, ctx.log_position.index
                 )
                 outcome = Raised(error)
-            if keep:
+            if keep and ctx.log_position.index > above:
                 values[ctx.log_position.index] = outcome
             if key is not None:
                 requests.record(key, ctx.log_position.index, outcome)
 
     def _apply_batch(self, entries: list[Entry]) -> None:
         # Each entry is decoded on its own: one that does not decode is left
-        # out (and logged with its index) whatever batch it came in.
-        decoded: list[tuple[Entry, Any]] = []
+        # out (and logged with its index) whatever batch it came in. The
+        # outcomes are recorded in log order afterwards.
+        outcomes: list[Any] = [None] * len(entries)
+        decoded_at: list[int] = []
+        commands: list[Any] = []
         decode = self.decode
-        for entry in entries:
+        for i, (ctx, data, _) in enumerate(entries):
             try:
-                decoded.append((entry, decode(entry[1])))
+                commands.append(decode(data))
+                decoded_at.append(i)
             except BaseException as error:
-                index = entry[0].log_position.index
-                log.exception("group %s: apply failed at index %d", self.label, index)
-                self._outcome(entry, Raised(error))
-        if not decoded:
-            return
-        ctx = decoded[-1][0][0]
-        outcomes: list[Any]
-        try:
-            returned = self.machine.apply_batch([command for _, command in decoded], ctx)
-            outcomes = self._batch_outcomes(returned, len(decoded))
-        except BaseException as error:
-            log.exception(
-                "group %s: apply_batch failed for indices %d..%d",
-                self.label,
-                decoded[0][0][0].log_position.index,
-                ctx.log_position.index,
-            )
-            outcomes = [Raised(error)] * len(decoded)
-        for (entry, _), outcome in zip(decoded, outcomes, strict=True):
+                log.exception(
+                    "group %s: apply failed at index %d", self.label, ctx.log_position.index
+                )
+                outcomes[i] = Raised(error)
+        if commands:
+            ctx = entries[decoded_at[-1]][0]
+            values: list[Any]
+            try:
+                values = self._batch_outcomes(
+                    self.machine.apply_batch(commands, ctx), len(commands)
+                )
+            except BaseException as error:
+                log.exception(
+                    "group %s: apply_batch failed for indices %d..%d",
+                    self.label,
+                    entries[decoded_at[0]][0].log_position.index,
+                    ctx.log_position.index,
+                )
+                values = [Raised(error)] * len(commands)
+            for i, value in zip(decoded_at, values, strict=True):
+                outcomes[i] = value
+        for entry, outcome in zip(entries, outcomes, strict=True):
             self._outcome(entry, outcome)
 
     @staticmethod
@@ -226,16 +238,18 @@ class Replica:
 
     def _outcome(self, entry: Entry, outcome: Any) -> None:
         index = entry[0].log_position.index
-        if self.results.keeping:
+        if self.results.wants(index):
             self.results.values[index] = outcome
         if entry[2] is not None:
             self.requests.record(entry[2], index, outcome)
 
     # -- results for callers ------------------------------------------------
 
-    def watch(self) -> list[Any]:
-        """Starts keeping results for a call about to propose."""
-        return self.results.watch(self.applied)
+    def watch(self, committed: int) -> list[Any]:
+        """Starts keeping results for a call about to propose, while the
+        node's commit index is ``committed``: the call's command will sit
+        above every index committed anywhere by then."""
+        return self.results.watch(committed)
 
     def unwatch(self, ticket: list[Any]) -> None:
         self.results.unwatch(ticket)

@@ -95,7 +95,11 @@ class AppliedRequests:
         rows = []
         for (request_id, seq), (at, outcome) in self.first.items():
             if isinstance(outcome, Raised):
-                rows.append([request_id, seq, at, _RAISED, repr(outcome.error).encode()])
+                try:
+                    text = repr(outcome.error)
+                except Exception:
+                    text = type(outcome.error).__name__
+                rows.append([request_id, seq, at, _RAISED, text.encode()])
                 continue
             try:
                 rows.append([request_id, seq, at, _RESULT, codec.encode(outcome)])
@@ -107,20 +111,25 @@ class AppliedRequests:
         """Replaces the table with one `encode` made."""
         self.clear()
         for request_id, seq, at, kind, payload in MSGPACK.decode(data):
-            outcome: Any
+            outcome: Any = NOT_KEPT
             if kind == _RESULT:
-                outcome = codec.decode(payload)
+                # A codec that encodes this result but cannot decode it
+                # must not stop the restore: the result is then not known.
+                try:
+                    outcome = codec.decode(payload)
+                except Exception:
+                    outcome = NOT_KEPT
             elif kind == _RAISED:
                 outcome = Raised(RuntimeError(payload.decode(errors="replace")))
-            else:
-                outcome = NOT_KEPT
             self.record((request_id, seq), at, outcome)
 
 
 class Results:
     """What ``apply`` returned per index, kept while a call waits: a call
-    starts watching before it proposes, so every index it can get is
-    recorded, and values below the oldest waiting call are dropped."""
+    starts watching before it proposes, with a floor its command's index
+    will be above, so every index it can get is recorded; values at or
+    below the oldest waiting call's floor are dropped. Tickets are made in
+    the order of their floors (commit indices only grow)."""
 
     __slots__ = ("values", "waiting")
 
@@ -132,10 +141,25 @@ class Results:
     def keeping(self) -> bool:
         return bool(self.waiting)
 
-    def watch(self, applied: int) -> list[Any]:
-        """A ticket for a call that starts now, with ``applied`` entries applied."""
-        ticket = [applied, False]
-        self.waiting.append(ticket)
+    def floor(self) -> int | None:
+        """Values are kept for indices above this one; ``None``: none are."""
+        waiting = self.waiting
+        return waiting[0][0] if waiting else None
+
+    def wants(self, index: int) -> bool:
+        floor = self.floor()
+        return floor is not None and index > floor
+
+    def watch(self, floor: int) -> list[Any]:
+        """A ticket for a call whose command will sit above ``floor``."""
+        ticket = [floor, False]
+        waiting = self.waiting
+        if waiting and waiting[-1][0] > floor:
+            # The commit index went back (a losing branch was cut): the
+            # earlier tickets keep from here too, so the oldest stays lowest.
+            for earlier in waiting:
+                earlier[0] = min(earlier[0], floor)
+        waiting.append(ticket)
         return ticket
 
     def unwatch(self, ticket: list[Any]) -> None:
@@ -151,7 +175,7 @@ class Results:
             oldest = next(iter(values))
             if oldest > floor:
                 break
-            del values[oldest]
+            values.pop(oldest, None)
 
 
 # The snapshot envelope: a tag, the request table's length (8 bytes,

@@ -22,7 +22,13 @@ from ._native import (
 from ._proposals import Proposals, Requests, unsettled
 from ._replica import Replica
 from .cursor import Cursor
-from .exceptions import CommandTooLarge, GroupTerminated, NoCommands, QueryOffline
+from .exceptions import (
+    CommandTooLarge,
+    CommandUnknown,
+    GroupTerminated,
+    NoCommands,
+    QueryOffline,
+)
 from .groups import Config as GroupsConfig
 from .keys import GroupKey
 from .state_machine import (
@@ -212,6 +218,15 @@ class Group(Generic[M]):
             requests = [(request_id, i) for i in range(len(data))]
         outcome = await _bridge.watch(self._native.propose(data, on_assign, requests))
         first, done = outcome.first, outcome.done
+        if request_id is not None and 0 < done < len(commands):
+            # Each command's key is the id and its place in the batch: only
+            # the whole batch, retried with the same id, keeps those places.
+            raise CommandUnknown(
+                f"a leader change cut the batch after {done} commands (committed from index "
+                f"{first}); retry the whole batch with the same request id",
+                commands,
+                request_id,
+            )
         if done < len(commands):
             raise unsettled(commands, first, done, outcome.unknown, request_id)
         return range(first, first + done)
@@ -224,7 +239,7 @@ class Group(Generic[M]):
         request_id = request_id_of(request_id)
         if request_id is None:
             return await self._submit(self._executes, command, None)
-        ticket = self._replica.watch()
+        ticket = self._replica.watch(self._native.committed())
         try:
             index = await self._submit(self._executes, command, request_id)
             return self._replica.first_of(index)
@@ -241,7 +256,7 @@ class Group(Generic[M]):
         request_id = request_id_of(request_id)
         if request_id is None:
             return await self._propose(commands, False, None)
-        ticket = self._replica.watch()
+        ticket = self._replica.watch(self._native.committed())
         try:
             indices = await self._propose(commands, False, request_id)
             firsts = [self._replica.first_of(i) for i in indices]
@@ -266,7 +281,7 @@ class Group(Generic[M]):
         returned the first time). `ApplyError` if ``apply`` raised: the
         command stays committed and applied everywhere."""
         request_id = request_id_of(request_id)
-        ticket = self._replica.watch()
+        ticket = self._replica.watch(self._native.committed())
         try:
             index = await self._submit(self._executes, command, request_id)
             return self._replica.result_of(index)[1]
@@ -280,7 +295,7 @@ class Group(Generic[M]):
         for the first command whose ``apply`` raised."""
         commands = list(commands)
         request_id = request_id_of(request_id)
-        ticket = self._replica.watch()
+        ticket = self._replica.watch(self._native.committed())
         try:
             indices = await self._propose(commands, False, request_id)
             return [self._replica.result_of(i)[1] for i in indices]

@@ -8,6 +8,8 @@
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::close;
 use crate::error::NetError;
@@ -59,6 +61,9 @@ pub struct LinkReceiver {
     conn: Connection,
     max_frame: usize,
     last_frame_len: usize,
+    /// Bytes of frame bodies read so far, counted piece by piece as they
+    /// arrive: it grows while a large frame is still on its way.
+    received: Arc<AtomicU64>,
 }
 
 impl LinkReceiver {
@@ -96,6 +101,12 @@ impl LinkReceiver {
             .map_err(|e| self.violation(code, format!("undecodable frame: {e}")))
     }
 
+    /// A counter of the frame bytes read so far, for a task that wants to
+    /// see a large frame making progress before it is whole.
+    pub fn received(&self) -> Arc<AtomicU64> {
+        self.received.clone()
+    }
+
     /// Changes the largest frame accepted from now on.
     pub fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame;
@@ -123,6 +134,8 @@ impl LinkReceiver {
             let start = payload.len();
             payload.resize(start + (len - start).min(READ_PIECE), 0);
             self.read_exact(&mut payload[start..]).await?;
+            self.received
+                .fetch_add((payload.len() - start) as u64, Ordering::Relaxed);
         }
         self.last_frame_len = len + 4;
         Ok(payload)
@@ -181,6 +194,7 @@ pub fn link(
             conn: conn.clone(),
             max_frame,
             last_frame_len: 0,
+            received: Arc::new(AtomicU64::new(0)),
         },
     )
 }

@@ -13,13 +13,13 @@ use super::{RaftNode, RoleState};
 use crate::entry::{Command, Entry, Index, LogPosition, Term};
 use crate::error::Result;
 use crate::ids::PeerId;
-use crate::storage::LogStore;
+use crate::storage::{entry_cost, LogStore};
 use crate::wire::{
     AppendEntries, AppendOutcome, AppendReply, Ask, Assignment, ForwardOutcome, Message, RequestId,
 };
 
 /// What the leader knows about one follower's log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Progress {
     next: Index,
     matched: Index,
@@ -35,7 +35,17 @@ pub(super) struct Progress {
     admit_index: Index,
     /// When the follower last answered in this term (check quorum).
     last_reply: Duration,
+    /// Pipelined appends not yet acknowledged: (last index, bytes) each,
+    /// and their bytes in all. Pipelining pauses at `MAX_INFLIGHT_MESSAGES`
+    /// messages' worth, so a peer far behind in a log of large entries is
+    /// not sent the whole gap at once.
+    inflight: VecDeque<(Index, usize)>,
+    inflight_bytes: usize,
 }
+
+/// How many full messages' worth of bytes may be pipelined to one peer
+/// before its acknowledgements.
+const MAX_INFLIGHT_MESSAGES: usize = 4;
 
 impl Progress {
     fn new(next: Index, now: Duration) -> Self {
@@ -48,7 +58,31 @@ impl Progress {
             admit_round: 0,
             admit_index: 0,
             last_reply: now,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
         }
+    }
+
+    fn sent(&mut self, last: Index, bytes: usize) {
+        self.inflight.push_back((last, bytes));
+        self.inflight_bytes += bytes;
+    }
+
+    /// The follower holds the log up to `last`: the appends up to it are
+    /// no longer in flight.
+    fn acknowledged(&mut self, last: Index) {
+        while let Some(&(end, bytes)) = self.inflight.front() {
+            if end > last {
+                break;
+            }
+            self.inflight.pop_front();
+            self.inflight_bytes -= bytes;
+        }
+    }
+
+    fn forget_inflight(&mut self) {
+        self.inflight.clear();
+        self.inflight_bytes = 0;
     }
 }
 
@@ -305,16 +339,21 @@ impl<S: LogStore> RaftNode<S> {
     fn send_batches(&mut self, peer: PeerId, only_one: bool) -> Result<()> {
         let max = self.config.max_append_entries.max(1);
         let budget = self.config.consensus.entry_budget();
+        let window = budget.saturating_mul(MAX_INFLIGHT_MESSAGES);
         let last = self.last.index;
         let first = self.store.base().index + 1;
         loop {
             let Some(progress) = self.progress_mut(peer) else {
                 return Ok(());
             };
+            if !only_one && progress.inflight_bytes >= window {
+                return Ok(());
+            }
             progress.next = progress.next.clamp(first, last + 1);
             let next = progress.next;
             let entries = self.store.entries_within(next, last + 1, max, budget)?;
             let count = entries.len() as Index;
+            let bytes = entries.iter().map(entry_cost).sum();
             let message = self.append_message(peer, next, entries)?;
             self.send(peer, message);
             if only_one {
@@ -322,6 +361,9 @@ impl<S: LogStore> RaftNode<S> {
             }
             if let Some(progress) = self.progress_mut(peer) {
                 progress.next = next + count;
+                if count > 0 {
+                    progress.sent(next + count - 1, bytes);
+                }
             }
             if count == 0 || next + count > last {
                 return Ok(());
@@ -347,6 +389,7 @@ impl<S: LogStore> RaftNode<S> {
                 progress.matched = progress.matched.max(last);
                 progress.next = progress.next.max(last + 1);
                 progress.probing = false;
+                progress.acknowledged(last);
             }
             AppendOutcome::Rejected { hint } => {
                 // A follower whose log lost to another one may hold less
@@ -354,6 +397,7 @@ impl<S: LogStore> RaftNode<S> {
                 progress.matched = progress.matched.min(hint.saturating_sub(1));
                 progress.next = hint.max(1);
                 progress.probing = true;
+                progress.forget_inflight();
                 probe = !progress.syncing && hint > base;
             }
         }

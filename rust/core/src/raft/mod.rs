@@ -40,7 +40,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::{ConsensusConfig, LeadershipPreference};
-use crate::entry::{Command, Entry, Index, LogPosition, Term};
+use crate::entry::{Command, Entry, Index, LogPosition, Term, MAX_REQUEST_ID};
 use crate::error::Result;
 use crate::ids::PeerId;
 use crate::rng::Rng;
@@ -457,11 +457,40 @@ impl<S: LogStore> RaftNode<S> {
         self.dispatch_requests()
     }
 
-    /// Submits commands under the driver's request id.
+    /// Submits commands under the driver's request id. A command above
+    /// `max_command_bytes` (or a request id above `MAX_REQUEST_ID`) could
+    /// never reach a follower: the batch is offline at once.
     pub fn propose(&mut self, req: RequestId, commands: Vec<Command>) -> Result<()> {
+        let limit = usize::try_from(self.config.consensus.max_command_bytes).unwrap_or(usize::MAX);
+        let too_large = commands.iter().any(|c| {
+            c.data.len() > limit
+                || c.request
+                    .as_ref()
+                    .is_some_and(|k| k.id.len() > MAX_REQUEST_ID)
+        });
+        if too_large {
+            self.event(ClientEvent::CommandOffline {
+                req,
+                committed: None,
+                commands,
+            });
+            return Ok(());
+        }
         let deadline = self.now + self.config.consensus.forward_timeout;
         self.requests.add_forward(req, commands, deadline);
         self.dispatch_requests()
+    }
+
+    /// The driver sees `from` part way through sending one large message
+    /// (bytes arrive, the message is not whole yet). If it is the leader
+    /// this node follows, that is as good as a heartbeat: the election
+    /// timer starts again, so a leader busy sending a command of many
+    /// megabytes is not voted out meanwhile. Only timers change.
+    pub fn peer_is_sending(&mut self, from: PeerId) {
+        if matches!(self.role, RoleState::Follower) && self.leader == Some(from) {
+            self.leader_heard = self.now;
+            self.reset_election_timer();
+        }
     }
 
     /// Starts a strong read under the driver's request id.

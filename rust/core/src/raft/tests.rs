@@ -814,6 +814,28 @@ fn appends_and_catch_up_batches_are_cut_to_fit_the_frame_limit() {
 }
 
 #[test]
+fn a_command_above_max_command_bytes_is_offline_at_once_and_never_appended() {
+    let mut cluster = Cluster::new(vec![node_with(1, |c| c.consensus.max_command_bytes = 10)]);
+    cluster.run_for(Duration::from_secs(1));
+    let last = cluster.at(id(1)).status().last;
+    let big = Command::from(Bytes::from(vec![0; 11]));
+    cluster
+        .at(id(1))
+        .propose(5, vec![cmd(1), big.clone()])
+        .unwrap();
+    cluster.settle();
+    assert!(cluster.events.contains(&(
+        id(1),
+        ClientEvent::CommandOffline {
+            req: 5,
+            committed: None,
+            commands: vec![cmd(1), big]
+        }
+    )));
+    assert_eq!(cluster.at(id(1)).status().last, last, "nothing appended");
+}
+
+#[test]
 fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index() {
     let mut follower = follower_with(vec![]);
     follower.propose(3, vec![cmd(4), cmd(5)]).unwrap();

@@ -3,6 +3,8 @@
 //! the snapshots it hands back. A machine implements [`Applier`]; the
 //! Python bindings implement it for Python classes, tests for Rust ones.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use mosaik_core::RequestKey;
 use tokio::sync::{mpsc, watch};
@@ -63,16 +65,63 @@ pub trait Applier: Send + 'static {
 
 /// The worker's side of a running apply thread.
 pub(crate) struct ApplyThread {
-    pub work: mpsc::UnboundedSender<ApplyWork>,
+    pub work: ApplyQueue,
     /// The index the machine stands at; closed once the machine stopped.
     pub applied: watch::Receiver<u64>,
     pub snapshots: mpsc::UnboundedReceiver<TakenSnapshot>,
+}
+
+/// The applied index as published, with the apply epoch it counts in: a
+/// restart of the machine (restore or rebuild, a new epoch) takes the index
+/// back to 0 at once, and work of an older epoch still queued publishes
+/// nothing, so no one waiting for an index is answered from a discarded
+/// branch of the log.
+struct Published {
+    epoch: Mutex<u64>,
+    applied: watch::Sender<u64>,
+}
+
+impl Published {
+    fn restart(&self, epoch: u64) {
+        let mut current = self.epoch.lock().expect("not poisoned");
+        *current = epoch;
+        self.applied.send_replace(0);
+    }
+
+    fn applied(&self, works: &[ApplyWork]) {
+        let current = self.epoch.lock().expect("not poisoned");
+        if let Some(work) = works.iter().rev().find(|w| w.epoch == *current) {
+            self.applied.send_replace(work.last_index);
+        }
+    }
+}
+
+/// Where the worker queues work for the apply thread.
+pub(crate) struct ApplyQueue {
+    work: mpsc::UnboundedSender<ApplyWork>,
+    published: Arc<Published>,
+}
+
+impl ApplyQueue {
+    /// Queues `work`; one that restarts the machine first takes the
+    /// published index back to 0.
+    pub fn send(&self, work: ApplyWork) {
+        if work.rebuild || work.restore.is_some() {
+            self.published.restart(work.epoch);
+        }
+        let _ = self.work.send(work);
+    }
 }
 
 /// Starts the apply thread of group `label`.
 pub(crate) fn spawn(label: &str, mut applier: Box<dyn Applier>) -> std::io::Result<ApplyThread> {
     let (work_tx, mut work) = mpsc::unbounded_channel::<ApplyWork>();
     let (applied_tx, applied) = watch::channel(0);
+    let published = Arc::new(Published {
+        epoch: Mutex::new(0),
+        applied: applied_tx,
+    });
+    let publisher = published.clone();
     let (snapshots_tx, snapshots) = mpsc::unbounded_channel();
     let label = label.to_string();
     std::thread::Builder::new()
@@ -113,12 +162,48 @@ pub(crate) fn spawn(label: &str, mut applier: Box<dyn Applier>) -> std::io::Resu
                         let _ = snapshots_tx.send((w.epoch, w.last_index, data));
                     }
                 }
-                applied_tx.send_replace(batch.last().map_or(0, |w| w.last_index));
+                publisher.applied(&batch);
             }
         })?;
     Ok(ApplyThread {
-        work: work_tx,
+        work: ApplyQueue {
+            work: work_tx,
+            published,
+        },
         applied,
         snapshots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(epoch: u64, last_index: u64) -> ApplyWork {
+        ApplyWork {
+            epoch,
+            rebuild: false,
+            restore: None,
+            entries: Vec::new(),
+            last_index,
+            take_snapshot: false,
+        }
+    }
+
+    #[test]
+    fn a_restart_takes_the_applied_index_back_and_older_work_publishes_nothing() {
+        let (tx, rx) = watch::channel(0);
+        let published = Published {
+            epoch: Mutex::new(0),
+            applied: tx,
+        };
+        published.applied(&[work(0, 120)]);
+        assert_eq!(*rx.borrow(), 120);
+        published.restart(1);
+        assert_eq!(*rx.borrow(), 0, "nobody is answered from the cut branch");
+        published.applied(&[work(0, 121)]);
+        assert_eq!(*rx.borrow(), 0, "work of the discarded epoch");
+        published.applied(&[work(0, 122), work(1, 90)]);
+        assert_eq!(*rx.borrow(), 90);
+    }
 }

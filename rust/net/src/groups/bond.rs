@@ -3,6 +3,7 @@
 //! its group: consensus messages go to the group's consensus inbox, and
 //! everything else it learns is reported as a [`BondEvent`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,8 @@ pub struct BondCtx {
     pub generation: u64,
     pub consensus: ConsensusConfig,
     pub metrics: Arc<BondMetrics>,
-    /// The group's consensus inbox.
+    /// The group's consensus inbox (an empty message: the peer is part
+    /// way through sending a large one).
     pub raft: mpsc::UnboundedSender<(PeerId, Vec<u8>)>,
     pub events: mpsc::UnboundedSender<BondEvent>,
 }
@@ -77,9 +79,10 @@ pub async fn run(
     mut out: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let (in_tx, mut inbox) = mpsc::unbounded_channel();
+    let received = rx.received();
     let reader = read_into(ctx.metrics.clone(), ctx.peer, rx, in_tx);
     tokio::pin!(reader);
-    let driver = drive(&ctx, &mut tx, &mut inbox, &mut out);
+    let driver = drive(&ctx, &mut tx, &mut inbox, &mut out, &received);
     tokio::pin!(driver);
     let mut reading = true;
     // The driver sees what the reader queued before it stopped, then None.
@@ -147,9 +150,11 @@ async fn drive(
     tx: &mut LinkSender,
     inbox: &mut mpsc::UnboundedReceiver<BondMessage>,
     out: &mut mpsc::UnboundedReceiver<Outgoing>,
+    received: &AtomicU64,
 ) -> End {
     let consensus = &ctx.consensus;
     let mut missed = 0u32;
+    let mut seen = 0u64;
     let tick = tokio::time::sleep(next_tick(
         consensus.heartbeat_interval,
         consensus.heartbeat_jitter,
@@ -175,6 +180,14 @@ async fn drive(
                 }
             },
             () = &mut tick => {
+                let read = received.load(Ordering::Relaxed);
+                if std::mem::replace(&mut seen, read) != read && missed > 0 {
+                    // Bytes came, but no whole message since the last tick:
+                    // a large one is on its way. The peer is alive, and its
+                    // group hears so (an empty consensus message).
+                    missed = 0;
+                    let _ = ctx.raft.send((ctx.peer, Vec::new()));
+                }
                 missed += 1;
                 if missed > consensus.max_missed_heartbeats {
                     return End::Silent;

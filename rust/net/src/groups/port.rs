@@ -9,7 +9,8 @@ use std::sync::Arc;
 use mosaik_core::PeerId;
 use tokio::sync::{mpsc, watch};
 
-/// Consensus messages received on bonds, with their sender.
+/// Consensus messages received on bonds, with their sender; an empty one
+/// says that the sender is part way through sending a large message.
 pub type RaftInbox = mpsc::UnboundedReceiver<(PeerId, Vec<u8>)>;
 
 /// Where consensus messages to bonded peers go.

@@ -19,7 +19,7 @@ use mosaik_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::apply::{self, Applier, ApplyWork, Committed, TakenSnapshot};
+use super::apply::{self, Applier, ApplyQueue, ApplyWork, Committed, TakenSnapshot};
 use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
 use crate::error::NetError;
 use crate::tasks::TaskSet;
@@ -204,7 +204,7 @@ struct Worker {
     peers: BTreeSet<PeerId>,
     callers: HashMap<u64, Caller>,
     next_req: u64,
-    apply: mpsc::UnboundedSender<ApplyWork>,
+    apply: ApplyQueue,
     status: watch::Sender<GroupStatus>,
 }
 
@@ -352,6 +352,10 @@ impl Worker {
     }
 
     fn message(&mut self, from: PeerId, bytes: &[u8]) -> mosaik_core::Result<()> {
+        if bytes.is_empty() {
+            self.node.peer_is_sending(from);
+            return Ok(());
+        }
         match mosaik_core::decode(bytes) {
             Ok(msg) => self.node.step(from, msg),
             Err(e) => {
@@ -439,12 +443,12 @@ impl Worker {
             if due.next_if_eq(&&entry.index).is_some() {
                 work.take_snapshot = true;
                 let next = ApplyWork::after(&work);
-                let _ = self.apply.send(std::mem::replace(&mut work, next));
+                self.apply.send(std::mem::replace(&mut work, next));
                 pending = false;
             }
         }
         if pending {
-            let _ = self.apply.send(work);
+            self.apply.send(work);
         }
     }
 
