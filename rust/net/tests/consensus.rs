@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mosaik_core::{
-    Command, ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference,
+    Command, ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference, PeerId,
     MIN_MESSAGE_BYTES,
 };
 use mosaik_net::groups::{
@@ -121,19 +121,27 @@ async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rust_machine_applies_the_same_commands_everywhere() {
+/// Three members bonded through the first, once the first knows a leader.
+async fn three_with_a_leader() -> (Member, [Member; 2], PeerId) {
     let first = member(None).await;
     let others = [
         member(Some(&first.net)).await,
         member(Some(&first.net)).await,
     ];
-    let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
     let mut status = first.worker.status.clone();
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
+    let leader = tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
         .await
         .expect("a leader within the wait")
+        .unwrap()
+        .leader
         .unwrap();
+    (first, others, leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_machine_applies_the_same_commands_everywhere() {
+    let (first, others, _) = three_with_a_leader().await;
+    let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
 
     let mut last = 0;
     for (i, m) in members.iter().enumerate() {
@@ -174,19 +182,8 @@ async fn a_rust_machine_applies_the_same_commands_everywhere() {
 /// member applies all four, whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_larger_than_the_base_frame_limit_replicate_whole() {
-    let first = member(None).await;
-    let others = [
-        member(Some(&first.net)).await,
-        member(Some(&first.net)).await,
-    ];
+    let (first, others, leader) = three_with_a_leader().await;
     let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
-    let mut status = first.worker.status.clone();
-    let leader = tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
-        .await
-        .expect("a leader within the wait")
-        .unwrap()
-        .leader
-        .unwrap();
     let (on_leader, follower) = {
         let at = |m: &&&Member| m.net.peer_id() == leader;
         let on_leader = members.iter().find(at).unwrap();

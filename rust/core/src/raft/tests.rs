@@ -147,6 +147,11 @@ impl Cluster {
         }
     }
 
+    /// How many log-replay batches were delivered to `peer`.
+    fn replay_batches_to(&self, peer: PeerId) -> usize {
+        self.replay_batches.iter().filter(|p| **p == peer).count()
+    }
+
     pub(super) fn leaders(&self) -> Vec<PeerId> {
         self.nodes
             .iter()
@@ -740,11 +745,7 @@ fn log_replay_catches_up_a_far_behind_node() {
     }
     cluster.join(4, small);
     cluster.run_for(Duration::from_secs(1));
-    let batches = cluster
-        .replay_batches
-        .iter()
-        .filter(|p| **p == id(4))
-        .count();
+    let batches = cluster.replay_batches_to(id(4));
     assert!(
         batches >= 10,
         "the joiner fetched the gap in batches, got {batches}"
@@ -793,11 +794,7 @@ fn appends_and_catch_up_batches_are_cut_to_fit_the_frame_limit() {
     }
     cluster.join(4, small);
     cluster.run_for(Duration::from_secs(3));
-    let batches = cluster
-        .replay_batches
-        .iter()
-        .filter(|p| **p == id(4))
-        .count();
+    let batches = cluster.replay_batches_to(id(4));
     assert!(
         batches >= 12,
         "25 entries in chunks of 10, two entries a batch: {batches} batches"
