@@ -3,7 +3,7 @@
 //! the snapshots it hands back. A machine implements [`Applier`]; the
 //! Python bindings implement it for Python classes, tests for Rust ones.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use mosaik_core::RequestKey;
@@ -96,10 +96,12 @@ impl Published {
     }
 }
 
-/// Where the worker queues work for the apply thread.
+/// Where the worker queues work for the apply thread. Only the thread
+/// holds the published index strongly: once it stops, the watch closes and
+/// every wait on it ends.
 pub(crate) struct ApplyQueue {
     work: mpsc::UnboundedSender<ApplyWork>,
-    published: Arc<Published>,
+    published: Weak<Published>,
 }
 
 impl ApplyQueue {
@@ -107,7 +109,9 @@ impl ApplyQueue {
     /// published index back to 0.
     pub fn send(&self, work: ApplyWork) {
         if work.rebuild || work.restore.is_some() {
-            self.published.restart(work.epoch);
+            if let Some(published) = self.published.upgrade() {
+                published.restart(work.epoch);
+            }
         }
         let _ = self.work.send(work);
     }
@@ -121,7 +125,7 @@ pub(crate) fn spawn(label: &str, mut applier: Box<dyn Applier>) -> std::io::Resu
         epoch: Mutex::new(0),
         applied: applied_tx,
     });
-    let publisher = published.clone();
+    let queue = Arc::downgrade(&published);
     let (snapshots_tx, snapshots) = mpsc::unbounded_channel();
     let label = label.to_string();
     std::thread::Builder::new()
@@ -162,13 +166,13 @@ pub(crate) fn spawn(label: &str, mut applier: Box<dyn Applier>) -> std::io::Resu
                         let _ = snapshots_tx.send((w.epoch, w.last_index, data));
                     }
                 }
-                publisher.applied(&batch);
+                published.applied(&batch);
             }
         })?;
     Ok(ApplyThread {
         work: ApplyQueue {
             work: work_tx,
-            published,
+            published: queue,
         },
         applied,
         snapshots,
