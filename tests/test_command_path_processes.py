@@ -231,12 +231,13 @@ class Cluster:
 
     async def whole(self, what: str) -> Node:
         """Waits until all three name one leader and are bonded, then until
-        each counts all three as voters; returns the leader. A member that
-        bonded after the first election (or, as seen here, one restarted
-        from its disk) counts only once the leader has committed entries
-        after it caught up, and an idle group commits nothing: so filler
-        commands go to the leader until all count. Without them a committee
-        of two would stall at the next fault."""
+        each counts all three as voters (``mosaik.groups.raft.committee.voters``);
+        returns the leader. Right after the first election a member that
+        bonded late may not count yet, and a follower killed then was seen to
+        stall the group (the leader's next command never committed); after
+        a restart from disk the others counted the member out too. An idle
+        group commits nothing, so filler commands go to the leader until
+        all count, and only then does a test inject its fault."""
         statuses: list[Status] = []
         for _ in range(FILLERS):
             leader = await self.settled(self.nodes, what)
