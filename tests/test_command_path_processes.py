@@ -391,6 +391,24 @@ async def test_15_mib_commands_reach_every_member_whole_and_17_mib_is_refused_at
             assert state["blobs"] == expected, f"{node.name} applied other blobs"
 
 
+async def test_a_member_restarted_after_large_sends_to_it_while_dead_bonds_again_at_once(
+    tmp_path: Path,
+) -> None:
+    """A send to a SIGKILLed peer that its flow control blocks must not keep
+    the dead bond (which made the restarted peer wait ~30 s for the QUIC
+    idle timeout, refused as already bonded): a peer that takes no bytes
+    for its silence window loses the bond like a silent one."""
+    async with running(tmp_path, disk=True) as cluster:
+        await cluster.start()
+        leader = await cluster.whole("one leader")
+        victim = cluster.others(leader)[0]
+        await victim.kill()
+        words = await leader.ask(f"blob {MiB} 1", "BLOB", BLOB_ANSWER)
+        assert words[1] == "OK", f"1 MiB with one member dead: {words}"
+        await victim.restart()
+        await cluster.whole("everyone bonded again, one leader")
+
+
 async def test_retries_after_command_unknown_with_its_request_id_apply_each_command_once(
     tmp_path: Path,
 ) -> None:

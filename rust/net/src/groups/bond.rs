@@ -18,6 +18,9 @@ use crate::discovery::SignedEntry;
 use crate::error::NetError;
 use crate::link::{self, encode_frame, LinkReceiver, LinkSender};
 
+/// Bytes of a frame written at a time (see `send`).
+const SEND_PIECE: usize = 256 << 10;
+
 /// What the group asks a bond task to send.
 pub enum Outgoing {
     Message(BondMessage),
@@ -128,7 +131,12 @@ async fn read_into(
 
 /// Sends one message. One above the frame limit the peer reads with (the
 /// group's `max_message_bytes`) would end the bond there: it is dropped
-/// here instead, with a warning naming the peer and the size.
+/// here instead, with a warning naming the peer and the size. The frame
+/// goes out in pieces, and a peer that takes no piece for as long as its
+/// silence would end the bond (`max_missed_heartbeats` + 1 heartbeats) is
+/// lost: a send blocked by a dead peer's flow control must not keep its
+/// bond (and stop a restarted peer from bonding) until the connection
+/// times out.
 async fn send(ctx: &BondCtx, tx: &mut LinkSender, msg: &BondMessage) -> Result<(), NetError> {
     let frame = encode_frame(msg)?;
     let limit = ctx.consensus.max_message_bytes();
@@ -140,7 +148,15 @@ async fn send(ctx: &BondCtx, tx: &mut LinkSender, msg: &BondMessage) -> Result<(
         );
         return Ok(());
     }
-    tx.send_frame(&frame).await?;
+    let consensus = &ctx.consensus;
+    let silence = consensus.heartbeat_interval * (consensus.max_missed_heartbeats + 1);
+    for piece in frame.chunks(SEND_PIECE) {
+        tokio::time::timeout(silence, tx.send_frame(piece))
+            .await
+            .map_err(|_| {
+                NetError::ConnectionLost(format!("{} took no bytes for {silence:?}", ctx.peer))
+            })??;
+    }
     ctx.metrics.record_sent(frame.len());
     Ok(())
 }
