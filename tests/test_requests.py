@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -179,18 +181,22 @@ async def test_request_ids_are_bytes_of_at_most_64() -> None:
         assert await bounded(group.execute(1, request_id=b"")) > 0
 
 
-async def test_command_unknown_carries_the_request_id_of_its_command(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    class Unknown:
-        first, done, unknown = 0, 0, True
+def settled_as(**outcome: Any) -> Callable[[Any], asyncio.Future[Any]]:
+    """Stands in for `_bridge.watch`: every proposal settles with ``outcome``
+    (``first``, ``done``, ``unknown``) at once."""
 
     def watch(pending: Any) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
-        future.set_result(Unknown())
+        future.set_result(SimpleNamespace(**outcome))
         return future
 
-    monkeypatch.setattr(_bridge, "watch", watch)
+    return watch
+
+
+async def test_command_unknown_carries_the_request_id_of_its_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_bridge, "watch", settled_as(first=0, done=0, unknown=True))
     proposals = Proposals(lambda data, on_assign, requests: None, False, 1 << 20)  # type: ignore[arg-type,return-value]
     with_id = proposals.submit("a", b"a", (b"rid", 0))
     without = proposals.submit("b", b"b", None)
@@ -285,17 +291,9 @@ async def test_a_batch_cut_by_a_leader_change_is_unknown_as_a_whole_with_its_req
     once: the error names the whole batch, so a retry keeps every command's
     place (and key) in it."""
 
-    class Cut:
-        first, done, unknown = 7, 1, False
-
-    def watch(pending: Any) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(Cut())
-        return future
-
     async with networks(1) as (net,):
         group = await lone(net)
-        monkeypatch.setattr(_bridge, "watch", watch)
+        monkeypatch.setattr(_bridge, "watch", settled_as(first=7, done=1, unknown=False))
         with pytest.raises(mosaik.CommandUnknown) as keyed:
             await group.execute_many([1, 2, 3], request_id=b"cut")
         assert keyed.value.commands == [1, 2, 3] and keyed.value.request_id == b"cut"

@@ -38,8 +38,9 @@ pub enum EntryKind {
     /// `raft::committee`); applies nothing.
     Committee(Committee),
     /// A command made with a caller's request id: the apply layer applies
-    /// it once per id within the group's `dedupe_window`.
-    Request(RequestKey, Bytes),
+    /// it once per id within the group's `dedupe_window`. The key is boxed
+    /// so that every entry of the log stays as small as before.
+    Request(Box<RequestKey>, Bytes),
 }
 
 /// Longest request id a caller may give, in bytes.
@@ -67,7 +68,7 @@ impl Command {
     pub fn into_kind(self) -> EntryKind {
         match self.request {
             None => EntryKind::Command(self.data),
-            Some(key) => EntryKind::Request(key, self.data),
+            Some(key) => EntryKind::Request(Box::new(key), self.data),
         }
     }
 

@@ -190,6 +190,25 @@ impl DiskLogStore {
     }
 
     /// First index past the entries of the segment at `position`.
+    /// Bytes of the records `start..end` when they lie in one segment (one
+    /// subtraction), else `usize::MAX` (measure them one by one).
+    fn run_len(&self, start: Index, end: Index) -> usize {
+        if start >= end {
+            return 0;
+        }
+        let position = self.segment_of(start);
+        let segment_end = self.segment_end(position);
+        if end > segment_end {
+            return usize::MAX;
+        }
+        let stop = if end < segment_end {
+            self.index.offset(end)
+        } else {
+            self.segments[position].len()
+        };
+        usize::try_from(stop - self.index.offset(start)).unwrap_or(usize::MAX)
+    }
+
     /// Bytes of the record of the entry at `index`, which the log holds.
     fn record_len(&self, index: Index) -> usize {
         let position = self.segment_of(index);
@@ -330,6 +349,9 @@ impl LogStore for DiskLogStore {
         max_bytes: usize,
     ) -> Result<Vec<Entry>> {
         let (start, end) = self.index.clamp(from, to, max);
+        if self.run_len(start, end) <= max_bytes {
+            return self.entries(start, end, max);
+        }
         let sizes = (start..end).map(|index| self.record_len(index));
         let count = within_budget(sizes, max_bytes) as Index;
         self.entries(start, start + count, max)

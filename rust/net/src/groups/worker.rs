@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mosaik_core::{
     ClientEvent, Command, ConsensusConfig, Entry, EntryKind, GroupId, LeadershipPreference,
-    LogPosition, LogReplaySync, LogStore, NodeConfig, PeerId, RaftNode, Ready, Role, Status,
+    LogPosition, LogReplaySync, LogStore, NodeConfig, PeerId, RaftNode, Ready, RequestKey, Role,
+    Status,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -151,7 +152,7 @@ impl ApplyWork {
 fn push_entry(work: &mut ApplyWork, entry: &Entry) {
     let (data, request) = match &entry.kind {
         EntryKind::Command(data) => (data, None),
-        EntryKind::Request(key, data) => (data, Some(key.clone())),
+        EntryKind::Request(key, data) => (data, Some(RequestKey::clone(key))),
         EntryKind::Marker | EntryKind::Committee(_) => {
             work.last_index = entry.index;
             return;
