@@ -43,7 +43,6 @@ With ``--dir`` the log is on disk, so that a restarted process (same
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -53,7 +52,7 @@ import sys
 import time
 from typing import Any
 
-from process_io import commands, network_builder, stdin_reader
+from process_io import commands, member_arguments, network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -284,10 +283,7 @@ async def answer(group: mosaik.Group[Book], loader: Loader, words: list[str]) ->
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--key", required=True, help="group key, 64 hex chars")
-    parser.add_argument("--secret", required=True, help="node secret, 64 hex chars")
-    parser.add_argument("--bootstrap", action="append", default=[])
+    parser = member_arguments()
     parser.add_argument("--min-quorum", type=int, default=2)
     parser.add_argument("--forward-timeout", type=float, default=FAST["forward_timeout"])
     parser.add_argument("--dir", default=None, help="keep the log on disk here")

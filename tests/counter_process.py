@@ -16,12 +16,11 @@ because stdin is read through asyncio.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 
 from machines import Counter
-from process_io import commands, network_builder, stdin_reader
+from process_io import commands, member_arguments, network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -73,10 +72,7 @@ async def answer(group: mosaik.Group[Counter], words: list[str]) -> str:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--key", required=True, help="group key, 64 hex chars")
-    parser.add_argument("--secret", required=True, help="node secret, 64 hex chars")
-    parser.add_argument("--bootstrap", action="append", default=[])
+    parser = member_arguments()
     parser.add_argument("--min-quorum", type=int, default=1)
     args = parser.parse_args()
 

@@ -29,7 +29,6 @@ same group, but commands that are bytes reach the log as they are.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -40,7 +39,7 @@ from typing import Any
 
 import msgpack
 from msgpack_bytes import tuples_bytes
-from process_io import commands, network_builder, stdin_reader
+from process_io import commands, member_arguments, network_builder, stdin_reader
 from timings import FAST
 
 import mosaik
@@ -208,12 +207,9 @@ async def answer(group: mosaik.Group[Ledger], loader: Loader, words: list[str]) 
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--key", required=True, help="group key, 64 hex chars")
-    parser.add_argument("--secret", required=True, help="node secret, 64 hex chars")
+    parser = member_arguments()
     parser.add_argument("--dir", required=True, help="the log store's directory")
     parser.add_argument("--prefix", required=True, help="prefix of this run's command ids")
-    parser.add_argument("--bootstrap", action="append", default=[])
     parser.add_argument("--segment-bytes", type=int, default=64 * 1024)
     parser.add_argument("--snapshot-every", type=int, default=300)
     parser.add_argument("--raw-codec", action="store_true", help="run a RawLedger")

@@ -4,6 +4,7 @@ restarted process is the same peer) and fast gossip."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections.abc import AsyncIterator
@@ -36,3 +37,13 @@ def network_builder(name: str, secret: str, bootstrap: list[str]) -> mosaik.Netw
         .with_secret_key(secret)
         .with_bootstrap(bootstrap)
     )
+
+
+def member_arguments() -> argparse.ArgumentParser:
+    """The arguments every group member script takes: the group key, the
+    node secret (the same peer across restarts) and bootstrap addresses."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--key", required=True, help="group key, 64 hex chars")
+    parser.add_argument("--secret", required=True, help="node secret, 64 hex chars")
+    parser.add_argument("--bootstrap", action="append", default=[])
+    return parser

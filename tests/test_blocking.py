@@ -255,7 +255,7 @@ def test_close_leave_and_with_blocks() -> None:
 
 #: A process that leaves a network open and a thread waiting on it.
 LEFT_OPEN = """
-import atexit, threading, time
+import atexit, threading
 import mosaik
 from mosaik import blocking
 
@@ -265,14 +265,17 @@ atexit.register(lambda: print("closed", all(n.closed for n in nets), flush=True)
 nets.append(blocking.Network.new("blocking-exit", timeout=10))
 group = nets[0].groups().with_key(mosaik.GroupKey.generate()).join()
 
+waiting = threading.Event()
+
 def wait():
+    waiting.set()
     try:
         group.when().leader_changed()
     except mosaik.GroupTerminated:
         pass
 
 threading.Thread(target=wait, daemon=True).start()
-time.sleep(0.2)
+waiting.wait(10)
 """
 
 
