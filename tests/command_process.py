@@ -286,6 +286,7 @@ async def main() -> None:
     parser = member_arguments()
     parser.add_argument("--min-quorum", type=int, default=2)
     parser.add_argument("--forward-timeout", type=float, default=FAST["forward_timeout"])
+    parser.add_argument("--election-timeout", type=float, default=FAST["election_timeout"])
     parser.add_argument("--dir", default=None, help="keep the log on disk here")
     args = parser.parse_args()
     logging.basicConfig(
@@ -299,7 +300,12 @@ async def main() -> None:
     stdin = await stdin_reader()
     builder = network_builder("command-test", args.secret, args.bootstrap)
     config = mosaik.ConsensusConfig(
-        **{**FAST, "forward_timeout": args.forward_timeout}, min_quorum=args.min_quorum
+        **{
+            **FAST,
+            "forward_timeout": args.forward_timeout,
+            "election_timeout": args.election_timeout,
+        },
+        min_quorum=args.min_quorum,
     )
     async with await builder.build() as net:
         group = (
