@@ -304,6 +304,18 @@ class Group(Generic[M]):
 
     # -- queries ----------------------------------------------------------
 
+    async def barrier(self) -> int:
+        """Makes the next weak queries (and a collection's local reads)
+        linearizable: returns once this node applied every entry committed
+        anywhere before the call, confirmed as in a strong query by a
+        leader that heard a quorum; the index it waited for.
+        `QueryOffline` (with ``query`` None) when no leader confirmed one
+        in time."""
+        index = await _bridge.watch(self._native.read())
+        if index is None:
+            raise QueryOffline("no leader confirmed a read index in time", None)
+        return index
+
     async def query(
         self, query: Any, consistency: Consistency = Consistency.WEAK
     ) -> CommittedQueryResult[Any]:

@@ -1,0 +1,145 @@
+"""`Map[K, V]`: a replicated dict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar, overload
+
+from ._base import Collection, CollectionMachine, copy_out, hashable
+
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+
+_INSERT, _REMOVE, _EXTEND, _CLEAR, _SWAP = range(5)
+_ABSENT = object()
+
+
+class MapMachine(CollectionMachine):
+    """A dict; snapshots as one flat list ``[k1, v1, k2, v2, ...]``."""
+
+    kind = "map"
+
+    def reset(self) -> None:
+        self.data: dict[Any, Any] = {}
+
+    def dump(self) -> list[Any]:
+        flat: list[Any] = []
+        for pair in self.data.items():
+            flat.extend(pair)
+        return flat
+
+    def load(self, state: list[Any]) -> None:
+        self.data = dict(zip(state[::2], state[1::2], strict=True))
+
+    def contents(self) -> dict[Any, Any]:
+        return self.data
+
+    def _insert(self, key: Any, value: Any) -> None:
+        self.data[key] = value
+
+    def _remove(self, key: Any) -> None:
+        self.data.pop(key, None)
+
+    def _extend(self, flat: list[Any]) -> None:
+        self.data.update(zip(flat[::2], flat[1::2], strict=True))
+
+    def _clear(self) -> None:
+        self.data = {}
+
+    def _swap(self, key: Any, expected: Any, new: Any) -> bool:
+        data = self.data
+        if expected is None:
+            if key in data:
+                return False
+        elif key not in data or data[key] != expected:
+            return False
+        if new is None:
+            data.pop(key, None)
+        else:
+            data[key] = new
+        return True
+
+    OPS = (_insert, _remove, _extend, _clear, _swap)
+
+
+class Map(Collection, Generic[K, V]):
+    """A replicated ``dict``: keys and values go through the default codec
+    (keys must be hashable once decoded: no lists or dicts).
+
+    >>> orders = Map[str, int].writer(net, "orders")
+    >>> v = await orders.insert("apples", 3)
+    >>> orders.get("apples")
+    3
+    """
+
+    __slots__ = ()
+    _machine_type = MapMachine
+
+    # -- local reads --------------------------------------------------------
+
+    @overload
+    def get(self, key: K) -> V | None: ...
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+    def get(self, key: K, default: Any = None) -> Any:
+        """The value at ``key`` here, or ``default``."""
+        value = self._machine.data.get(key, _ABSENT)
+        return default if value is _ABSENT else copy_out(value)
+
+    def __getitem__(self, key: K) -> V:
+        value: V = copy_out(self._machine.data[key])
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._machine.data
+
+    def __len__(self) -> int:
+        return len(self._machine.data)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self.keys())
+
+    def keys(self) -> list[K]:
+        return self._locked(lambda m: list(m.data))
+
+    def values(self) -> list[V]:
+        return self._locked(lambda m: [copy_out(v) for v in m.data.values()])
+
+    def items(self) -> list[tuple[K, V]]:
+        return self._locked(lambda m: [(k, copy_out(v)) for k, v in m.data.items()])
+
+    # -- writes -------------------------------------------------------------
+
+    async def insert(self, key: K, value: V, *, request_id: bytes | None = None) -> int:
+        """Sets ``key`` to ``value``; the version."""
+        return await self._execute([_INSERT, hashable(key, "key"), value], request_id)
+
+    async def remove(self, key: K, *, request_id: bytes | None = None) -> int:
+        """Removes ``key`` if present; the version."""
+        return await self._execute([_REMOVE, hashable(key, "key")], request_id)
+
+    async def extend(
+        self, items: Mapping[K, V] | Iterable[tuple[K, V]], *, request_id: bytes | None = None
+    ) -> int:
+        """Sets every pair at once (as ``dict.update``), in one command; the version."""
+        pairs = items.items() if isinstance(items, Mapping) else items
+        flat: list[Any] = []
+        for key, value in pairs:
+            flat.append(hashable(key, "key"))
+            flat.append(value)
+        return await self._execute([_EXTEND, flat], request_id)
+
+    async def clear(self, *, request_id: bytes | None = None) -> int:
+        """Removes every key; the version."""
+        return await self._execute([_CLEAR], request_id)
+
+    async def compare_exchange(
+        self, key: K, expected: V | None, new: V | None, *, request_id: bytes | None = None
+    ) -> bool:
+        """Sets ``key`` to ``new`` if it holds ``expected`` when the command
+        applies; ``None`` stands for absent (``expected=None``: only if the
+        key is absent; ``new=None``: remove it). A failed exchange commits
+        as a no-op and returns False."""
+        result: bool = await self._call([_SWAP, hashable(key, "key"), expected, new], request_id)
+        return result
