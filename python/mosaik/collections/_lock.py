@@ -3,28 +3,31 @@
 Time in the replicated state is the leader's, written into the log: while a
 node leads and some lock is held, it proposes a tick ``[TICK, epoch,
 monotonic()]`` every ``tick`` seconds (an eighth of the election timeout),
-where ``epoch`` is random per stint of leadership. Applying a tick advances
-the group's clock by the time since the previous tick of the same epoch,
-capped at ``2 * tick``; the first tick of a new epoch adds nothing. So:
+one after another, where ``epoch`` is random per unbroken run of ticks (a
+new one after each stint of leadership or pause). Applying a tick advances
+the group's clock by the time since the tick before it in the log, if that
+one had the same epoch; otherwise by nothing. So:
 
 - replicas never read their own clocks: every node computes the same clock
   from the log alone;
-- time during an election, or between a deposed leader's ticks and the new
-  leader's, is not counted: a leader change lengthens leases, never
-  shortens them;
+- time during an election, or while a deposed leader's ticks interleave
+  with the new leader's, is not counted: a leader change lengthens leases,
+  never shortens them;
 - the clock never runs ahead of the leader's real time.
 
-A grant or renewal at clock ``c`` holds until the clock reaches ``c + ttl +
-2 * tick`` (the extra ``2 * tick`` covers a tick that was due while the lock
-was free and counts time from before the grant). A lease is released when
-a tick finds it expired. Every grant takes the next fencing token, which
-only grows.
+A grant or renewal does not start counting at once: it waits for a tick
+that follows, in the log and in the same epoch, another tick that came
+after it. That second tick was read off the clock after the grant was
+applied (the ticker waits for each tick before the next), so a lease
+counts ``ttl`` of the leader's time from after its command arrived, never
+from before. A renewal never shortens a lease. A tick that finds a lease
+expired removes it. Every grant takes the next fencing token, which only
+grows.
 
 The holder keeps its own deadline, ``ttl`` after it sent its last
 successful acquire or renewal: the replicated state cannot expire the lease
-before that (it counts at least ``ttl`` of the leader's time from after the
-command arrived), so a holder that is cut off learns of the loss (`Lease.lost`)
-no later than anyone could take the lock.
+before then, so a holder that is cut off learns of the loss (`Lease.lost`)
+no later than anyone else could take the lock.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Generator
@@ -47,10 +51,14 @@ _TICK, _ACQUIRE, _RENEW, _RELEASE = range(4)
 
 
 class LockMachine(CollectionMachine):
-    """The held locks (``name -> [holder, token, expires]``) and the clock.
-    Snapshots as ``[now, epoch, last, next_token, n1, h1, t1, e1, ...]``."""
+    """The held locks and the clock. A row is ``[holder, token, expires,
+    pending, seen]``: ``expires`` is infinite until a new grant starts
+    counting; ``pending`` is the ttl of a grant or renewal not yet counting
+    (0.0: none) and ``seen`` whether a tick came since it. Snapshots as
+    ``[now, epoch, last, next_token, name, *row, ...]``."""
 
     kind = "lock"
+    _ROW = 5
 
     def reset(self) -> None:
         self.tick = self.consensus.election_timeout.total_seconds() / 8
@@ -62,17 +70,19 @@ class LockMachine(CollectionMachine):
 
     def dump(self) -> list[Any]:
         flat: list[Any] = [self.now, self.epoch, self.last, self.next_token]
-        for name, (holder, token, expires) in self.locks.items():
-            flat.extend((name, holder, token, expires))
+        for name, row in self.locks.items():
+            flat.append(name)
+            flat.extend(row)
         return flat
 
     def load(self, state: list[Any]) -> None:
+        width = self._ROW + 1
         rows = state[4:]
-        self.locks = {rows[i]: list(rows[i + 1 : i + 4]) for i in range(0, len(rows), 4)}
+        self.locks = {rows[i]: list(rows[i + 1 : i + width]) for i in range(0, len(rows), width)}
         self.now, self.epoch, self.last, self.next_token = state[:4]
 
-    def contents(self) -> dict[str, list[Any]]:
-        return {name: [token, expires] for name, (_, token, expires) in self.locks.items()}
+    def contents(self) -> dict[str, int]:
+        return {name: row[1] for name, row in self.locks.items()}
 
     def holding(self, name: str) -> list[Any] | None:
         """The live row of ``name`` at the clock's current reading."""
@@ -80,27 +90,39 @@ class LockMachine(CollectionMachine):
         return row if row is not None and row[2] > self.now else None
 
     def _tick(self, epoch: bytes, reading: float) -> None:
-        if epoch == self.epoch:
-            self.now += min(max(reading - self.last, 0.0), 2 * self.tick)
+        follows = epoch == self.epoch
+        if follows:
+            self.now += max(reading - self.last, 0.0)
         self.epoch, self.last = epoch, reading
         now = self.now
-        for name in [n for n, row in self.locks.items() if row[2] <= now]:
+        gone = []
+        for name, row in self.locks.items():
+            if row[3]:
+                if row[4] and follows:
+                    start = now + row[3]
+                    row[2] = start if row[2] == math.inf else max(row[2], start)
+                    row[3], row[4] = 0.0, False
+                else:
+                    row[4] = True
+            if row[2] <= now:
+                gone.append(name)
+        for name in gone:
             del self.locks[name]
 
     def _acquire(self, name: str, holder: bytes, ttl: float) -> int:
         row = self.holding(name)
         if row is not None:
-            return row[1] if row[0] == holder else 0
+            return int(row[1]) if row[0] == holder else 0
         token = self.next_token
         self.next_token = token + 1
-        self.locks[name] = [holder, token, self.now + ttl + 2 * self.tick]
+        self.locks[name] = [holder, token, math.inf, ttl, False]
         return token
 
     def _renew(self, name: str, holder: bytes, token: int, ttl: float) -> bool:
         row = self.holding(name)
         if row is None or row[0] != holder or row[1] != token:
             return False
-        row[2] = max(row[2], self.now + ttl + 2 * self.tick)
+        row[3], row[4] = max(row[3], ttl), False
         return True
 
     def _release(self, name: str, holder: bytes, token: int) -> bool:
@@ -276,9 +298,9 @@ class Lock(Collection):
     ...     await storage.write(result, fencing_token=lease.token)
 
     No two leases of one name hold at once in the replicated state; a
-    holder that stops renewing (crash, partition) loses the lock at most
-    ``ttl`` plus about half an election timeout after its last renewal in
-    a steady group, plus the election when the leader fails too.
+    holder that stops renewing (crash, partition) loses the lock about
+    ``ttl`` plus three ticks (3/8 of an election timeout) after its last
+    renewal in a steady group, plus the election when the leader fails too.
     """
 
     __slots__ = ()
@@ -296,9 +318,12 @@ class Lock(Collection):
         with contextlib.suppress(GroupTerminated):
             while group.active:
                 await group.when().is_leader()
-                epoch = os.urandom(8)
+                epoch = b""
                 while group.is_leader():
-                    if machine.locks:
+                    if not machine.locks:
+                        epoch = b""  # a pause: the next tick starts a new run
+                    else:
+                        epoch = epoch or os.urandom(8)
                         with contextlib.suppress(CommandOffline, CommandUnknown):
                             await group.execute([_TICK, epoch, time.monotonic()])
                     await asyncio.sleep(machine.tick)
