@@ -20,7 +20,8 @@ that follows, in the log and in the same epoch, another tick that came
 after it. That second tick was read off the clock after the grant was
 applied (the ticker waits for each tick before the next), so a lease
 counts ``ttl`` of the leader's time from after its command arrived, never
-from before. A renewal never shortens a lease. A tick that finds a lease
+from before. A renewal never shortens a lease, and a lease does not
+expire while a renewal it accepted waits to start counting. A tick that finds a lease
 expired removes it. Every grant takes the next fencing token, which only
 grows.
 
@@ -54,7 +55,8 @@ class LockMachine(CollectionMachine):
     """The held locks and the clock. A row is ``[holder, token, expires,
     pending, seen]``: ``expires`` is infinite until a new grant starts
     counting; ``pending`` is the ttl of a grant or renewal not yet counting
-    (0.0: none) and ``seen`` whether a tick came since it. Snapshots as
+    (0.0: none; a lease with one pending does not expire) and ``seen``
+    whether a tick came since it. Snapshots as
     ``[now, epoch, last, next_token, name, *row, ...]``."""
 
     kind = "lock"
@@ -87,7 +89,7 @@ class LockMachine(CollectionMachine):
     def holding(self, name: str) -> list[Any] | None:
         """The live row of ``name`` at the clock's current reading."""
         row = self.locks.get(name)
-        return row if row is not None and row[2] > self.now else None
+        return row if row is not None and (row[3] or row[2] > self.now) else None
 
     def _tick(self, epoch: bytes, reading: float) -> None:
         follows = epoch == self.epoch
@@ -104,7 +106,7 @@ class LockMachine(CollectionMachine):
                     row[3], row[4] = 0.0, False
                 else:
                     row[4] = True
-            if row[2] <= now:
+            if row[2] <= now and not row[3]:
                 gone.append(name)
         for name in gone:
             del self.locks[name]
