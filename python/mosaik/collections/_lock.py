@@ -303,12 +303,22 @@ class Lock(Collection):
     holder that stops renewing (crash, partition) loses the lock about
     ``ttl`` plus three ticks (3/8 of an election timeout) after its last
     renewal in a steady group, plus the election when the leader fails too.
+
+    These guarantees need ``consensus=ConsensusConfig(min_quorum=...)`` set
+    to a majority of the members (2 of 3): with the default 1, a member cut
+    off from the others leads a group of its own and grants on its own.
     """
 
     __slots__ = ()
     _machine_type = LockMachine
 
     def _opened(self) -> None:
+        if self._group.config().consensus.min_quorum < 2:
+            log.warning(
+                "lock %r runs with min_quorum 1: a member cut off from the others "
+                "grants locks on its own; set min_quorum to a majority of the members",
+                self._name,
+            )
         machine = self._machine
         if not self._writable or getattr(machine, "ticker", None) is not None:
             return
