@@ -38,7 +38,7 @@ lint: build
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(PY) -m ruff check python tests benches
 	$(PY) -m ruff format --check python tests benches
-	$(PY) -m mypy --strict python/mosaik
+	$(PY) -m mypy --strict python/mosaik tests/typed_collections.py
 	$(PY) -m mypy.stubtest mosaik._native
 
 # nft for the nemesis tests (tests/nemesis), installed only as root; without

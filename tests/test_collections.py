@@ -372,3 +372,10 @@ async def test_a_lease_outlives_a_leader_change_with_its_token() -> None:
         await bounded(lease.release())
         assert await bounded(lease.lost()) == "released"
         await eventually(lambda: all("job" not in lock for lock in rest), 5.0, "released")
+
+
+async def test_the_typed_user_program_runs() -> None:
+    from typed_collections import use_every_collection
+
+    async with networks(1) as nets:
+        await bounded(use_every_collection(nets[0], fast()), 30.0)
