@@ -379,3 +379,11 @@ async def test_the_typed_user_program_runs() -> None:
 
     async with networks(1) as nets:
         await bounded(use_every_collection(nets[0], fast()), 30.0)
+
+
+async def test_the_jobs_example_does_every_job_exactly_once_across_a_leader_leaving() -> None:
+    from mosaik.examples import jobs
+
+    lines: list[str] = []
+    assert await bounded(jobs.run(9, lines.append), 90.0), "\n".join(lines)
+    assert any("leaves" in line for line in lines)

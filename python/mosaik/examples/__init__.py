@@ -1,1 +1,2 @@
-"""Example state machines that ship with mosaik; `kv` backs `mosaik demo`."""
+"""Examples that ship with mosaik: `kv` backs `mosaik demo`; `jobs` is a job
+queue on the collections (``python -m mosaik.examples.jobs``)."""
