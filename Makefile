@@ -31,6 +31,7 @@ test-python: build nemesis-deps
 	$(PY) benches/replication.py --smoke
 	$(PY) benches/compare.py --smoke --out $(VENV)/compare-smoke
 	$(PY) benches/durability.py --smoke
+	$(PY) benches/collections_memory.py --smoke
 	$(PY) -m pytest tests
 
 lint: build
@@ -69,6 +70,7 @@ bench: build
 	$(PY) benches/replication.py
 	$(PY) benches/durability.py
 	$(PY) benches/compare.py
+	$(PY) benches/collections_memory.py
 	$(PY) -m pytest benches/micro --benchmark-only -q --benchmark-columns=min,median,mean,ops
 
 clean:
