@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -387,3 +389,38 @@ async def test_the_jobs_example_does_every_job_exactly_once_across_a_leader_leav
     lines: list[str] = []
     assert await bounded(jobs.run(9, lines.append), 90.0), "\n".join(lines)
     assert any("leaves" in line for line in lines)
+
+
+def snapshot_files(path: Path) -> list[Path]:
+    return sorted(path.glob("snapshot-*.snap"))
+
+
+async def test_a_collection_on_disk_comes_back_after_a_restart_with_its_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mosaik.collections._priority_queue import PriorityQueueMachine
+
+    monkeypatch.setattr(PriorityQueueMachine, "snapshot_every", 25)
+    secret = os.urandom(32)
+    key = mosaik.GroupKey.generate()
+    want: list[mc.Entry[str, int]] = []
+    for run in range(2):
+        builder = mosaik.Network.builder("durable-collections").with_secret_key(secret)
+        async with await bounded(builder.build()) as net:
+            pq = mc.PriorityQueue[str, int].writer(
+                net, "pq", key=key, consensus=fast(), storage=mosaik.DiskLogStore(tmp_path)
+            )
+            await bounded(pq.group.when().online())
+            if run == 0:
+                for i in range(60):
+                    await bounded(pq.insert(f"k{i}", i, priority=i % 7))
+                await bounded(pq.pop_min())
+                want = sorted(
+                    (e for e in map(pq.get, [f"k{i}" for i in range(60)]) if e),
+                    key=lambda e: (e.priority, int(e.key[1:])),
+                )
+            else:
+                await bounded(pq.barrier())
+                assert len(pq) == 59
+                assert [await bounded(pq.pop_min()) for _ in range(59)] == want
+    assert snapshot_files(tmp_path), "no snapshot was written"
