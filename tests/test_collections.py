@@ -424,3 +424,30 @@ async def test_a_collection_on_disk_comes_back_after_a_restart_with_its_snapshot
                 assert len(pq) == 59
                 assert [await bounded(pq.pop_min()) for _ in range(59)] == want
     assert snapshot_files(tmp_path), "no snapshot was written"
+
+
+async def test_acquire_adopts_a_grant_whose_answer_was_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with three() as nets:
+        locks = await locks_on(nets)
+        real_call = mc.Lock._call
+        lost: list[float] = []
+
+        async def lose_the_first_answer(self: mc.Lock, command: list[Any], rid: Any) -> Any:
+            result = await real_call(self, command, rid)
+            if not lost:
+                lost.append(time.monotonic())
+                raise mosaik.CommandUnknown("the answer was lost", [command], rid)
+            return result
+
+        monkeypatch.setattr(mc.Lock, "_call", lose_the_first_answer)
+        lease = await bounded(locks[1].acquire("job", ttl=2.0, timeout=5))
+        assert lost, "the first answer was not lost"
+        # The first attempt granted; the second got that grant's token back,
+        # and the lease counts from the first attempt.
+        assert lease.token == 1 and locks[1].token("job") == 1
+        assert lease.deadline <= lost[0] + 2.0
+        monkeypatch.undo()
+        await bounded(lease.release())
+        assert await bounded(locks[0].try_acquire("job", ttl=1.0)) is not None

@@ -359,7 +359,9 @@ class Lock(Collection):
 
     def acquire(self, name: str, ttl: float = 10.0, *, timeout: float | None = None) -> Acquiring:
         """Waits until this caller holds ``name`` (at most ``timeout``
-        seconds, then `TimeoutError`); ``async with`` releases on exit."""
+        seconds, then `TimeoutError`; a grant whose answer was lost on the
+        way then expires within ``ttl``); ``async with`` releases on exit.
+        Offline spells and lost answers are waited out, not raised."""
         return Acquiring(self, _lock_name(name), _ttl(ttl), timeout)
 
     async def try_acquire(self, name: str, ttl: float = 10.0) -> Lease | None:
@@ -383,15 +385,34 @@ class Lock(Collection):
         return Lease(self, name, holder, token, ttl, sent)
 
     async def _acquire(self, name: str, ttl: float, within: float | None) -> Lease:
+        """Asks until granted, as one holder throughout: an attempt whose
+        answer was lost may have granted, and a later attempt by the same
+        holder gets that grant's token back instead of waiting for it to
+        expire. The lease then counts from the earliest such attempt."""
         deadline = None if within is None else time.monotonic() + within
         machine: LockMachine = self._machine
+        holder = os.urandom(16)
+        unanswered: float | None = None  # when the oldest attempt that may have granted was sent
+        attempt = 0
         while True:
+            attempt += 1
+            sent = time.monotonic()
+            token: int | None = None
+            call = self._call([_ACQUIRE, name, holder, ttl], holder + attempt.to_bytes(8, "big"))
             try:
-                lease = await self._try(name, ttl, os.urandom(16))
+                token = await (
+                    call if deadline is None else asyncio.wait_for(call, deadline - sent)
+                )
+            except (CommandUnknown, TimeoutError):
+                unanswered = sent if unanswered is None else unanswered
             except CommandOffline:
-                lease = None
-            if lease is not None:
-                return lease
+                pass
+            if token:
+                return Lease(
+                    self, name, holder, token, ttl, sent if unanswered is None else unanswered
+                )
+            if token == 0:
+                unanswered = None  # our grant would have come back: there is none
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"lock {name!r} was not acquired within {within:g} s")
