@@ -2,10 +2,13 @@
 
 For each system three node processes on 127.0.0.1 hold a replicated counter
 whose apply is Python code; a client inside the leader process drives load
-(see benches/compare_nodes/). Writes benches/results/latest.md and
-benches/results/latest.png. See benches/README.md for what each row means.
+(see benches/compare_nodes/). Besides, fresh clusters hold each system's
+ready-made replicated dict and counter (mosaik.collections Map and Counter,
+PySyncObj's ReplDict and ReplCounter) under the same pipelined load. Writes
+benches/results/latest.md and benches/results/latest.png. See
+benches/README.md for what each row means.
 
-Usage: python benches/compare.py [--quick | --smoke] [--reps N]
+Usage: python benches/compare.py [--quick | --smoke] [--reps N] [--only W,...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ PSO_JOURNAL = "PySyncObj (journalFile)"
 DURABLE_SYSTEMS = (MOSAIK_DISK, PSO_JOURNAL)
 OURS = (MOSAIK, MOSAIK_DISK)
 FAILED = "FAILED"
+# What the nodes hold (their --workload): the plain counter of the main rows,
+# or one of the collections rows' (row key, label, PySyncObj's column).
+COUNTER = "counter"
+COLLECTIONS = {
+    "map": ("map_w2000", "Map.insert", "PySyncObj ReplDict"),
+    "ctr": ("ctr_w2000", "Counter.add", "PySyncObj ReplCounter"),
+}
+# What --only can pick.
+PARTS = ("seq", "w100", "w2000", "w20000", "many", *COLLECTIONS, "durable", "failover")
+PARTS += ("overload", "memory")
 
 _LIVE: set[subprocess.Popen[str]] = set()
 
@@ -145,6 +158,7 @@ def free_ports(count: int) -> list[int]:
 class Cluster:
     system: str
     logdir: Path
+    workload: str = COUNTER
     nodes: list[Node] = field(default_factory=list)
     acked: int = 0
     verified: bool = False
@@ -153,6 +167,14 @@ class Cluster:
     # that all 3 counters reached the acknowledged count (which covers the
     # sequential commands before it), so a later failure does not void them.
     values: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The system, and the collection it holds if any (for notes and failures)."""
+        if self.workload == COUNTER:
+            return self.system
+        _, op, theirs = COLLECTIONS[self.workload]
+        return f"{self.system} {op}" if self.system in OURS else theirs
 
     def disk(self, i: int) -> list[str]:
         """A fresh place on disk for node ``i`` of a durable system."""
@@ -165,21 +187,24 @@ class Cluster:
 
     def start(self) -> None:
         ours = self.system in OURS
+        workload = [] if self.workload == COUNTER else ["--workload", self.workload]
         if ours:
             import mosaik  # the driver only uses it to make a key
 
             key = mosaik.GroupKey.generate().to_hex()
             script = str(NODES / "mosaik_node.py")
-            first = Node("mosaik-0", [script, "--key", key, *self.disk(0)], self.logdir)
+            argv = [script, "--key", key, *workload, *self.disk(0)]
+            first = Node("mosaik-0", argv, self.logdir)
             self.nodes.append(first)
             addr = first.recv(20)[1]
             for i in (1, 2):
-                argv = [script, "--key", key, "--bootstrap", addr, *self.disk(i)]
+                argv = [script, "--key", key, "--bootstrap", addr, *workload, *self.disk(i)]
                 self.nodes.append(Node(f"mosaik-{i}", argv, self.logdir))
         else:
             ports = free_ports(3)
             addrs = [f"127.0.0.1:{p}" for p in ports]
             extra = ["--no-batch"] if self.system == PSO_NOBATCH else []
+            extra += workload
             for i, addr in enumerate(addrs):
                 argv = [str(NODES / "pysyncobj_node.py"), "--self", addr, *extra, *self.disk(i)]
                 for other in addrs:
@@ -195,7 +220,7 @@ class Cluster:
             if len(leaders) == 1 and all(s[1] == 1 and s[3] == 2 for s in st):
                 return
             time.sleep(0.05)
-        raise BenchFailure(f"{self.system}: no stable leader within 30 s")
+        raise BenchFailure(f"{self.label}: no stable leader within 30 s")
 
     def statuses(self, nodes: list[Node] | None = None) -> list[tuple[int, int, int, int]]:
         out = []
@@ -209,7 +234,7 @@ class Cluster:
         for node, st in zip(self.nodes, self.statuses(), strict=True):
             if st[0] == 1:
                 return node
-        raise BenchFailure(f"{self.system}: no leader")
+        raise BenchFailure(f"{self.label}: no leader")
 
     def followers(self, leader: Node) -> list[Node]:
         return [n for n in self.nodes if n is not leader]
@@ -223,7 +248,7 @@ class Cluster:
                 return values
             if time.monotonic() > deadline:
                 raise BenchFailure(
-                    f"{self.system}: counters {values} != acknowledged {want} after {timeout:.1f} s"
+                    f"{self.label}: counters {values} != acknowledged {want} after {timeout:.1f} s"
                 )
             time.sleep(0.02)
 
@@ -245,7 +270,7 @@ def sequential(c: Cluster, seconds: float, limit: int) -> dict[str, float]:
     count, failed, elapsed = int(w[1]), int(w[2]), float(w[3])
     c.acked += count
     if failed:
-        raise BenchFailure(f"{c.system}: {failed} sequential commands failed")
+        raise BenchFailure(f"{c.label}: {failed} sequential commands failed")
     return {"ops": count / elapsed, "p50": float(w[4]), "p99": float(w[5])}
 
 
@@ -264,9 +289,9 @@ def applied_everywhere(c: Cluster, command: str, expect: int, cap: float) -> flo
     acked, failed, lost, start, last = int(w[1]), int(w[2]), int(w[3]), float(w[4]), float(w[5])
     c.acked += acked
     if failed:
-        c.notes.append(f"{c.system}, `{command}`: {failed} of {acked + failed} rejected ({w[6]})")
+        c.notes.append(f"{c.label}, `{command}`: {failed} of {acked + failed} rejected ({w[6]})")
     if lost:
-        raise BenchFailure(f"{c.system}: {command!r}: {lost} commands never answered")
+        raise BenchFailure(f"{c.label}: {command!r}: {lost} commands never answered")
     ends = [last]
     for f in followers:
         r = f.recv(cap + 30)
@@ -281,7 +306,7 @@ def applied_everywhere(c: Cluster, command: str, expect: int, cap: float) -> flo
             raise BenchFailure(f"{exc} ({f.name}, a follower, during `{command}`)") from None
         ends.append(time.monotonic())
         c.notes.append(
-            f"{c.system}, `{command}`: {f.name} stalled at {r[1]} of {c.acked}, "
+            f"{c.label}, `{command}`: {f.name} stalled at {r[1]} of {c.acked}, "
             f"caught up {ends[-1] - start:.1f} s after the start"
         )
     return acked / (max(ends) - start)
@@ -309,9 +334,9 @@ def failover(c: Cluster, before: float, after: float) -> float:
     values = c.converge(survivors, None, 10)
     c.verified = True  # some commands die with the leader: the check is done here
     if values[0] < acked:
-        raise BenchFailure(f"{c.system}: survivors at {values[0]} < {acked} acknowledged")
+        raise BenchFailure(f"{c.label}: survivors at {values[0]} < {acked} acknowledged")
     if not firsts:
-        raise BenchFailure(f"{c.system}: no commit within {after} s of the kill")
+        raise BenchFailure(f"{c.label}: no commit within {after} s of the kill")
     return min(firsts)
 
 
@@ -321,11 +346,11 @@ def overload(c: Cluster, window: int, seconds: float, limit: float) -> float:
     c.acked += acked
     stop = start + seconds
     if failed:
-        c.notes.append(f"{c.system}, overload: {failed} of {acked + failed} rejected ({w[6]})")
+        c.notes.append(f"{c.label}, overload: {failed} of {acked + failed} rejected ({w[6]})")
     if lost:
         values = [st[2] for st in c.statuses()]
         raise BenchFailure(
-            f"{c.system}: {lost} of {acked + failed + lost} commands unanswered {limit} s "
+            f"{c.label}: {lost} of {acked + failed + lost} commands unanswered {limit} s "
             f"after the load; counters {values}, acknowledged {c.acked}"
         )
     try:
@@ -381,9 +406,16 @@ def median(values: list[float | str]) -> float | str | None:
 Body = Callable[["Cluster"], dict[str, float]]
 
 
-def run_cluster(system: str, logdir: Path, body: Body, keys: list[str], res: Results) -> None:
+def run_cluster(
+    system: str,
+    logdir: Path,
+    body: Body,
+    keys: list[str],
+    res: Results,
+    workload: str = COUNTER,
+) -> None:
     """Starts a fresh cluster, runs ``body``, checks the counters, records."""
-    c = Cluster(system, logdir)
+    c = Cluster(system, logdir, workload)
     try:
         c.start()
         c.values.update(body(c))
@@ -405,9 +437,21 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few hundred commands, < 40 s")
     parser.add_argument("--quick", action="store_true", help="1 repetition, shorter runs")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        default=None,
+        help=f"run only these parts, comma-separated, of: {','.join(PARTS)}; "
+        "needs --out (a partial run never replaces benches/results)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     smoke, quick = args.smoke, args.quick
+    only = set(PARTS if args.only is None else args.only)
+    if only - set(PARTS):
+        parser.error(f"--only: unknown {','.join(sorted(only - set(PARTS)))}; pick of {PARTS}")
+    if args.only is not None and args.out.resolve() == RESULTS.resolve():
+        parser.error("--only writes a partial report: give it --out DIR (not benches/results)")
     reps = args.reps or (1 if smoke or quick else 3)
     seq_seconds = 0.5 if smoke else 1.5 if quick else 5.0
     seq_limit = 200 if smoke else 10_000_000
@@ -420,26 +464,48 @@ def main() -> None:
             (20_000, 100_000 if quick else 200_000),
         ]
     )
+    # The collections rows: as many commands as the plain counter's W=2,000.
+    w2000_total = dict(windows)[2000]
+    windows = [(w, total) for w, total in windows if f"w{w}" in only]
+    collections = [name for name in COLLECTIONS if name in only]
+    run_seq = "seq" in only
+    run_many = "many" in only
     many_batches = 1 if smoke else 50 if quick else 200
-    kills = 0 if smoke else 1 if quick else 5
-    overloads = 0 if smoke else 1 if quick else 3
-    memory_total = 0 if smoke else 200_000 if quick else 1_000_000
+    kills = 0 if smoke or "failover" not in only else 1 if quick else 5
+    overloads = 0 if smoke or "overload" not in only else 1 if quick else 3
+    memory_total = 0 if smoke or "memory" not in only else 200_000 if quick else 1_000_000
+    durable = "durable" in only
 
     res = Results()
-    res.row("seq_ops", "sequential execute, leader", "ops/s", True)
-    res.row("seq_p50", "sequential latency p50", "ms", False)
-    res.row("seq_p99", "sequential latency p99", "ms", False)
-    res.row("nb_ops", "sequential execute, leader", "ops/s", True, PSO_NOBATCH)
-    res.row("nb_p50", "sequential latency p50", "ms", False, PSO_NOBATCH)
-    res.row("nb_p99", "sequential latency p99", "ms", False, PSO_NOBATCH)
+    if run_seq:
+        res.row("seq_ops", "sequential execute, leader", "ops/s", True)
+        res.row("seq_p50", "sequential latency p50", "ms", False)
+        res.row("seq_p99", "sequential latency p99", "ms", False)
+        res.row("nb_ops", "sequential execute, leader", "ops/s", True, PSO_NOBATCH)
+        res.row("nb_p50", "sequential latency p50", "ms", False, PSO_NOBATCH)
+        res.row("nb_p99", "sequential latency p99", "ms", False, PSO_NOBATCH)
     for window, _ in windows:
         res.row(f"w{window}", f"pipelined W={window:,}, applied on all 3", "commits/s", True)
-    res.row("many", "execute_many of 1,000 (mosaik only)", "commits/s", True)
+        if window == 2000:  # the collections rows go beside the plain counter's
+            for name in collections:
+                key, op, theirs = COLLECTIONS[name]
+                label = f"{op} pipelined W=2,000, applied on all 3"
+                res.row(key, label, "commits/s", True, theirs)
+    for name in collections:  # when the plain W=2,000 row is not run
+        key, op, theirs = COLLECTIONS[name]
+        res.row(key, f"{op} pipelined W=2,000, applied on all 3", "commits/s", True, theirs)
+    if run_many:
+        res.row("many", "execute_many of 1,000 (mosaik only)", "commits/s", True)
     durable_total = 600 if smoke else 40_000 if quick else 60_000
-    res.row("d_ops", "durable sequential execute (fsync per commit)", "ops/s", True, PSO_JOURNAL)
-    res.row("d_p50", "durable sequential latency p50", "ms", False, PSO_JOURNAL)
-    res.row("d_p99", "durable sequential latency p99", "ms", False, PSO_JOURNAL)
-    res.row("d_w2000", "durable pipelined W=2,000 (group commit)", "commits/s", True, PSO_JOURNAL)
+    if durable:
+        res.row(
+            "d_ops", "durable sequential execute (fsync per commit)", "ops/s", True, PSO_JOURNAL
+        )
+        res.row("d_p50", "durable sequential latency p50", "ms", False, PSO_JOURNAL)
+        res.row("d_p99", "durable sequential latency p99", "ms", False, PSO_JOURNAL)
+        res.row(
+            "d_w2000", "durable pipelined W=2,000 (group commit)", "commits/s", True, PSO_JOURNAL
+        )
     if kills:
         res.row("failover", "failover: SIGKILL leader -> next commit", "ms", False)
     if overloads:
@@ -454,31 +520,54 @@ def main() -> None:
 
         def main_body(c: Cluster) -> dict[str, float]:
             out = c.values
-            s = sequential(c, seq_seconds, seq_limit)
-            prefix = "nb" if c.system == PSO_NOBATCH else "seq"
-            out.update({f"{prefix}_{k}": v for k, v in s.items()})
+            if run_seq:
+                s = sequential(c, seq_seconds, seq_limit)
+                prefix = "nb" if c.system == PSO_NOBATCH else "seq"
+                out.update({f"{prefix}_{k}": v for k, v in s.items()})
+                if c.system == MOSAIK:  # the same figures, set against PySyncObj without batching
+                    out.update({f"nb_{k}": v for k, v in s.items()})
             if c.system == PSO_NOBATCH:
                 return out
-            if c.system == MOSAIK:  # the same figures, set against PySyncObj without batching
-                out.update({f"nb_{k}": v for k, v in s.items()})
             for window, total in windows:
                 cmd = f"pipe {window} {total} 60 30"
                 out[f"w{window}"] = applied_everywhere(c, cmd, total, 60)
-            if c.system == MOSAIK:
+            if c.system == MOSAIK and run_many:
                 cmd = f"many 1000 {many_batches} 60"
                 out["many"] = applied_everywhere(c, cmd, 1000 * many_batches, 60)
             return out
 
         def keys_for(system: str) -> list[str]:
+            seq = ["seq_ops", "seq_p50", "seq_p99"] if run_seq else []
+            nb = ["nb_ops", "nb_p50", "nb_p99"] if run_seq else []
             if system == PSO_NOBATCH:
-                return ["nb_ops", "nb_p50", "nb_p99"]
-            keys = ["seq_ops", "seq_p50", "seq_p99"] + [f"w{w}" for w, _ in windows]
-            return [*keys, "many", "nb_ops", "nb_p50", "nb_p99"] if system == MOSAIK else keys
+                return nb
+            keys = seq + [f"w{w}" for w, _ in windows]
+            return keys + (["many"] if run_many else []) + nb if system == MOSAIK else keys
+
+        def collection_body(key: str) -> Body:
+            def body(c: Cluster) -> dict[str, float]:
+                # A fresh cluster: warmed up first, as the plain counter's
+                # W=2,000 comes after other workloads of its cluster.
+                warm = max(1, w2000_total // 10)
+                applied_everywhere(c, f"pipe 2000 {warm} 60 30", warm, 60)
+                cmd = f"pipe 2000 {w2000_total} 60 30"
+                return {key: applied_everywhere(c, cmd, w2000_total, 60)}
+
+            return body
 
         for rep in range(reps):
             for system in SYSTEMS:
+                if not keys_for(system):
+                    continue
                 print(f"[{time.monotonic() - started:6.1f} s] rep {rep + 1}: {system}", flush=True)
                 run_cluster(system, logdir, main_body, keys_for(system), res)
+            for name in collections:
+                key, op, theirs = COLLECTIONS[name]
+                for system in (MOSAIK, PSO):
+                    who = f"{MOSAIK} {op}" if system == MOSAIK else theirs
+                    elapsed = time.monotonic() - started
+                    print(f"[{elapsed:6.1f} s] rep {rep + 1}: {who}", flush=True)
+                    run_cluster(system, logdir, collection_body(key), [key], res, name)
 
         def durable_body(c: Cluster) -> dict[str, float]:
             out = c.values
@@ -488,7 +577,7 @@ def main() -> None:
             out["d_w2000"] = applied_everywhere(c, cmd, durable_total, 60)
             return out
 
-        for rep in range(reps):
+        for rep in range(reps if durable else 0):
             for system in DURABLE_SYSTEMS:
                 print(f"[{time.monotonic() - started:6.1f} s] rep {rep + 1}: {system}", flush=True)
                 keys = ["d_ops", "d_p50", "d_p99", "d_w2000"]
@@ -516,6 +605,8 @@ def main() -> None:
 
     took = time.monotonic() - started
     mode = "smoke" if smoke else "quick" if quick else "full"
+    if args.only is not None:
+        mode += f" (only {','.join(p for p in PARTS if p in only)})"
     report = render(res, reps, kills, overloads, int(memory_total > 0), mode, took)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -572,6 +663,35 @@ def ratio(row: Row) -> str:
     return f"{r:.2f} ({word})"
 
 
+def against_counter(res: Results) -> list[str]:
+    """Each collection row as a share of the plain counter's W=2,000 rate, per system."""
+    plain = res.rows.get("w2000")
+    present = [(k, op, t) for k, op, t in COLLECTIONS.values() if k in res.rows]
+    if plain is None or not present:
+        return []
+    lines = [
+        "",
+        "Collections against the plain counter (pipelined W=2,000, applied on all 3, "
+        "the medians above; the same command count, each collection in a fresh cluster "
+        "after a warm-up of a tenth of it):",
+        "",
+    ]
+    for system, base in ((MOSAIK, median(plain.ours)), (PSO, median(plain.theirs))):
+        parts = []
+        for key, op, theirs in present:
+            row = res.rows[key]
+            value = median(row.ours if system == MOSAIK else row.theirs)
+            name = op if system == MOSAIK else theirs.removeprefix(f"{PSO} ")
+            if isinstance(value, float) and isinstance(base, float) and base:
+                parts.append(f"{name} {value / base:.0%} of it ({fmt(value, row.unit)} commits/s)")
+            else:
+                parts.append(f"{name} - ({fmt(value, row.unit)})")
+        lines.append(
+            f"- {system}: plain counter {fmt(base, plain.unit)} commits/s; " + "; ".join(parts)
+        )
+    return lines
+
+
 def render(
     res: Results, reps: int, kills: int, overloads: int, memory_runs: int, mode: str, took: float
 ) -> str:
@@ -596,6 +716,7 @@ def render(
             f"| {row.label} | {row.unit} | {fmt(ours, row.unit)} | {fmt(theirs, row.unit)} "
             f"| {row.theirs_system if row.theirs else '-'} | {ratio(row)} |"
         )
+    lines += against_counter(res)
     lines += ["", "Raw values per repetition:", ""]
     for row in res.rows.values():
         ours = ", ".join(fmt(v, row.unit) for v in row.ours) or "-"
@@ -614,7 +735,10 @@ def chart(res: Results, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = [
-        ("Throughput (higher is better)", ["seq_ops", "nb_ops", "w100", "w2000", "w20000", "many"]),
+        (
+            "Throughput (higher is better)",
+            ["seq_ops", "nb_ops", "w100", "w2000", "map_w2000", "ctr_w2000", "w20000", "many"],
+        ),
         ("Latency (lower is better)", ["seq_p50", "seq_p99", "nb_p50", "nb_p99", "failover"]),
         ("Overload convergence, memory (lower is better)", ["overload", "rss"]),
     ]
@@ -627,6 +751,8 @@ def chart(res: Results, path: Path) -> None:
             row = res.rows[key]
             o, t = median(row.ours), median(row.theirs)
             other = "vs PySyncObj no batch " if row.theirs_system == PSO_NOBATCH else ""
+            if key in {k for k, _, _ in COLLECTIONS.values()}:
+                other = f"vs {row.theirs_system} "
             labels.append(f"{row.label}\n{other} ({row.unit})".replace("\n ", "\n"))
             ours.append(o if isinstance(o, float) else 0.0)
             theirs.append(t if isinstance(t, float) else 0.0)

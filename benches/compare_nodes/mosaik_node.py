@@ -3,6 +3,12 @@
 Prints ``ADDR <endpoint-addr>``, then answers one line per command (see
 ``benches/README.md`` for the protocol). Times are ``time.monotonic()``,
 which every process on the machine shares, so the driver can compare them.
+
+``--workload`` picks what the node holds and what a command is: ``counter``
+(default) a user `StateMachine` counter, ``execute(1)``; ``map`` a
+`mosaik.collections.Map`, ``insert(f"k{i}", i)`` with distinct keys;
+``ctr`` a `mosaik.collections.Counter`, ``add(1)``. Either way the value the
+node reports is the number of commands applied (the keys of the map).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import asyncio
 import sys
 import time
 from collections import Counter as Tally
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from report import CALL_LIMIT, say, seq_line, tally
 
 import mosaik
+import mosaik.collections
 
 # The counter that tests use too (tests/machines.py).
 sys.path.append(str(Path(__file__).resolve().parents[2] / "tests"))
@@ -38,19 +46,62 @@ CONSENSUS: dict[str, Any] = {
 }
 
 
-Group = mosaik.Group[Counter]
+Group = mosaik.Group[Any]
+WORKLOADS = ("counter", "map", "ctr")
 
 
-async def sequential(group: Group, seconds: float, limit: int) -> str:
+class Target:
+    """The group a node holds, its applied count and its one write."""
+
+    def __init__(
+        self, group: Group, value: Callable[[], int], write: Callable[[int], Awaitable[Any]]
+    ) -> None:
+        self.group = group
+        #: Commands applied here (the counter, or the map's keys: all distinct).
+        self.value = value
+        #: Command number ``i`` (a map key ``f"k{i}"``; the counters ignore ``i``).
+        self.write = write
+
+
+def open_target(
+    net: mosaik.Network,
+    workload: str,
+    key: mosaik.GroupKey,
+    storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore,
+) -> Target:
+    consensus = mosaik.ConsensusConfig(**CONSENSUS)
+    if workload == "map":
+        m = mosaik.collections.Map[str, int].writer(
+            net, "bench", key=key, consensus=consensus, storage=storage
+        )
+        return Target(m.group, m.__len__, lambda i: m.insert(f"k{i}", i))
+    if workload == "ctr":
+        c = mosaik.collections.Counter.writer(
+            net, "bench", key=key, consensus=consensus, storage=storage
+        )
+        return Target(c.group, lambda: c.value, lambda i: c.add(1))
+    group: mosaik.Group[Counter] = (
+        net.groups()
+        .with_key(key)
+        .with_state_machine(Counter())
+        .with_consensus_config(consensus)
+        .with_log_storage(storage)
+        .join()
+    )
+    return Target(group, lambda: group.machine.value, lambda i: group.execute(1))
+
+
+async def sequential(target: Target, seconds: float, limit: int) -> str:
     samples: list[float] = []
     failed = 0
+    base = target.value()
     start = time.monotonic()
     end = start + seconds
     while time.monotonic() < end and len(samples) + failed < limit:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(CALL_LIMIT):
-                await group.execute(1)
+                await target.write(base + len(samples) + failed)
         except (mosaik.CommandError, TimeoutError):
             failed += 1
             continue
@@ -58,19 +109,23 @@ async def sequential(group: Group, seconds: float, limit: int) -> str:
     return seq_line(samples, failed, time.monotonic() - start)
 
 
-async def pipelined(group: Group, window: int, total: int, seconds: float, drain: float) -> str:
-    """``window`` clients, each running ``execute`` one at a time."""
+async def pipelined(target: Target, window: int, total: int, seconds: float, drain: float) -> str:
+    """``window`` clients, each running one write (``execute``) at a time."""
     issued = acked = failed = 0
     reasons: Tally[str] = Tally()
+    write = target.write
+    # Every command before this one was applied here: new keys go on from it.
+    base = target.value()
     last = start = time.monotonic()
     stop = start + seconds
 
     async def client() -> None:
         nonlocal issued, acked, failed, last
         while issued < total and time.monotonic() < stop:
+            i = base + issued
             issued += 1
             try:
-                await group.execute(1)
+                await write(i)
             except mosaik.CommandError as exc:
                 failed += 1
                 reasons[type(exc).__name__] += 1
@@ -107,32 +162,36 @@ async def batched(group: Group, size: int, batches: int, seconds: float) -> str:
     return f"PIPE {acked} {failed} 0 {start:.6f} {last:.6f} {tally(reasons)}"
 
 
-async def wait_value(group: Group, target: int, timeout: float, idle: float) -> str:
-    """Until the counter reaches ``target`` or stops moving for ``idle`` seconds;
+async def wait_value(target: Target, want: int, timeout: float, idle: float) -> str:
+    """Until the counter reaches ``want`` or stops moving for ``idle`` seconds;
     reports the value and when it last changed."""
     now = changed = time.monotonic()
     end = now + timeout
-    value = group.machine.value
-    while value < target and now < end and now - changed < idle:
+    read = target.value
+    value = read()
+    while value < want and now < end and now - changed < idle:
         await asyncio.sleep(0.001)
         now = time.monotonic()
-        if group.machine.value != value:
-            value, changed = group.machine.value, now
+        if read() != value:
+            value, changed = read(), now
     return f"VALUE {value} {changed:.6f}"
 
 
-async def probe(group: Group, period: float, seconds: float) -> str:
+async def probe(target: Target, period: float, seconds: float) -> str:
     """A command every ``period`` seconds; reports (submitted, acked) times."""
     pairs: list[tuple[float, float]] = []
     failed = 0
     tasks: set[asyncio.Task[None]] = set()
+    # The counters only (failover runs on them): a map key would collide
+    # with the dead leader's.
+    base = target.value()
 
     async def one() -> None:
         nonlocal failed
         sent = time.monotonic()
         try:
             async with asyncio.timeout(2.0):
-                await group.execute(1)
+                await target.write(base + len(pairs) + failed)
         except (mosaik.CommandError, TimeoutError):
             failed += 1
             return
@@ -153,22 +212,23 @@ async def probe(group: Group, period: float, seconds: float) -> str:
     return f"PROBE {len(pairs)} {failed} {body or '-'}"
 
 
-async def answer(group: Group, words: list[str]) -> str:
+async def answer(target: Target, words: list[str]) -> str:
     verb, args = words[0], words[1:]
+    group = target.group
     if verb == "status":
         known = int(group.leader() is not None)
         bonds = len(group.bonds())
-        return f"STATUS {int(group.is_leader())} {known} {group.machine.value} {bonds}"
+        return f"STATUS {int(group.is_leader())} {known} {target.value()} {bonds}"
     if verb == "seq":
-        return await sequential(group, float(args[0]), int(args[1]))
+        return await sequential(target, float(args[0]), int(args[1]))
     if verb == "pipe":
-        return await pipelined(group, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
+        return await pipelined(target, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
     if verb == "many":
         return await batched(group, int(args[0]), int(args[1]), float(args[2]))
     if verb == "wait":
-        return await wait_value(group, int(args[0]), float(args[1]), float(args[2]))
+        return await wait_value(target, int(args[0]), float(args[1]), float(args[2]))
     if verb == "probe":
-        return await probe(group, float(args[0]), float(args[1]))
+        return await probe(target, float(args[0]), float(args[1]))
     return f"ERROR unknown command {' '.join(words)!r}"
 
 
@@ -177,6 +237,7 @@ async def main() -> None:
     parser.add_argument("--key", required=True, help="group key, 64 hex chars")
     parser.add_argument("--bootstrap", action="append", default=[])
     parser.add_argument("--data-dir", help="keep the log in a DiskLogStore here (fsync)")
+    parser.add_argument("--workload", choices=WORKLOADS, default="counter")
     args = parser.parse_args()
     storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore = mosaik.InMemoryLogStore()
     if args.data_dir:
@@ -191,14 +252,7 @@ async def main() -> None:
         .with_bootstrap(args.bootstrap)
     )
     async with await builder.build() as net:
-        group = (
-            net.groups()
-            .with_key(mosaik.GroupKey.from_hex(args.key))
-            .with_state_machine(Counter())
-            .with_consensus_config(mosaik.ConsensusConfig(**CONSENSUS))
-            .with_log_storage(storage)
-            .join()
-        )
+        target = open_target(net, args.workload, mosaik.GroupKey.from_hex(args.key), storage)
         say(f"ADDR {net.local.addr}")
         while True:
             line = (await stdin.readline()).decode()
@@ -206,7 +260,7 @@ async def main() -> None:
             if not line or (words and words[0] == "quit"):
                 return
             if words:
-                say(await answer(group, words))
+                say(await answer(target, words))
 
 
 if __name__ == "__main__":

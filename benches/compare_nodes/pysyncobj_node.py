@@ -3,6 +3,12 @@
 Same line protocol as ``mosaik_node.py``. PySyncObj runs its Raft on its own
 tick thread; this main thread reads stdin and plays the client. Note that
 PySyncObj pickles commands and log entries internally (its design, not ours).
+
+``--workload``: ``counter`` (default) a `SyncObj` subclass with a
+``@replicated add``; ``map`` the battery `ReplDict`, ``set(f"k{i}", i)``
+with distinct keys; ``ctr`` the battery `ReplCounter`, ``add(1)``. The
+batteries are consumers of a plain `SyncObj`. The value reported is the
+number of commands applied (the keys of the dict).
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ import sys
 import threading
 import time
 from collections import Counter as Tally
+from collections.abc import Callable
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException, replicated
+from pysyncobj.batteries import ReplCounter, ReplDict
 from report import CALL_LIMIT, say, seq_line
 
 REASONS = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+WORKLOADS = ("counter", "map", "ctr")
 
 
 def config(batch: bool, journal: str | None) -> SyncObjConf:
@@ -47,15 +56,39 @@ class Counter(SyncObj):  # type: ignore[misc]
         return self.value
 
 
-def sequential(obj: Counter, seconds: float, limit: int) -> str:
+class Target:
+    """The `SyncObj`, its applied count and its one write: ``write(i, **kw)``
+    is command number ``i`` with PySyncObj's ``sync``/``timeout``/``callback``."""
+
+    def __init__(self, workload: str, self_addr: str, partners: list[str], conf: SyncObjConf):
+        self.obj: SyncObj
+        self.value: Callable[[], int]
+        self.write: Callable[..., Any]
+        if workload == "map":
+            d = ReplDict()
+            self.obj = SyncObj(self_addr, partners, conf, consumers=[d])
+            self.value, self.write = d.__len__, lambda i, **kw: d.set(f"k{i}", i, **kw)
+        elif workload == "ctr":
+            c = ReplCounter()
+            self.obj = SyncObj(self_addr, partners, conf, consumers=[c])
+            self.value, self.write = c.get, lambda i, **kw: c.add(1, **kw)
+        else:
+            counter = Counter(self_addr, partners, conf)
+            self.obj = counter
+            self.value, self.write = lambda: counter.value, lambda i, **kw: counter.add(1, **kw)
+
+
+def sequential(target: Target, seconds: float, limit: int) -> str:
     samples: list[float] = []
     failed = 0
+    write = target.write
+    base = target.value()
     start = time.monotonic()
     end = start + seconds
     while time.monotonic() < end and len(samples) + failed < limit:
         t0 = time.perf_counter()
         try:
-            obj.add(1, sync=True, timeout=CALL_LIMIT)
+            write(base + len(samples) + failed, sync=True, timeout=CALL_LIMIT)
         except SyncObjException:
             failed += 1
             continue
@@ -63,7 +96,7 @@ def sequential(obj: Counter, seconds: float, limit: int) -> str:
     return seq_line(samples, failed, time.monotonic() - start)
 
 
-def pipelined(obj: Counter, window: int, total: int, seconds: float, drain: float) -> str:
+def pipelined(target: Target, window: int, total: int, seconds: float, drain: float) -> str:
     """At most ``window`` commands in flight; one is freed when its callback runs."""
     slots = threading.Semaphore(window)
     issued = 0
@@ -81,13 +114,16 @@ def pipelined(obj: Counter, window: int, total: int, seconds: float, drain: floa
             reasons[REASONS.get(error, str(error))] += 1
         slots.release()
 
+    write = target.write
+    # Every command before this one was applied here: new keys go on from it.
+    base = target.value()
     start = time.monotonic()
     stop = start + seconds
     while issued < total:
         remaining = stop - time.monotonic()
         if remaining <= 0 or not slots.acquire(timeout=remaining):
             break
-        obj.add(1, callback=done)
+        write(base + issued, callback=done)
         issued += 1
     end = stop + drain
     while acked[0] + failed[0] < issued and time.monotonic() < end:
@@ -97,20 +133,21 @@ def pipelined(obj: Counter, window: int, total: int, seconds: float, drain: floa
     return f"PIPE {acked[0]} {failed[0]} {lost} {start:.6f} {last[0]:.6f} {why}"
 
 
-def wait_value(obj: Counter, target: int, timeout: float, idle: float) -> str:
-    """As in mosaik_node.py: until ``target`` or no change for ``idle`` seconds."""
+def wait_value(target: Target, want: int, timeout: float, idle: float) -> str:
+    """As in mosaik_node.py: until ``want`` or no change for ``idle`` seconds."""
     now = changed = time.monotonic()
     end = now + timeout
-    value = obj.value
-    while value < target and now < end and now - changed < idle:
+    read = target.value
+    value = read()
+    while value < want and now < end and now - changed < idle:
         time.sleep(0.001)
         now = time.monotonic()
-        if obj.value != value:
-            value, changed = obj.value, now
+        if read() != value:
+            value, changed = read(), now
     return f"VALUE {value} {changed:.6f}"
 
 
-def probe(obj: Counter, period: float, seconds: float) -> str:
+def probe(target: Target, period: float, seconds: float) -> str:
     pairs: list[tuple[float, float]] = []
     failed = [0]
     in_flight = [0]
@@ -125,11 +162,14 @@ def probe(obj: Counter, period: float, seconds: float) -> str:
 
         return done
 
+    sent = 0
+    base = target.value()  # the counters only (failover runs on them)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if in_flight[0] < 200:
             in_flight[0] += 1
-            obj.add(1, callback=make_done(time.monotonic()))
+            target.write(base + sent, callback=make_done(time.monotonic()))
+            sent += 1
         time.sleep(period)
     settle = time.monotonic() + 3.0
     while in_flight[0] > 0 and time.monotonic() < settle:
@@ -138,19 +178,20 @@ def probe(obj: Counter, period: float, seconds: float) -> str:
     return f"PROBE {len(pairs)} {failed[0]} {body or '-'}"
 
 
-def answer(obj: Counter, words: list[str]) -> str:
+def answer(target: Target, words: list[str]) -> str:
     verb, args = words[0], words[1:]
+    obj = target.obj
     if verb == "status":
         known = int(obj._getLeader() is not None and obj.isReady())
-        return f"STATUS {int(obj._isLeader())} {known} {obj.value} 2"
+        return f"STATUS {int(obj._isLeader())} {known} {target.value()} 2"
     if verb == "seq":
-        return sequential(obj, float(args[0]), int(args[1]))
+        return sequential(target, float(args[0]), int(args[1]))
     if verb == "pipe":
-        return pipelined(obj, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
+        return pipelined(target, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
     if verb == "wait":
-        return wait_value(obj, int(args[0]), float(args[1]), float(args[2]))
+        return wait_value(target, int(args[0]), float(args[1]), float(args[2]))
     if verb == "probe":
-        return probe(obj, float(args[0]), float(args[1]))
+        return probe(target, float(args[0]), float(args[1]))
     return f"ERROR unknown command {' '.join(words)!r}"
 
 
@@ -160,8 +201,10 @@ def main() -> None:
     parser.add_argument("--partner", action="append", default=[])
     parser.add_argument("--no-batch", action="store_true", help="appendEntriesUseBatch=False")
     parser.add_argument("--journal", help="journalFile: PySyncObj's on-disk log (mmap, no fsync)")
+    parser.add_argument("--workload", choices=WORKLOADS, default="counter")
     args = parser.parse_args()
-    obj = Counter(args.self, args.partner, config(not args.no_batch, args.journal))
+    conf = config(not args.no_batch, args.journal)
+    target = Target(args.workload, args.self, args.partner, conf)
     say(f"ADDR {args.self}")
     try:
         for line in sys.stdin:
@@ -169,9 +212,9 @@ def main() -> None:
             if words and words[0] == "quit":
                 break
             if words:
-                say(answer(obj, words))
+                say(answer(target, words))
     finally:
-        obj.destroy()
+        target.obj.destroy()
 
 
 if __name__ == "__main__":
