@@ -23,7 +23,7 @@ answer instead of a silent test timeout.
 - ``read`` ``type`` -> one collection's local value: ``{"value": ...}``
 - ``reach`` ``versions`` -> once every ``{type: version}`` is applied here.
 
-Lock requests (the lock ``test-lock``; every time is `time.monotonic()`,
+Lock requests (the lock ``test-lock``; every time is `lease_clock()`,
 which is one clock for all processes of the machine):
 
 - ``try`` ``name ttl`` -> `Lock.try_acquire` once: ``{"token": t|null, "sent",
@@ -56,7 +56,6 @@ import json
 import logging
 import os
 import sys
-import time
 from typing import Any
 
 from process_io import member_arguments, network_builder, stdin_reader
@@ -64,6 +63,7 @@ from timings import FAST
 
 import mosaik
 from mosaik import collections as mc
+from mosaik.collections import lease_clock
 
 CALL_LIMIT = 8.0  # one attempt of a write
 WRITE_LIMIT = 20.0  # every attempt of a write
@@ -175,15 +175,15 @@ class Member:
                 await self.handles[kind].when().reaches(version)
             return {"versions": {kind: h.version for kind, h in self.handles.items()}}
         if op == "try":
-            sent = time.monotonic()
+            sent = lease_clock()
             lease = await self.lock.try_acquire(r["name"], r["ttl"])
             return self.granted(lease, sent)
         if op == "acquire":
-            sent = time.monotonic()
+            sent = lease_clock()
             return self.granted(await self.acquire(r["name"], r["ttl"], r["within"]), sent)
         if op == "release":
             lease = self.leases[r["token"]]
-            at = time.monotonic()
+            at = lease_clock()
             try:
                 await asyncio.wait_for(lease.release(), CALL_LIMIT)
             except Exception as exc:
@@ -212,9 +212,9 @@ class Member:
             return {"ok": False, "error": f"{kind}.{call} is not a write"}
         method = getattr(self.handles[kind], call)
         request_id = os.urandom(16)
-        deadline = time.monotonic() + WRITE_LIMIT
+        deadline = lease_clock() + WRITE_LIMIT
         attempts, last = 0, "no attempt"
-        while time.monotonic() < deadline:
+        while lease_clock() < deadline:
             attempts += 1
             try:
                 result = await asyncio.wait_for(
@@ -240,8 +240,8 @@ class Member:
     async def acquire(self, name: str, ttl: float, timeout: float) -> mc.Lease | None:
         """`Lock.acquire` until held or ``timeout``; a `CommandUnknown` (no
         answer within ``ttl`` on one attempt) is asked again."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+        deadline = lease_clock() + timeout
+        while (left := deadline - lease_clock()) > 0:
             try:
                 return await self.lock.acquire(name, ttl, timeout=left)
             except mosaik.CommandUnknown:
@@ -251,7 +251,7 @@ class Member:
         return None
 
     def granted(self, lease: mc.Lease | None, sent: float) -> dict[str, Any]:
-        at = time.monotonic()
+        at = lease_clock()
         if lease is None:
             return {"token": None, "sent": sent, "at": at}
         self.leases[lease.token] = lease
@@ -287,7 +287,7 @@ class Member:
                             "token": lease.token,
                             "sent": deadline - lease.ttl,
                             "deadline": deadline,
-                            "at": time.monotonic(),
+                            "at": lease_clock(),
                         }
                     )
                 if lost.done():
@@ -296,7 +296,7 @@ class Member:
                             "event": "lost",
                             "token": lease.token,
                             "why": lost.result(),
-                            "at": time.monotonic(),
+                            "at": lease_clock(),
                             "deadline": lease.deadline,
                         }
                     )
@@ -307,16 +307,16 @@ class Member:
     async def cycle(
         self, name: str, ttl: float, rounds: int, hold: float, seconds: float
     ) -> dict[str, Any]:
-        end = time.monotonic() + seconds
+        end = lease_clock() + seconds
         done = 0
-        while done < rounds and (left := end - time.monotonic()) > 0:
+        while done < rounds and (left := end - lease_clock()) > 0:
             lease = await self.acquire(name, ttl, left)
             if lease is None:
                 break
-            acquired = self.granted(lease, time.monotonic())["at"]
+            acquired = self.granted(lease, lease_clock())["at"]
             lost = asyncio.ensure_future(lease.lost())
             await asyncio.wait({lost}, timeout=hold)
-            stopped = time.monotonic()
+            stopped = lease_clock()
             why = lost.result() if lost.done() else None
             lost.cancel()
             # It used the lease until now, unless the lease ran out first.

@@ -336,7 +336,7 @@ async def test_a_holder_that_stops_renewing_loses_the_lock_after_its_ttl() -> No
         assert await bounded(locks[2].try_acquire("job", ttl=ttl)) is None
         await asyncio.sleep(0.5)  # it renews in the background meanwhile
         last = lease.deadline - ttl  # when it sent its last successful renewal
-        lease._keeper.cancel()  # the holder stops renewing, as if it hung
+        lease._keeping.keeper.cancel()  # type: ignore[union-attr]  # the holder stops renewing
         taken = await bounded(locks[2].acquire("job", ttl=ttl, timeout=10))
         lost_after = time.monotonic() - last
         election = fast().election_timeout.total_seconds()
@@ -379,8 +379,8 @@ async def test_a_lease_outlives_a_leader_change_with_its_token() -> None:
 async def test_the_typed_user_program_runs() -> None:
     from typed_collections import use_every_collection
 
-    async with networks(1) as nets:
-        await bounded(use_every_collection(nets[0], fast()), 30.0)
+    async with networks(2, chain=True) as nets:
+        await bounded(use_every_collection(nets[0], nets[1], fast()), 30.0)
 
 
 async def test_the_jobs_example_does_every_job_exactly_once_across_a_leader_leaving() -> None:
@@ -451,3 +451,55 @@ async def test_acquire_adopts_a_grant_whose_answer_was_lost(
         monkeypatch.undo()
         await bounded(lease.release())
         assert await bounded(locks[0].try_acquire("job", ttl=1.0)) is not None
+
+
+async def test_a_node_is_a_reader_or_a_writer_of_a_collection_not_both() -> None:
+    async with networks(1) as nets:
+        mc.Map.writer(nets[0], "m", consensus=fast())
+        with pytest.raises(mosaik.ConfigError, match="writer already"):
+            mc.Map.reader(nets[0], "m", consensus=fast())
+        mc.Set.reader(nets[0], "s", consensus=fast())
+        with pytest.raises(mosaik.ConfigError, match="reader already"):
+            mc.Set.writer(nets[0], "s", consensus=fast())
+
+
+async def test_values_compare_by_type_and_maps_extend_from_maps() -> None:
+    async with three() as nets:
+        maps = on_all(nets, lambda n: mc.Map[str, Any].writer(n, "m", consensus=fast()))
+        await formed(maps)
+        await bounded(maps[0].insert("flag", 1))
+        assert await bounded(maps[1].compare_exchange("flag", True, 2)) is False
+        assert await bounded(maps[1].compare_exchange("flag", 1.0, 2)) is False
+        assert await bounded(maps[1].compare_exchange("flag", 1, 2)) is True
+        other = mc.Map[str, Any].writer(nets[0], "other", consensus=fast())
+        await bounded(other.group.when().leader_elected())
+        await bounded(other.extend({"xy": 1, "zw": 2}))
+        await bounded(maps[2].extend(other))
+        assert maps[2].get("xy") == 1 and maps[2].get("zw") == 2 and "x" not in maps[2]
+        queue = mc.Queue[Any].writer(nets[0], "q", consensus=fast())
+        with pytest.raises(ValueError, match="None"):
+            await queue.put(None)
+
+
+async def test_a_dropped_lease_is_released_and_a_failing_keeper_loses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    async with three() as nets:
+        locks = await locks_on(nets)
+        with pytest.warns(ResourceWarning, match="dropped"):
+            assert await bounded(locks[0].try_acquire("dropped", ttl=5.0)) is not None
+            gc.collect()
+        # Released long before its ttl of 5 s would have run out.
+        assert await bounded(locks[1].acquire("dropped", ttl=1.0, timeout=2.0)) is not None
+
+        lease = await bounded(locks[2].try_acquire("kept", ttl=1.0))
+        assert lease is not None
+
+        async def refuse(*_: Any) -> Any:
+            raise mosaik.CommandError("a renewal that fails in an unexpected way")
+
+        monkeypatch.setattr(mc.Lock, "_call", refuse)
+        why = await bounded(lease.lost(), 5.0)
+        assert "renewed" in why and not lease.held

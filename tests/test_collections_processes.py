@@ -16,7 +16,7 @@ writer of every collection type, all on 127.0.0.1; members are SIGKILLed.
 - Never two holders: every member loops acquire / hold / release on one
   lock while one member is killed; no two holds overlap in time.
 
-Times are `time.monotonic()` readings: CLOCK_MONOTONIC is one clock for
+Times are `lease_clock()` readings: CLOCK_MONOTONIC is one clock for
 every process of the machine, so the members' readings compare directly.
 """
 
@@ -27,7 +27,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections import Counter as Multiset
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +39,7 @@ from timings import FAST
 
 import mosaik
 from conftest import bounded
+from mosaik.collections import lease_clock
 
 COLLECTION_NODE = Path(__file__).with_name("collection_process.py")
 
@@ -215,7 +215,7 @@ class Node:
     async def kill(self) -> float:
         """SIGKILL; the monotonic time it was sent. Every line it printed is read."""
         assert self.proc is not None and self.reader is not None
-        self.killed_at = time.monotonic()
+        self.killed_at = lease_clock()
         self.proc.send_signal(signal.SIGKILL)
         await bounded(self.proc.wait())
         await bounded(self.reader)
@@ -537,7 +537,7 @@ def check_against_writes(cluster: Cluster, state: dict[str, Any]) -> dict[str, i
 
 async def test_every_collection_survives_a_leader_sigkill(tmp_path: Path) -> None:
     async with running(tmp_path) as cluster:
-        began = time.monotonic()
+        began = lease_clock()
         await cluster.start()
         # The Once is set before the groups are whole: a filler write there
         # would be its first set.
@@ -612,7 +612,7 @@ async def test_every_collection_survives_a_leader_sigkill(tmp_path: Path) -> Non
             f"\nevery collection through a SIGKILL of {victim.name}, leader of {len(led)} "
             f"groups ({', '.join(led)}): {sum(tally.values())} acknowledged writes "
             f"({tally}), {retried} of them retried by the member, {cluster.fillers} "
-            f"fillers, {time.monotonic() - began:.1f} s"
+            f"fillers, {lease_clock() - began:.1f} s"
         )
 
 
@@ -723,7 +723,7 @@ async def test_a_lease_is_kept_or_lost_before_anyone_else_holds_it_when_the_lead
             )
             killed = await leader.kill()
             new = (await cluster.settled([holder, contender], ("lock",), "a new leader"))["lock"]
-            failover = time.monotonic() - killed
+            failover = lease_clock() - killed
 
             # Two ttls after the kill: a lease not renewed through the new
             # leader would have run out by then.
@@ -803,7 +803,7 @@ async def test_never_two_holders_while_members_loop_on_one_lock_and_the_leader_i
 ) -> None:
     async with running(tmp_path) as cluster:
         leader, *_ = await lock_cluster(cluster)
-        began = time.monotonic()
+        began = lease_clock()
         cycles = {
             n.name: asyncio.create_task(
                 n.request(
@@ -854,5 +854,5 @@ async def test_never_two_holders_while_members_loop_on_one_lock_and_the_leader_i
             f"lock's leader{', holding' if was_holding else ''}) killed after "
             f"{sum(s[3] == leader.name for s in spans)} of its holds; gaps between holds "
             f"min {min(gaps) * 1000:.1f} ms, max {max(gaps):.3f} s; "
-            f"{time.monotonic() - began:.1f} s"
+            f"{lease_clock() - began:.1f} s"
         )

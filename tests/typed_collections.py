@@ -1,6 +1,6 @@
 """A user program of every collection type, checked by ``mypy --strict``
 (``make lint``) with `typing.assert_type`, and run by tests/test_collections.py
-on a one-node network."""
+on two networks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import mosaik
 from mosaik import collections as mc
 
 
-async def use_every_collection(net: mosaik.Network, consensus: mosaik.ConsensusConfig) -> None:
+async def use_every_collection(
+    net: mosaik.Network, other: mosaik.Network, consensus: mosaik.ConsensusConfig
+) -> None:
+    """Every type on ``net``, and a reader of the map on ``other``."""
     m = mc.Map[str, int].writer(net, "typed-map", consensus=consensus)
     assert_type(m, mc.Map[str, int])
     await m.group.when().leader_elected()
@@ -66,6 +69,6 @@ async def use_every_collection(net: mosaik.Network, consensus: mosaik.ConsensusC
     await maybe.release()
     assert_type(await maybe.lost(), str)
 
-    reader = mc.Map[str, int].reader(net, "typed-map", consensus=consensus)
+    reader = mc.Map[str, int].reader(other, "typed-map", consensus=consensus)
     assert_type(reader, mc.Map[str, int])
     assert_type(await reader.barrier(), int)

@@ -29,6 +29,7 @@ from .exceptions import (
     NoCommands,
     QueryError,
     QueryOffline,
+    ResultNotKept,
     StorageError,
 )
 from .group import (
@@ -105,6 +106,7 @@ __all__ = [
     "PeerId",
     "QueryError",
     "QueryOffline",
+    "ResultNotKept",
     "StateMachine",
     "StorageError",
     "UniqueId",

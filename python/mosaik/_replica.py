@@ -21,7 +21,7 @@ from typing import Any
 from ._requests import NOT_KEPT, AppliedRequests, Duplicate, Key, Raised, Results, unwrap, wrap
 from .codec import MSGPACK, Codec, msgpack_decoder
 from .cursor import ApplyContext
-from .exceptions import ApplyError, CommandError
+from .exceptions import ApplyError, ResultNotKept
 from .state_machine import StateMachine
 
 log = logging.getLogger("mosaik")
@@ -257,8 +257,8 @@ class Replica:
     def result_of(self, index: int) -> tuple[int, Any]:
         """The index that applied the command at ``index`` (an earlier one
         for a repeated request) and what ``apply`` returned for it there.
-        Raises `ApplyError` if ``apply`` raised, `CommandError` if this node
-        does not know the value (it reached the command in a snapshot)."""
+        Raises `ApplyError` if ``apply`` raised, `ResultNotKept` if this
+        node does not know the value (it reached the command in a snapshot)."""
         outcome = self.results.values.get(index, NOT_KEPT)
         first = index
         if isinstance(outcome, Duplicate):
@@ -267,9 +267,10 @@ class Replica:
             error = ApplyError(f"apply raised for the command at index {first}", first)
             raise error from outcome.error
         if outcome is NOT_KEPT:
-            raise CommandError(
+            raise ResultNotKept(
                 f"the command at index {first} is committed and applied, but this node "
-                "got it inside a snapshot and does not know what apply returned"
+                "got it inside a snapshot and does not know what apply returned",
+                first,
             )
         return first, outcome
 

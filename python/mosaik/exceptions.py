@@ -80,6 +80,18 @@ class ApplyError(CommandError):
         self.index = index
 
 
+class ResultNotKept(CommandError):
+    """The command at ``index`` is committed and applied, but this node
+    reached it inside a snapshot and does not know what ``apply`` returned
+    for it. Calling again with the same ``request_id`` (within the group's
+    ``dedupe_window``) applies nothing and returns that first outcome,
+    which the snapshot kept."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 class NoCommands(CommandError, ValueError):
     """An empty batch of commands was given."""
 
@@ -121,5 +133,6 @@ __all__ = [
     "NoCommands",
     "QueryError",
     "QueryOffline",
+    "ResultNotKept",
     "StorageError",
 ]

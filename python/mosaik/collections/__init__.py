@@ -25,7 +25,7 @@ it has the guarantees of any group (see the docs' collections page):
 from ._base import Collection, ReadOnlyError
 from ._cell import Cell
 from ._counter import Counter
-from ._lock import Acquiring, Lease, Lock
+from ._lock import Acquiring, Lease, Lock, lease_clock
 from ._map import Map
 from ._once import Once
 from ._priority_queue import Entry, PriorityQueue
@@ -48,4 +48,5 @@ __all__ = [
     "ReadOnlyError",
     "Set",
     "Vec",
+    "lease_clock",
 ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from .._native import ConsensusConfig
 from ..codec import MSGPACK
-from ..exceptions import CommandError, ConfigError
+from ..exceptions import CommandError, ConfigError, ResultNotKept
 from ..keys import GroupKey
 from ..state_machine import LeadershipPreference, StateMachine
 from ..storage import DiskLogStore, InMemoryLogStore, LogStore
@@ -53,6 +53,18 @@ def hashable(value: T, what: str) -> T:
     except TypeError:
         raise TypeError(f"a {what} must be hashable, not {type(value).__name__}") from None
     return value
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down, as the codec would
+    carry them: ``1``, ``1.0`` and ``True`` are three different values."""
+    if type(a) is not type(b):
+        return False
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    return bool(a == b)
 
 
 class ReadOnlyError(CommandError):
@@ -202,7 +214,16 @@ class Collection:
             if not isinstance(storage, (InMemoryLogStore, DiskLogStore)):
                 raise TypeError(f"storage must be a log store, not {type(storage).__name__}")
             builder = builder.with_log_storage(storage)
-        handle = cls(builder.join(), writable, name)
+        group = builder.join()
+        if group.machine.observer != (not writable):
+            # Joined before on this network, in the other role: one node is
+            # either a reader or a writer of a collection.
+            role = "reader" if group.machine.observer else "writer"
+            raise ConfigError(
+                f"{cls.__name__} {name!r} is open on this network as a {role} already; "
+                "a node is a reader or a writer of a collection, not both"
+            )
+        handle = cls(group, writable, name)
         handle._opened()
         return handle
 
@@ -281,10 +302,16 @@ class Collection:
     async def _call(self, command: list[Any], request_id: bytes | None) -> Any:
         """`Group.call` with a request id (a fresh one if none was given), so
         a retry after `mosaik.CommandUnknown` with ``err.request_id`` returns
-        the first outcome instead of applying the command again."""
+        the first outcome instead of applying the command again; so does
+        the retry made here after `mosaik.ResultNotKept`."""
         self._check_writable()
         rid = os.urandom(16) if request_id is None else request_id
-        return await self._group.call(command, request_id=rid)
+        try:
+            return await self._group.call(command, request_id=rid)
+        except ResultNotKept:
+            # This node got its own command inside a snapshot: the repeat
+            # applies nothing and answers with the first outcome.
+            return await self._group.call(command, request_id=rid)
 
     async def _until(self, ready: Callable[[Any], bool], within: float | None) -> bool:
         """Waits until ``ready(machine)`` holds here (checked under the lock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from ._base import Collection, CollectionMachine, copy_out
+from ._base import Collection, CollectionMachine, copy_out, same
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ class CellMachine(CollectionMachine):
         self.value = None
 
     def _swap(self, expected: Any, new: Any) -> bool:
-        if self.value != expected:
+        if not same(self.value, expected):
             return False
         self.value = new
         return True

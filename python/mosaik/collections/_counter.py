@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ._base import Collection, CollectionMachine
+
+log = logging.getLogger("mosaik")
 
 _ADD, _SET = range(2)
 _LOW, _HIGH = -(1 << 63), (1 << 63) - 1
@@ -20,7 +23,7 @@ def _int64(value: object, what: str) -> int:
 
 class CounterMachine(CollectionMachine):
     """An int; snapshots as ``[value]``. An add that would leave the 64-bit
-    range raises on every node alike and changes nothing."""
+    range changes nothing, on every node alike (each logs a warning)."""
 
     kind = "counter"
 
@@ -36,11 +39,13 @@ class CounterMachine(CollectionMachine):
     def contents(self) -> int:
         return self.value
 
-    def _add(self, amount: int) -> None:
+    def _add(self, amount: int) -> bool:
         value = self.value + amount
         if not _LOW <= value <= _HIGH:
-            raise OverflowError(f"counter {self.name!r} would reach {value}, outside 64 bits")
+            log.warning("counter %r: adding %d would leave 64 bits; unchanged", self.name, amount)
+            return False
         self.value = value
+        return True
 
     def _set(self, value: int) -> None:
         self.value = value

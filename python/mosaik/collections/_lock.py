@@ -1,34 +1,40 @@
 """`Lock`: named leases with fencing tokens, on the leader's clock.
 
 Time in the replicated state is the leader's, written into the log: while a
-node leads and some lock is held, it proposes a tick ``[TICK, epoch,
-monotonic()]`` every ``tick`` seconds (an eighth of the election timeout),
-one after another, where ``epoch`` is random per unbroken run of ticks (a
-new one after each stint of leadership or pause). Applying a tick advances
-the group's clock by the time since the tick before it in the log, if that
-one had the same epoch; otherwise by nothing. So:
+node leads and some lock is held, it proposes a tick ``[TICK, epoch, term,
+reading]`` every ``tick`` seconds (an eighth of the election timeout), one
+after another, where ``reading`` is its monotonic clock, ``term`` the term
+it leads in and ``epoch`` random per unbroken run of ticks (a new one after
+each pause). A tick counts only if it was appended in the term it was
+stamped in, so by the leader that stamped it (a deposed leader's tick that
+went to the new leader is appended in another term). Applying a counted
+tick that follows another of the same run advances the group's clock by the
+time between their readings; any other tick adds nothing. So:
 
 - replicas never read their own clocks: every node computes the same clock
   from the log alone;
-- time during an election, or while a deposed leader's ticks interleave
-  with the new leader's, is not counted: a leader change lengthens leases,
-  never shortens them;
-- the clock never runs ahead of the leader's real time.
+- time during an election, or around a deposed leader's late tick, is not
+  counted: a leader change lengthens leases, never shortens them;
+- the clock never runs ahead of real time: the counted intervals are of one
+  leader's clock, and with a majority quorum the leaders' terms, hence
+  their counted ticks, follow each other in real time.
 
 A grant or renewal does not start counting at once: it waits for a tick
-that follows, in the log and in the same epoch, another tick that came
-after it. That second tick was read off the clock after the grant was
-applied (the ticker waits for each tick before the next), so a lease
-counts ``ttl`` of the leader's time from after its command arrived, never
-from before. A renewal never shortens a lease, and a lease does not
-expire while a renewal it accepted waits to start counting. A tick that finds a lease
+that follows, in the log and in the same run, another tick that came after
+it. That tick was read off the clock after the grant was applied (the
+ticker waits for each tick before the next), so a lease counts ``ttl`` of
+the leader's time from after its command arrived, never from before. A
+renewal never shortens a lease, and a lease does not expire while a
+renewal it accepted waits to start counting. A tick that finds a lease
 expired removes it. Every grant takes the next fencing token, which only
 grows.
 
 The holder keeps its own deadline, ``ttl`` after it sent its last
-successful acquire or renewal: the replicated state cannot expire the lease
-before then, so a holder that is cut off learns of the loss (`Lease.lost`)
-no later than anyone else could take the lock.
+successful acquire or renewal, on `lease_clock` (which, unlike
+``time.monotonic()``, goes on while the host is suspended): the replicated
+state cannot expire the lease before then, so a holder that is cut off
+learns of the loss (`Lease.lost`) no later than anyone else could take the
+lock.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import logging
 import math
 import os
 import time
+import warnings
+import weakref
 from collections.abc import Generator
 from types import TracebackType
 from typing import Any
@@ -56,32 +64,36 @@ class LockMachine(CollectionMachine):
     pending, seen]``: ``expires`` is infinite until a new grant starts
     counting; ``pending`` is the ttl of a grant or renewal not yet counting
     (0.0: none; a lease with one pending does not expire) and ``seen``
-    whether a tick came since it. Snapshots as
-    ``[now, epoch, last, next_token, name, *row, ...]``."""
+    whether a tick came since it. ``epoch``, ``term`` and ``last`` are the
+    run and reading of the latest tick (``epoch`` empty after a tick that
+    did not count). Snapshots as ``[now, epoch, term, last, next_token,
+    name, *row, ...]``."""
 
     kind = "lock"
     _ROW = 5
+    _HEAD = 5
 
     def reset(self) -> None:
         self.tick = self.consensus.election_timeout.total_seconds() / 8
         self.locks: dict[str, list[Any]] = {}
         self.now = 0.0
         self.epoch = b""
+        self.term = 0
         self.last = 0.0
         self.next_token = 1
 
     def dump(self) -> list[Any]:
-        flat: list[Any] = [self.now, self.epoch, self.last, self.next_token]
+        flat: list[Any] = [self.now, self.epoch, self.term, self.last, self.next_token]
         for name, row in self.locks.items():
             flat.append(name)
             flat.extend(row)
         return flat
 
     def load(self, state: list[Any]) -> None:
-        width = self._ROW + 1
-        rows = state[4:]
+        width, head = self._ROW + 1, self._HEAD
+        rows = state[head:]
         self.locks = {rows[i]: list(rows[i + 1 : i + width]) for i in range(0, len(rows), width)}
-        self.now, self.epoch, self.last, self.next_token = state[:4]
+        self.now, self.epoch, self.term, self.last, self.next_token = state[:head]
 
     def contents(self) -> dict[str, int]:
         return {name: row[1] for name, row in self.locks.items()}
@@ -91,11 +103,21 @@ class LockMachine(CollectionMachine):
         row = self.locks.get(name)
         return row if row is not None and (row[3] or row[2] > self.now) else None
 
-    def _tick(self, epoch: bytes, reading: float) -> None:
-        follows = epoch == self.epoch
+    def apply(self, command: Any, ctx: Any) -> Any:
+        if command[0] == _TICK:
+            return self._tick(ctx.log_position.term, *command[1:])
+        return super().apply(command, ctx)
+
+    def _tick(self, appended_in: int, epoch: bytes, term: int, reading: float) -> None:
+        counted = term == appended_in
+        follows = counted and epoch == self.epoch and term == self.term
         if follows:
             self.now += max(reading - self.last, 0.0)
-        self.epoch, self.last = epoch, reading
+            self.last = max(self.last, reading)
+        elif counted:
+            self.epoch, self.term, self.last = epoch, term, reading
+        else:
+            self.epoch = b""
         now = self.now
         gone = []
         for name, row in self.locks.items():
@@ -134,29 +156,57 @@ class LockMachine(CollectionMachine):
         del self.locks[name]
         return True
 
+    # The tick is dispatched by `apply` (it needs the entry's term).
     OPS = (_tick, _acquire, _renew, _release)
 
 
-def _ttl(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"ttl is a positive number of seconds, not {value!r}")
-    return float(value)
+def lease_clock() -> float:
+    """The clock of `Lease.deadline`, in seconds: ``CLOCK_BOOTTIME`` where
+    there is one (it goes on while the host is suspended, so a holder that
+    slept past its lease does not think it still holds), else
+    ``time.monotonic()``."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 def _lock_name(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"a lock name is a non-empty str, not {value!r}")
+    if not isinstance(value, str):
+        raise TypeError(f"a lock name is a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError("a lock name must not be empty")
     return value
+
+
+class _Keeping:
+    """What a lease and its keeper task share (the task holds no reference
+    to the `Lease`, so a lease dropped without release is collected, and
+    its finalizer releases it)."""
+
+    __slots__ = ("deadline", "keeper", "lost")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.keeper: asyncio.Task[None] | None = None
+
+    def lose(self, name: str, token: int, why: str) -> None:
+        if not self.lost.done():
+            self.lost.set_result(why)
+            log.info("lock %r: lease %d lost: %s", name, token, why)
 
 
 class Lease:
     """One grant of a lock: ``token`` is its fencing token, larger than any
-    earlier grant's. The lease renews itself in the background until it is
-    released or lost; `lost` resolves then. Pass ``token`` to whatever the
-    lock protects and have it refuse tokens older than one it has seen: the
-    lock alone cannot stop a holder that was paused past its lease."""
+    earlier grant's. The lease renews itself in the background every ``ttl
+    / 3`` until it is released or lost; `lost` resolves then. Pass ``token``
+    to whatever the lock protects and have it refuse tokens older than one
+    it has seen: the lock alone cannot stop a holder that was paused past
+    its lease. A lease that is dropped without `release` is released when
+    it is garbage-collected (and warns)."""
 
-    __slots__ = ("_keeper", "_lock", "_lost", "deadline", "holder", "name", "token", "ttl")
+    __slots__ = ("__weakref__", "_keeping", "_lock", "holder", "name", "token", "ttl")
 
     def __init__(
         self, lock: Lock, name: str, holder: bytes, token: int, ttl: float, sent: float
@@ -166,80 +216,43 @@ class Lease:
         self.holder = holder
         self.token = token
         self.ttl = ttl
-        self.deadline = sent + ttl
-        """`time.monotonic()` until which this lease surely holds, if not lost."""
-        self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        keeping = self._keeping = _Keeping(sent + ttl)
+        keeping.keeper = asyncio.get_running_loop().create_task(
+            _keep(lock, keeping, name, holder, token, ttl)
+        )
+        weakref.finalize(self, _abandon, lock, keeping, name, holder, token)
+
+    @property
+    def deadline(self) -> float:
+        """The `lease_clock` reading until which this lease surely holds
+        unless it is lost: ``ttl`` after the last successful renewal was sent."""
+        return self._keeping.deadline
 
     @property
     def held(self) -> bool:
         """Neither released nor lost (as far as this node can tell now)."""
-        return not self._lost.done() and time.monotonic() < self.deadline
+        keeping = self._keeping
+        return not keeping.lost.done() and lease_clock() < keeping.deadline
 
     async def lost(self) -> str:
         """Resolves when the lease is gone (released, expired, or not
         renewed in time); why, in words."""
-        return await asyncio.shield(self._lost)
+        return await asyncio.shield(self._keeping.lost)
 
     async def renew(self) -> bool:
-        """Renews now (the background renewal does this every ``ttl / 3``);
-        whether the group still granted it to this lease."""
-        sent = time.monotonic()
-        ok: bool = await self._lock._call(
-            [_RENEW, self.name, self.holder, self.token, self.ttl], None
-        )
-        if ok:
-            self.deadline = max(self.deadline, sent + self.ttl)
-        else:
-            self._lose("the group no longer grants it to this lease")
-        return ok
+        """Renews now; whether the group still granted it to this lease."""
+        return await _renew(self._lock, self._keeping, self.name, self.holder, self.token, self.ttl)
 
     async def release(self) -> None:
-        """Gives the lock back; `lost` resolves. Raises what the command
-        raised (the lease then expires within ``ttl``)."""
-        self._keeper.cancel()
-        if self._lost.done():
-            return
-        self._lose("released")
+        """Gives the lock back; `lost` resolves. Sent even when the lease is
+        already lost here (a renewal whose answer was lost may have kept it
+        in the group). Raises what the command raised; the lease then
+        expires within ``ttl``."""
+        keeping = self._keeping
+        if keeping.keeper is not None:
+            keeping.keeper.cancel()
+        keeping.lose(self.name, self.token, "released")
         await self._lock._call([_RELEASE, self.name, self.holder, self.token], None)
-
-    def _lose(self, why: str) -> None:
-        if not self._lost.done():
-            self._lost.set_result(why)
-            log.info("lock %r: lease %d lost: %s", self.name, self.token, why)
-
-    def _still_granted(self, machine: LockMachine) -> bool:
-        row = machine.holding(self.name)
-        return row is not None and row[0] == self.holder and row[1] == self.token
-
-    async def _keep(self) -> None:
-        """Renews every ``ttl / 3`` and watches the local state until lost."""
-        lock = self._lock
-        renew_at = self.deadline - self.ttl * 2 / 3
-        while not self._lost.done():
-            now = time.monotonic()
-            if now >= self.deadline:
-                self._lose(f"not renewed within ttl {self.ttl:g} s")
-                return
-            if now >= renew_at:
-                try:
-                    await asyncio.wait_for(self.renew(), self.deadline - now)
-                    renew_at = time.monotonic() + self.ttl / 3
-                except (CommandOffline, CommandUnknown, TimeoutError):
-                    renew_at = time.monotonic() + min(self.ttl / 10, 0.25)
-                except GroupTerminated:
-                    self._lose("the lock's group was left")
-                    return
-                continue
-            wait = min(renew_at, self.deadline) - now
-            try:
-                granted = await lock._until(lambda m: not self._still_granted(m), wait)
-            except GroupTerminated:
-                self._lose("the lock's group was left")
-                return
-            if granted:
-                self._lose("released or expired in the group")
-                return
 
     async def __aenter__(self) -> Lease:
         return self
@@ -263,6 +276,88 @@ class Lease:
 
     def __repr__(self) -> str:
         return f"Lease({self.name!r}, token={self.token}, held={self.held})"
+
+
+def _still_granted(machine: LockMachine, name: str, holder: bytes, token: int) -> bool:
+    row = machine.holding(name)
+    return row is not None and row[0] == holder and row[1] == token
+
+
+async def _renew(
+    lock: Lock, keeping: _Keeping, name: str, holder: bytes, token: int, ttl: float
+) -> bool:
+    sent = lease_clock()
+    ok: bool = await lock._call([_RENEW, name, holder, token, ttl], None)
+    if ok:
+        keeping.deadline = max(keeping.deadline, sent + ttl)
+    else:
+        keeping.lose(name, token, "the group no longer grants it to this lease")
+    return ok
+
+
+async def _keep(
+    lock: Lock, keeping: _Keeping, name: str, holder: bytes, token: int, ttl: float
+) -> None:
+    """Renews every ``ttl / 3`` and watches the local state until the lease
+    is lost; whatever ends this task loses the lease."""
+    try:
+        renew_at = keeping.deadline - ttl * 2 / 3
+        while not keeping.lost.done():
+            now = lease_clock()
+            if now >= keeping.deadline:
+                keeping.lose(name, token, f"not renewed within ttl {ttl:g} s")
+                return
+            if now >= renew_at:
+                try:
+                    await asyncio.wait_for(
+                        _renew(lock, keeping, name, holder, token, ttl), keeping.deadline - now
+                    )
+                    renew_at = lease_clock() + ttl / 3
+                except GroupTerminated:
+                    raise
+                except (CommandError, TimeoutError):
+                    renew_at = lease_clock() + min(ttl / 10, 0.25)
+                continue
+            wait = min(renew_at, keeping.deadline) - now
+            gone = await lock._until(lambda m: not _still_granted(m, name, holder, token), wait)
+            if gone:
+                keeping.lose(name, token, "released or expired in the group")
+    except GroupTerminated:
+        keeping.lose(name, token, "the lock's group was left")
+    finally:
+        keeping.lose(name, token, "its keeper stopped")
+
+
+def _abandon(lock: Lock, keeping: _Keeping, name: str, holder: bytes, token: int) -> None:
+    """A lease was collected: stop renewing it and release it if it held."""
+    if keeping.keeper is not None:
+        keeping.keeper.cancel()
+    if keeping.lost.done():
+        return
+    keeping.lose(name, token, "dropped without release")
+    warnings.warn(
+        f"lock {name!r}: lease {token} was dropped without release(); releasing it",
+        ResourceWarning,
+        stacklevel=1,
+    )
+    with contextlib.suppress(RuntimeError):  # the loop is gone: the lease expires
+        loop = keeping.lost.get_loop()
+        loop.call_soon_threadsafe(_release_later, loop, lock, name, holder, token)
+
+
+def _release_later(
+    loop: asyncio.AbstractEventLoop, lock: Lock, name: str, holder: bytes, token: int
+) -> None:
+    async def release() -> None:
+        with contextlib.suppress(CommandError):
+            await lock._call([_RELEASE, name, holder, token], None)
+
+    _background.add(task := loop.create_task(release()))
+    task.add_done_callback(_background.discard)
+
+
+# Releases of dropped leases, kept until done.
+_background: set[asyncio.Task[None]] = set()
 
 
 class Acquiring:
@@ -295,7 +390,7 @@ class Acquiring:
 class Lock(Collection):
     """Named locks granted as leases, with fencing tokens.
 
-    >>> locks = Lock.writer(net, "jobs")
+    >>> locks = Lock.writer(net, "jobs", consensus=ConsensusConfig(min_quorum=2))
     >>> async with locks.acquire("job-7", ttl=10) as lease:
     ...     await storage.write(result, fencing_token=lease.token)
 
@@ -303,6 +398,7 @@ class Lock(Collection):
     holder that stops renewing (crash, partition) loses the lock about
     ``ttl`` plus three ticks (3/8 of an election timeout) after its last
     renewal in a steady group, plus the election when the leader fails too.
+    Leases only count while the leader's event loop runs its ticks.
 
     These guarantees need ``consensus=ConsensusConfig(min_quorum=...)`` set
     to a majority of the members (2 of 3): with the default 1, a member cut
@@ -313,15 +409,15 @@ class Lock(Collection):
     _machine_type = LockMachine
 
     def _opened(self) -> None:
+        machine = self._machine
+        if not self._writable or getattr(machine, "ticker", None) is not None:
+            return
         if self._group.config().consensus.min_quorum < 2:
             log.warning(
                 "lock %r runs with min_quorum 1: a member cut off from the others "
                 "grants locks on its own; set min_quorum to a majority of the members",
                 self._name,
             )
-        machine = self._machine
-        if not self._writable or getattr(machine, "ticker", None) is not None:
-            return
         # One clock per group on this node, however many handles share it.
         machine.ticker = asyncio.get_running_loop().create_task(self._tick_while_leading())
 
@@ -336,8 +432,9 @@ class Lock(Collection):
                         epoch = b""  # a pause: the next tick starts a new run
                     else:
                         epoch = epoch or os.urandom(8)
+                        tick = [_TICK, epoch, group.log_position().term, time.monotonic()]
                         with contextlib.suppress(CommandOffline, CommandUnknown):
-                            await group.execute([_TICK, epoch, time.monotonic()])
+                            await group.execute(tick)
                     await asyncio.sleep(machine.tick)
 
     # -- local reads --------------------------------------------------------
@@ -357,46 +454,71 @@ class Lock(Collection):
 
     # -- acquiring ----------------------------------------------------------
 
+    def _ttl(self, value: object) -> float:
+        least = 4 * self._machine.tick
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"ttl is a number of seconds, not {type(value).__name__}")
+        if not math.isfinite(value) or value < least:
+            raise ValueError(
+                f"ttl must be finite and at least {least:g} s (half an election timeout), "
+                f"not {value!r}"
+            )
+        return float(value)
+
     def acquire(self, name: str, ttl: float = 10.0, *, timeout: float | None = None) -> Acquiring:
         """Waits until this caller holds ``name`` (at most ``timeout``
         seconds, then `TimeoutError`; a grant whose answer was lost on the
         way then expires within ``ttl``); ``async with`` releases on exit.
         Offline spells and lost answers are waited out, not raised."""
-        return Acquiring(self, _lock_name(name), _ttl(ttl), timeout)
+        self._check_writable()
+        return Acquiring(self, _lock_name(name), self._ttl(ttl), timeout)
 
     async def try_acquire(self, name: str, ttl: float = 10.0) -> Lease | None:
         """A lease on ``name`` if it is free now, else None. An answer that
         is lost on the way is asked for again with the same request id, so
         a grant is never made twice; `mosaik.CommandUnknown` only once no
         answer came within ``ttl``."""
-        return await self._try(_lock_name(name), _ttl(ttl), os.urandom(16))
-
-    async def _try(self, name: str, ttl: float, holder: bytes) -> Lease | None:
-        sent = time.monotonic()
+        name, ttl = _lock_name(name), self._ttl(ttl)
+        holder = os.urandom(16)
+        sent = lease_clock()
         while True:
             try:
                 token: int = await self._call([_ACQUIRE, name, holder, ttl], holder)
                 break
             except CommandUnknown:
-                if time.monotonic() - sent >= ttl:
+                if lease_clock() - sent >= ttl:
                     raise
-        if token == 0:
+        return await self._lease(name, holder, token, ttl, sent)
+
+    async def _lease(
+        self, name: str, holder: bytes, token: int, ttl: float, start: float
+    ) -> Lease | None:
+        """The lease of a grant that counts from ``start``, or None for no
+        grant. A grant answered too late to be sure of (``ttl`` after
+        ``start``) is renewed first, and is the lease only if that renewal
+        finds it still granted."""
+        if not token:
             return None
-        return Lease(self, name, holder, token, ttl, sent)
+        if lease_clock() < start + ttl:
+            return Lease(self, name, holder, token, ttl, start)
+        sent = lease_clock()
+        if await self._call([_RENEW, name, holder, token, ttl], None):
+            return Lease(self, name, holder, token, ttl, sent)
+        return None
 
     async def _acquire(self, name: str, ttl: float, within: float | None) -> Lease:
         """Asks until granted, as one holder throughout: an attempt whose
         answer was lost may have granted, and a later attempt by the same
         holder gets that grant's token back instead of waiting for it to
         expire. The lease then counts from the earliest such attempt."""
-        deadline = None if within is None else time.monotonic() + within
+        deadline = None if within is None else lease_clock() + within
         machine: LockMachine = self._machine
         holder = os.urandom(16)
         unanswered: float | None = None  # when the oldest attempt that may have granted was sent
         attempt = 0
         while True:
             attempt += 1
-            sent = time.monotonic()
+            sent = lease_clock()
             token: int | None = None
             call = self._call([_ACQUIRE, name, holder, ttl], holder + attempt.to_bytes(8, "big"))
             try:
@@ -408,15 +530,19 @@ class Lock(Collection):
             except CommandOffline:
                 pass
             if token:
-                return Lease(
-                    self, name, holder, token, ttl, sent if unanswered is None else unanswered
-                )
-            if token == 0:
+                start = sent if unanswered is None else unanswered
+                lease = await self._lease(name, holder, token, ttl, start)
+                if lease is not None:
+                    return lease
+            elif token == 0:
                 unanswered = None  # our grant would have come back: there is none
-            left = None if deadline is None else deadline - time.monotonic()
+            left = None if deadline is None else deadline - lease_clock()
             if left is not None and left <= 0:
                 raise TimeoutError(f"lock {name!r} was not acquired within {within:g} s")
-            # Try again once it is free here, or after a while anyway (an
-            # offline node may not hear of the release).
             poll = 4 * machine.tick if left is None else min(4 * machine.tick, left)
-            await self._until(lambda m: m.holding(name) is None, poll)
+            if token is None:
+                await asyncio.sleep(poll)  # no answer: do not ask again at once
+            else:
+                # Try again once it is free here, or after a while anyway
+                # (an offline node may not hear of the release).
+                await self._until(lambda m: m.holding(name) is None, poll)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, overload
 
-from ._base import Collection, CollectionMachine, copy_out, hashable
+from ._base import Collection, CollectionMachine, copy_out, hashable, same
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,7 +52,7 @@ class MapMachine(CollectionMachine):
         if expected is None:
             if key in data:
                 return False
-        elif key not in data or data[key] != expected:
+        elif key not in data or not same(data[key], expected):
             return False
         if new is None:
             data.pop(key, None)
@@ -120,10 +120,15 @@ class Map(Collection, Generic[K, V]):
         return await self._execute([_REMOVE, hashable(key, "key")], request_id)
 
     async def extend(
-        self, items: Mapping[K, V] | Iterable[tuple[K, V]], *, request_id: bytes | None = None
+        self,
+        items: Mapping[K, V] | Map[K, V] | Iterable[tuple[K, V]],
+        *,
+        request_id: bytes | None = None,
     ) -> int:
-        """Sets every pair at once (as ``dict.update``), in one command; the version."""
-        pairs = items.items() if isinstance(items, Mapping) else items
+        """Sets every pair at once (as ``dict.update``: from a mapping, another
+        `Map`, or pairs), in one command; the version."""
+        # A Map iterates over its keys, as a dict does: take its pairs.
+        pairs = [(k, items[k]) for k in items.keys()] if isinstance(items, Mapping | Map) else items  # noqa: SIM118
         flat: list[Any] = []
         for key, value in pairs:
             flat.append(hashable(key, "key"))
@@ -137,9 +142,9 @@ class Map(Collection, Generic[K, V]):
     async def compare_exchange(
         self, key: K, expected: V | None, new: V | None, *, request_id: bytes | None = None
     ) -> bool:
-        """Sets ``key`` to ``new`` if it holds ``expected`` when the command
-        applies; ``None`` stands for absent (``expected=None``: only if the
-        key is absent; ``new=None``: remove it). A failed exchange commits
-        as a no-op and returns False."""
+        """Sets ``key`` to ``new`` if it holds ``expected`` (equal and of
+        the same types) when the command applies. ``None`` stands for
+        absent: ``expected=None`` only if the key is absent, ``new=None``
+        removes it. A failed exchange commits as a no-op and returns False."""
         result: bool = await self._call([_SWAP, hashable(key, "key"), expected, new], request_id)
         return result

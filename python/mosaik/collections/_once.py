@@ -69,4 +69,6 @@ class Once(Collection, Generic[T]):
 
     async def set(self, value: T, *, request_id: bytes | None = None) -> int:
         """Sets the value unless it is set already (then nothing changes); the version."""
+        if value is None:
+            raise ValueError("Once.set takes a value, not None (get() returns None until set)")
         return await self._execute([_SET, value], request_id)

@@ -73,7 +73,11 @@ class PriorityQueueMachine(CollectionMachine):
         self.entries[key] = [value, priority, seq]
         heapq.heappush(self.low, (priority, seq, key))
         heapq.heappush(self.high, (-priority, seq, key))
-        if len(self.low) > 2 * len(self.entries) + 64:
+        self._compact()
+
+    def _compact(self) -> None:
+        """Rebuilds the heaps once stale rows outnumber live ones."""
+        if max(len(self.low), len(self.high)) > 2 * len(self.entries) + 64:
             self._install(self.entries, self.seq)
 
     def _insert(self, key: Any, value: Any, priority: float) -> None:
@@ -84,6 +88,7 @@ class PriorityQueueMachine(CollectionMachine):
         if key is _ABSENT:
             return None
         value, priority, _ = self.entries.pop(key)
+        self._compact()
         return [key, value, priority]
 
     def _pop_min(self) -> list[Any] | None:
@@ -93,13 +98,15 @@ class PriorityQueueMachine(CollectionMachine):
         return self._pop(self.high)
 
     def _remove(self, key: Any) -> None:
-        self.entries.pop(key, None)
+        if self.entries.pop(key, None) is not None:
+            self._compact()
 
     def _update(self, key: Any, priority: float) -> bool:
         entry = self.entries.get(key)
         if entry is None:
             return False
-        self._add(key, entry[0], priority)
+        if entry[1] != priority or type(entry[1]) is not type(priority):
+            self._add(key, entry[0], priority)
         return True
 
     OPS = (_insert, _pop_min, _pop_max, _remove, _update)
@@ -190,6 +197,8 @@ class PriorityQueue(Collection, Generic[K, V]):
     async def update_priority(
         self, key: K, priority: float, *, request_id: bytes | None = None
     ) -> int:
-        """Gives the entry of ``key`` a new priority (nothing if absent); the version."""
+        """Gives the entry of ``key`` a new priority (nothing if absent); the
+        version. The entry goes behind others of the new priority (it keeps
+        its place when the priority does not change)."""
         command = [_UPDATE, hashable(key, "key"), _priority(priority)]
         return await self._execute(command, request_id)

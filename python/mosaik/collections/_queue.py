@@ -77,6 +77,8 @@ class Queue(Collection, Generic[T]):
     ) -> bool:
         """Appends ``item``; with ``maxsize``, only if the queue holds fewer
         items than that when the command applies. Whether it was added."""
+        if item is None:
+            raise ValueError("a queue item must not be None (get() returns None for empty)")
         if maxsize is None:
             await self._execute([_PUT, item], request_id)
             return True

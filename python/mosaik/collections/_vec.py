@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, Generic, TypeVar, overload
 
 from ._base import Collection, CollectionMachine, copy_out
@@ -55,9 +56,8 @@ class VecMachine(CollectionMachine):
         self.items.extend(items)
 
     def _truncate(self, length: int) -> None:
-        items = self.items
-        while len(items) > length:
-            items.pop()
+        if len(self.items) > length:
+            self.items = deque(islice(self.items, length))
 
     def _clear(self) -> None:
         self.items = deque()
@@ -149,7 +149,8 @@ class Vec(Collection, Generic[T]):
         return await self._execute([_INSERT, _index(index, "index"), item], request_id)
 
     async def remove(self, index: int, *, request_id: bytes | None = None) -> int:
-        """Removes the item at ``index`` (nothing when out of range); the version."""
+        """Removes the item at ``index`` (nothing when out of range: unlike
+        ``list.remove``, this takes an index, not a value); the version."""
         return await self._execute([_REMOVE, _index(index, "index")], request_id)
 
     async def extend(self, items: Iterable[T], *, request_id: bytes | None = None) -> int:
