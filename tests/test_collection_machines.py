@@ -171,7 +171,7 @@ def test_priority_queue_matches_a_sorted_model(ops: list[tuple[str, int, int]]) 
             seq += 1
         elif op == "upd":
             assert run(p, [4, key, prio]) == [key in model]
-            if key in model:
+            if key in model and model[key][0] != prio:  # unchanged: keeps its place
                 model[key] = (prio, seq, model[key][2])
                 seq += 1
         elif op == "rm":
