@@ -159,6 +159,9 @@ MALFORMED = {
     "tuple_longer_than_its_extension": ext_tuple(b"\x92\x00") + b"\x00" * 40,
     "tuple_shorter_than_its_extension": ext_tuple(b"\x91\x00\x00") + b"\x00" * 40,
     "short_tuple_holding_a_string": ext_tuple(b"\xa1a"),
+    "short_tuple_longer_than_its_extension": ext_tuple(b"\x92\x00"),
+    "short_tuple_shorter_than_its_extension": ext_tuple(b"\x91\x00\x00"),
+    "short_empty_tuple_extension": ext_tuple(b""),
     "unknown_extension": b"\x92" + bytes([0xC7, 40, 9]) + b"\x00" * 40 + b"\xc0",
 }
 

@@ -11,7 +11,8 @@ Values nest at most `MAX_DEPTH` (32) containers deep, counting lists,
 tuples and dicts (keys included): ``encode`` raises `CodecError` for anything
 deeper, and ``decode`` refuses such bytes with `CodecError` too, found in one
 pass over them before anything is decoded, so that no input can exhaust the
-stack of the thread decoding it.
+stack of the thread decoding it (bytes no longer than `MAX_DEPTH` skip that
+pass: n bytes cannot nest deeper than n containers).
 
 A custom codec is any object with ``encode(obj) -> bytes`` and
 ``decode(data) -> obj``; set it as the ``codec`` class attribute of a state
@@ -89,16 +90,25 @@ _idle_packs = [_new_pack()]
 _unpackb = msgpack.unpackb
 
 
+# The first bytes of a msgpack array: fixarray, array 16, array 32.
+_ARRAY_STARTS = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
+
+
 def _ext(code: int, data: bytes) -> Any:
     if code == _TUPLE:
-        # The whole value, this payload included, was checked before decoding
-        # started: nested at most MAX_DEPTH deep, and a tuple holds an array.
+        # The whole value, this payload included, nests at most MAX_DEPTH
+        # deep: it was checked before decoding started, or it is too short
+        # to nest deeper. A tuple's payload must be one array.
+        if not data or data[0] not in _ARRAY_STARTS:
+            raise CodecError("a tuple's msgpack extension does not hold an array")
         return tuple(_unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False))
     raise CodecError(f"unknown msgpack extension {code}")
 
 
 def _decode(data: bytes) -> Any:
-    check_msgpack_depth(data)
+    # n bytes cannot nest deeper than n containers: short ones need no check.
+    if len(data) > MAX_DEPTH:
+        check_msgpack_depth(data)
     return _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
 
 
@@ -130,7 +140,8 @@ class MsgpackCodec:
     def decode(self, data: bytes) -> Any:
         # The body of `_decode`, inlined: this is the hot path of queries.
         try:
-            check_msgpack_depth(data)
+            if len(data) > MAX_DEPTH:
+                check_msgpack_depth(data)
             return _unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False)
         except CodecError:
             raise

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -295,9 +295,11 @@ class Collection:
                 f"{type(self).__name__} {self._name!r} was opened with reader(): it cannot write"
             )
 
-    async def _execute(self, command: list[Any], request_id: bytes | None) -> int:
+    def _execute(self, command: Any, request_id: bytes | None) -> Coroutine[Any, Any, int]:
+        """`Group.execute` of ``command``: its coroutine, handed on as it is
+        (no coroutine of its own: this is every plain write's path)."""
         self._check_writable()
-        return await self._group.execute(command, request_id=request_id)
+        return self._group.execute(command, request_id=request_id)
 
     async def _call(self, command: list[Any], request_id: bytes | None) -> Any:
         """`Group.call` with a request id (a fresh one if none was given), so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
 from ._base import Collection, CollectionMachine, copy_out, same
@@ -58,13 +59,13 @@ class Cell(Collection, Generic[T]):
         value: T | None = copy_out(self._machine.value)
         return value
 
-    async def set(self, value: T, *, request_id: bytes | None = None) -> int:
+    def set(self, value: T, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Replaces the value; the version."""
-        return await self._execute([_SET, value], request_id)
+        return self._execute([_SET, value], request_id)
 
-    async def clear(self, *, request_id: bytes | None = None) -> int:
+    def clear(self, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Empties the cell; the version."""
-        return await self._execute([_CLEAR], request_id)
+        return self._execute([_CLEAR], request_id)
 
     async def compare_exchange(
         self, expected: T | None, new: T | None, *, request_id: bytes | None = None

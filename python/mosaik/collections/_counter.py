@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from ._base import Collection, CollectionMachine
 
 log = logging.getLogger("mosaik")
 
-_ADD, _SET = range(2)
+_SET = 0
 _LOW, _HIGH = -(1 << 63), (1 << 63) - 1
 
 
@@ -22,8 +23,10 @@ def _int64(value: object, what: str) -> int:
 
 
 class CounterMachine(CollectionMachine):
-    """An int; snapshots as ``[value]``. An add that would leave the 64-bit
-    range changes nothing, on every node alike (each logs a warning)."""
+    """An int; snapshots as ``[value]``. A command that is a bare int adds
+    it (as compact as a command can be); ``[SET, n]`` sets. An add that
+    would leave the 64-bit range changes nothing, on every node alike (each
+    logs a warning)."""
 
     kind = "counter"
 
@@ -39,18 +42,20 @@ class CounterMachine(CollectionMachine):
     def contents(self) -> int:
         return self.value
 
-    def _add(self, amount: int) -> bool:
-        value = self.value + amount
-        if not _LOW <= value <= _HIGH:
-            log.warning("counter %r: adding %d would leave 64 bits; unchanged", self.name, amount)
+    def apply(self, command: Any, ctx: Any) -> Any:
+        if type(command) is int:
+            value = self.value + command
+            if _LOW <= value <= _HIGH:
+                self.value = value
+                return True
+            log.warning("counter %r: adding %d would leave 64 bits; unchanged", self.name, command)
             return False
-        self.value = value
-        return True
+        return self.OPS[command[0]](self, *command[1:])
 
     def _set(self, value: int) -> None:
         self.value = value
 
-    OPS = (_add, _set)
+    OPS = (_set,)
 
 
 class Counter(Collection):
@@ -71,12 +76,14 @@ class Counter(Collection):
         value: int = self._machine.value
         return value
 
-    async def add(self, amount: int = 1, *, request_id: bytes | None = None) -> int:
+    def add(self, amount: int = 1, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Adds ``amount`` (may be negative); the version. An add that would
         take the value outside 64 bits commits and changes nothing (the
         nodes log it)."""
-        return await self._execute([_ADD, _int64(amount, "amount")], request_id)
+        if type(amount) is not int or not _LOW <= amount <= _HIGH:
+            _int64(amount, "amount")
+        return self._execute(amount, request_id)
 
-    async def set(self, value: int, *, request_id: bytes | None = None) -> int:
+    def set(self, value: int, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Sets the value; the version."""
-        return await self._execute([_SET, _int64(value, "value")], request_id)
+        return self._execute([_SET, _int64(value, "value")], request_id)

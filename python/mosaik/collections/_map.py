@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, overload
 
 from ._base import Collection, CollectionMachine, copy_out, hashable, same
@@ -34,6 +34,12 @@ class MapMachine(CollectionMachine):
 
     def contents(self) -> dict[Any, Any]:
         return self.data
+
+    def apply(self, command: Any, ctx: Any) -> Any:
+        if command[0] == _INSERT:  # the common write, without the dispatch
+            self.data[command[1]] = command[2]
+            return None
+        return self.OPS[command[0]](self, *command[1:])
 
     def _insert(self, key: Any, value: Any) -> None:
         self.data[key] = value
@@ -111,20 +117,29 @@ class Map(Collection, Generic[K, V]):
 
     # -- writes -------------------------------------------------------------
 
-    async def insert(self, key: K, value: V, *, request_id: bytes | None = None) -> int:
+    def insert(
+        self, key: K, value: V, *, request_id: bytes | None = None
+    ) -> Coroutine[Any, Any, int]:
         """Sets ``key`` to ``value``; the version."""
-        return await self._execute([_INSERT, hashable(key, "key"), value], request_id)
+        # The checks of `_execute` and `hashable`, inlined: the hot write.
+        if not self._writable:
+            self._check_writable()
+        try:
+            hash(key)
+        except TypeError:
+            hashable(key, "key")
+        return self._group.execute([_INSERT, key, value], request_id=request_id)
 
-    async def remove(self, key: K, *, request_id: bytes | None = None) -> int:
+    def remove(self, key: K, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes ``key`` if present; the version."""
-        return await self._execute([_REMOVE, hashable(key, "key")], request_id)
+        return self._execute([_REMOVE, hashable(key, "key")], request_id)
 
-    async def extend(
+    def extend(
         self,
         items: Mapping[K, V] | Map[K, V] | Iterable[tuple[K, V]],
         *,
         request_id: bytes | None = None,
-    ) -> int:
+    ) -> Coroutine[Any, Any, int]:
         """Sets every pair at once (as ``dict.update``: from a mapping, another
         `Map`, or pairs), in one command; the version."""
         # A Map iterates over its keys, as a dict does: take its pairs.
@@ -133,11 +148,11 @@ class Map(Collection, Generic[K, V]):
         for key, value in pairs:
             flat.append(hashable(key, "key"))
             flat.append(value)
-        return await self._execute([_EXTEND, flat], request_id)
+        return self._execute([_EXTEND, flat], request_id)
 
-    async def clear(self, *, request_id: bytes | None = None) -> int:
+    def clear(self, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes every key; the version."""
-        return await self._execute([_CLEAR], request_id)
+        return self._execute([_CLEAR], request_id)
 
     async def compare_exchange(
         self, key: K, expected: V | None, new: V | None, *, request_id: bytes | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
 from ._base import Collection, CollectionMachine, copy_out
@@ -67,8 +68,8 @@ class Once(Collection, Generic[T]):
         value: T = copy_out(self._machine.state[1])
         return value
 
-    async def set(self, value: T, *, request_id: bytes | None = None) -> int:
+    def set(self, value: T, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Sets the value unless it is set already (then nothing changes); the version."""
         if value is None:
             raise ValueError("Once.set takes a value, not None (get() returns None until set)")
-        return await self._execute([_SET, value], request_id)
+        return self._execute([_SET, value], request_id)

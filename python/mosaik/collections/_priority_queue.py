@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Coroutine
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._base import Collection, CollectionMachine, copy_out, hashable
@@ -173,12 +174,12 @@ class PriorityQueue(Collection, Generic[K, V]):
 
     # -- writes -------------------------------------------------------------
 
-    async def insert(
+    def insert(
         self, key: K, value: V, priority: float, *, request_id: bytes | None = None
-    ) -> int:
+    ) -> Coroutine[Any, Any, int]:
         """Adds the entry (replacing one of the same key); the version."""
         command = [_INSERT, hashable(key, "key"), value, _priority(priority)]
-        return await self._execute(command, request_id)
+        return self._execute(command, request_id)
 
     async def pop_min(self, *, request_id: bytes | None = None) -> Entry[K, V] | None:
         """Removes and returns the entry of lowest priority (None when
@@ -190,15 +191,15 @@ class PriorityQueue(Collection, Generic[K, V]):
         empty), exactly once."""
         return _entry(await self._call([_POP_MAX], request_id))
 
-    async def remove(self, key: K, *, request_id: bytes | None = None) -> int:
+    def remove(self, key: K, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes the entry of ``key`` if present; the version."""
-        return await self._execute([_REMOVE, hashable(key, "key")], request_id)
+        return self._execute([_REMOVE, hashable(key, "key")], request_id)
 
-    async def update_priority(
+    def update_priority(
         self, key: K, priority: float, *, request_id: bytes | None = None
-    ) -> int:
+    ) -> Coroutine[Any, Any, int]:
         """Gives the entry of ``key`` a new priority (nothing if absent); the
         version. The entry goes behind others of the new priority (it keeps
         its place when the priority does not change)."""
         command = [_UPDATE, hashable(key, "key"), _priority(priority)]
-        return await self._execute(command, request_id)
+        return self._execute(command, request_id)

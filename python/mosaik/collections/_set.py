@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from ._base import Collection, CollectionMachine, hashable
@@ -65,19 +65,21 @@ class Set(Collection, Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return iter(self._locked(lambda m: list(m.members)))
 
-    async def insert(self, member: T, *, request_id: bytes | None = None) -> int:
+    def insert(self, member: T, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Adds ``member``; the version."""
-        return await self._execute([_INSERT, hashable(member, "set member")], request_id)
+        return self._execute([_INSERT, hashable(member, "set member")], request_id)
 
-    async def remove(self, member: T, *, request_id: bytes | None = None) -> int:
+    def remove(self, member: T, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes ``member`` if present; the version."""
-        return await self._execute([_REMOVE, hashable(member, "set member")], request_id)
+        return self._execute([_REMOVE, hashable(member, "set member")], request_id)
 
-    async def extend(self, members: Iterable[T], *, request_id: bytes | None = None) -> int:
+    def extend(
+        self, members: Iterable[T], *, request_id: bytes | None = None
+    ) -> Coroutine[Any, Any, int]:
         """Adds every member, in one command; the version."""
         listed = [hashable(m, "set member") for m in members]
-        return await self._execute([_EXTEND, listed], request_id)
+        return self._execute([_EXTEND, listed], request_id)
 
-    async def clear(self, *, request_id: bytes | None = None) -> int:
+    def clear(self, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes every member; the version."""
-        return await self._execute([_CLEAR], request_id)
+        return self._execute([_CLEAR], request_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from itertools import islice
 from typing import Any, Generic, TypeVar, overload
 
@@ -126,13 +126,13 @@ class Vec(Collection, Generic[T]):
 
     # -- writes -------------------------------------------------------------
 
-    async def push_back(self, item: T, *, request_id: bytes | None = None) -> int:
+    def push_back(self, item: T, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Appends ``item``; the version."""
-        return await self._execute([_PUSH_BACK, item], request_id)
+        return self._execute([_PUSH_BACK, item], request_id)
 
-    async def push_front(self, item: T, *, request_id: bytes | None = None) -> int:
+    def push_front(self, item: T, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Puts ``item`` first; the version."""
-        return await self._execute([_PUSH_FRONT, item], request_id)
+        return self._execute([_PUSH_FRONT, item], request_id)
 
     async def pop_back(self, *, request_id: bytes | None = None) -> T | None:
         """Removes and returns the last item (None when empty), exactly once."""
@@ -144,26 +144,30 @@ class Vec(Collection, Generic[T]):
         item: T | None = await self._call([_POP_FRONT], request_id)
         return item
 
-    async def insert(self, index: int, item: T, *, request_id: bytes | None = None) -> int:
+    def insert(
+        self, index: int, item: T, *, request_id: bytes | None = None
+    ) -> Coroutine[Any, Any, int]:
         """Inserts ``item`` before ``index``, as ``list.insert``; the version."""
-        return await self._execute([_INSERT, _index(index, "index"), item], request_id)
+        return self._execute([_INSERT, _index(index, "index"), item], request_id)
 
-    async def remove(self, index: int, *, request_id: bytes | None = None) -> int:
+    def remove(self, index: int, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes the item at ``index`` (nothing when out of range: unlike
         ``list.remove``, this takes an index, not a value); the version."""
-        return await self._execute([_REMOVE, _index(index, "index")], request_id)
+        return self._execute([_REMOVE, _index(index, "index")], request_id)
 
-    async def extend(self, items: Iterable[T], *, request_id: bytes | None = None) -> int:
+    def extend(
+        self, items: Iterable[T], *, request_id: bytes | None = None
+    ) -> Coroutine[Any, Any, int]:
         """Appends every item, in one command; the version."""
-        return await self._execute([_EXTEND, list(items)], request_id)
+        return self._execute([_EXTEND, list(items)], request_id)
 
-    async def truncate(self, length: int, *, request_id: bytes | None = None) -> int:
+    def truncate(self, length: int, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Keeps the first ``length`` items; the version."""
         length = _index(length, "length")
         if length < 0:
             raise ValueError(f"length must not be negative, not {length}")
-        return await self._execute([_TRUNCATE, length], request_id)
+        return self._execute([_TRUNCATE, length], request_id)
 
-    async def clear(self, *, request_id: bytes | None = None) -> int:
+    def clear(self, *, request_id: bytes | None = None) -> Coroutine[Any, Any, int]:
         """Removes every item; the version."""
-        return await self._execute([_CLEAR], request_id)
+        return self._execute([_CLEAR], request_id)
