@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import mosaik
 
@@ -47,3 +49,21 @@ def member_arguments() -> argparse.ArgumentParser:
     parser.add_argument("--secret", required=True, help="node secret, 64 hex chars")
     parser.add_argument("--bootstrap", action="append", default=[])
     return parser
+
+
+async def spawn_member(
+    args: list[str], stderr: Path, limit: int = 1 << 16
+) -> asyncio.subprocess.Process:
+    """A member process running ``args`` (after this Python), its stdin and
+    stdout piped, its stderr in ``stderr``, unbuffered; ``limit`` bounds a
+    line it prints."""
+    with stderr.open("wb") as err:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            limit=limit,
+        )

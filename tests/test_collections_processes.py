@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections import Counter as Multiset
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from process_io import spawn_member
 from timings import FAST
 
 import mosaik
@@ -110,19 +110,11 @@ class Node:
         return self.stderr.read_text()[-3000:] if self.stderr.exists() else ""
 
     async def start(self, bootstrap: list[str]) -> None:
-        args = [sys.executable, str(COLLECTION_NODE), "--key", self.cluster.key.to_hex()]
+        args = [str(COLLECTION_NODE), "--key", self.cluster.key.to_hex()]
         args += ["--secret", self.secret]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
-        with self.stderr.open("wb") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                *args,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                limit=1 << 22,
-            )
+        self.proc = await spawn_member(args, self.stderr, 1 << 22)
         self.cluster.procs.append(self.proc)
         self.ready = asyncio.get_running_loop().create_future()
         self.reader = asyncio.create_task(self._read(self.proc))

@@ -27,13 +27,13 @@ import hashlib
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from process_io import spawn_member
 from timings import FAST
 
 import mosaik
@@ -101,22 +101,14 @@ class Node:
 
     async def start(self, bootstrap: list[str]) -> None:
         self.runs += 1
-        args = [sys.executable, str(COMMAND_NODE), "--key", self.cluster.key.to_hex()]
+        args = [str(COMMAND_NODE), "--key", self.cluster.key.to_hex()]
         args += ["--secret", self.secret, "--forward-timeout", str(self.cluster.forward_timeout)]
         args += ["--election-timeout", str(self.cluster.election_timeout)]
         if self.cluster.disk:
             args += ["--dir", str(self.dir)]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
-        with self.stderr.open("wb") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                *args,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                limit=LINE_LIMIT,
-            )
+        self.proc = await spawn_member(args, self.stderr, LINE_LIMIT)
         self.cluster.procs.append(self.proc)
         self.answers = asyncio.Queue()
         self.reader = asyncio.create_task(self._read(self.proc, self.answers))

@@ -17,11 +17,12 @@ import os
 import random
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from process_io import spawn_member
 
 import mosaik
 from conftest import bounded, eventually
@@ -77,7 +78,6 @@ class Node:
     async def start(self, bootstrap: list[str]) -> None:
         self.runs += 1
         args = [
-            sys.executable,
             str(DURABLE_NODE),
             "--key",
             self.cluster.key.to_hex(),
@@ -95,14 +95,7 @@ class Node:
         for addr in bootstrap:
             args += ["--bootstrap", addr]
         args += self.flags
-        with self.stderr.open("wb") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                *args,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            )
+        self.proc = await spawn_member(args, self.stderr)
         self.answers = asyncio.Queue()
         self.reader = asyncio.create_task(self._read(self.proc, self.answers))
         line = await self._answer(FORMING)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -122,6 +123,22 @@ class CollectionMachine(StateMachine):
 
     def contents(self) -> Any:
         raise NotImplementedError
+
+
+class DequeMachine(CollectionMachine):
+    """A machine whose state is one deque of ``items``; snapshots as one list."""
+
+    def reset(self) -> None:
+        self.items: deque[Any] = deque()
+
+    def dump(self) -> list[Any]:
+        return list(self.items)
+
+    def load(self, state: list[Any]) -> None:
+        self.items = deque(state)
+
+    def contents(self) -> list[Any]:
+        return list(self.items)
 
 
 M = TypeVar("M", bound=CollectionMachine)

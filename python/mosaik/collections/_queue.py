@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Generic, TypeVar
 
-from ._base import Collection, CollectionMachine, copy_out
+from ._base import Collection, DequeMachine, copy_out
 
 T = TypeVar("T")
 
 _PUT, _PUT_BOUNDED, _GET = range(3)
 
 
-class QueueMachine(CollectionMachine):
+class QueueMachine(DequeMachine):
     """A deque; snapshots as one list."""
 
     kind = "queue"
-
-    def reset(self) -> None:
-        self.items: deque[Any] = deque()
-
-    def dump(self) -> list[Any]:
-        return list(self.items)
-
-    def load(self, state: list[Any]) -> None:
-        self.items = deque(state)
-
-    def contents(self) -> list[Any]:
-        return list(self.items)
 
     def _put(self, item: Any) -> bool:
         self.items.append(item)

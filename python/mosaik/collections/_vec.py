@@ -7,7 +7,7 @@ from collections.abc import Coroutine, Iterable, Iterator
 from itertools import islice
 from typing import Any, Generic, TypeVar, overload
 
-from ._base import Collection, CollectionMachine, copy_out
+from ._base import Collection, DequeMachine, copy_out
 
 T = TypeVar("T")
 
@@ -16,22 +16,10 @@ _PUSH_BACK, _PUSH_FRONT, _POP_BACK, _POP_FRONT, _INSERT, _REMOVE, _EXTEND, _TRUN
 )
 
 
-class VecMachine(CollectionMachine):
+class VecMachine(DequeMachine):
     """A deque; snapshots as one list."""
 
     kind = "vec"
-
-    def reset(self) -> None:
-        self.items: deque[Any] = deque()
-
-    def dump(self) -> list[Any]:
-        return list(self.items)
-
-    def load(self, state: list[Any]) -> None:
-        self.items = deque(state)
-
-    def contents(self) -> list[Any]:
-        return list(self.items)
 
     def _push_back(self, item: Any) -> None:
         self.items.append(item)
