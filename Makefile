@@ -42,15 +42,16 @@ lint: build
 	$(PY) -m mypy --strict python/mosaik tests/typed_collections.py
 	$(PY) -m mypy.stubtest mosaik._native
 
-# nft for the nemesis tests (tests/nemesis), installed only as root; without
-# it (or without root) those tests skip and say why.
+# nft and ip for the tests in network namespaces (tests/nemesis,
+# tests/test_hosts.py), installed only as root; without them (or without
+# root) those tests skip and say why.
 nemesis-deps:
-	@command -v nft >/dev/null 2>&1 || { \
+	@{ command -v nft && command -v ip; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get install -y -qq --no-install-recommends nftables >/dev/null 2>&1 || \
-	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables; } || \
-	    echo "nemesis-deps: could not install nftables; the nemesis tests will skip"; \
-	  else echo "nemesis-deps: nft missing and not root; the nemesis tests will skip"; fi; }
+	    apt-get install -y -qq --no-install-recommends nftables iproute2 >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables iproute2; } || \
+	    echo "nemesis-deps: could not install nftables/iproute2; the namespace tests will skip"; \
+	  else echo "nemesis-deps: nft or ip missing and not root; the namespace tests will skip"; fi; }
 
 # Soak: rounds with new seeds for DURATION seconds (default 1800). Options:
 # SEED= (first seed; replays with ROUNDS=1), MEMBERS= (3 or 3,5), STORE=

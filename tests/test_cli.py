@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from mosaik.cli.machines import DEFAULT_MACHINE
+from mosaik.cli.machines import DEFAULT_MACHINE, load_machine
 from mosaik.cli.node_runner import NodeSettings
 from mosaik.cli.timings import consensus_for
+from mosaik.group import derive_group_id, state_sync_of
 from mosaik.keys import GroupKey
+from mosaik.state_machine import machine_signature
 
 MOSAIK = [sys.executable, "-m", "mosaik"]
 HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -238,6 +240,8 @@ def test_unreachable_bootstrap_is_fatal(group_key_file: Path) -> None:
             str(group_key_file),
             "--timings",
             "fast",
+            "--listen",
+            "127.0.0.1:0",
             "--bootstrap",
             peer,
             "--bootstrap-timeout",
@@ -309,6 +313,7 @@ def test_node_settings_repr_and_str_hide_every_key() -> None:
     settings = NodeSettings(
         network="my-app",
         listen="127.0.0.1:0",
+        advertise=(),
         bootstrap=(),
         group_key=group_key,
         secret_key=secret_key,
@@ -333,9 +338,10 @@ def test_node_settings_repr_and_str_hide_every_key() -> None:
 class Node:
     """A `mosaik node` process whose stdout lines are collected by a thread."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
             [*MOSAIK, "node", *args],
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -386,8 +392,8 @@ class Node:
 def nodes() -> Iterator[Callable[..., Node]]:
     started: list[Node] = []
 
-    def start(*args: str, **env: str) -> Node:
-        node = Node([*args], clean_env(**env))
+    def start(*args: str, cwd: Path | None = None, **env: str) -> Node:
+        node = Node([*args], clean_env(**env), cwd)
         started.append(node)
         return node
 
@@ -404,6 +410,7 @@ def bonds(count: int) -> Callable[[str], bool]:
 
 def test_two_nodes_form_a_group_and_a_third_joins_by_bootstrap(group_key_file: Path) -> None:
     common = ["--key-file", str(group_key_file), "--timings", "fast", "--status-interval", "0.1"]
+    common += ["--listen", "127.0.0.1:0"]
     with nodes() as start:
         first = start(*common)
         first_addr = first.address()
@@ -416,6 +423,7 @@ def test_two_nodes_form_a_group_and_a_third_joins_by_bootstrap(group_key_file: P
             MOSAIK_NODE_KEY_FILE=str(group_key_file),
             MOSAIK_NODE_TIMINGS="fast",
             MOSAIK_NODE_BOOTSTRAP=first_addr,
+            MOSAIK_NODE_LISTEN="127.0.0.1:0",
         )
         third.address()
         meshed = [
@@ -440,6 +448,7 @@ def test_a_node_with_a_data_dir_restarts_with_its_log_and_locks_the_dir(
     data = tmp_path / "data"
     args = ["--key-file", str(group_key_file), "--secret-key-file", str(secret)]
     args += ["--timings", "fast", "--status-interval", "0.1", "--data-dir", str(data)]
+    args += ["--listen", "127.0.0.1:0"]
     leading = lambda line: line.startswith("status: ") and " role=leader " in line  # noqa: E731
     with nodes() as start:
         first = start(*args)
@@ -462,3 +471,82 @@ def test_a_node_with_a_data_dir_restarts_with_its_log_and_locks_the_dir(
             "the restarted node leading with its old log and a new term's marker",
         )
         assert again.stop()[0] == 0
+
+
+# -- addresses, quorum and the machine's module ---------------------------------
+
+
+def test_the_default_listen_address_is_a_stable_port() -> None:
+    done = mosaik("node", "--help")
+    assert done.returncode == 0 and "127.0.0.1:7770" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--listen", "0.0.0.0:0"], ["--listen 0.0.0.0:0", "--advertise"]),
+        (["--listen", "127.0.0.1"], ["invalid --listen", "HOST:PORT"]),
+        (["--listen", "no-such-host.invalid:7000"], ["--listen", "cannot resolve"]),
+        (["--advertise", "127.0.0.2:0"], ["--advertise", "port"]),
+        (["--advertise", "0.0.0.0:7000"], ["--advertise", "cannot dial"]),
+        (["--min-quorum", "0"], ["--min-quorum"]),
+    ],
+)
+def test_bad_addresses_and_quorum_are_one_line_errors(
+    group_key_file: Path, args: list[str], words: list[str]
+) -> None:
+    assert_one_line_error(mosaik("node", "--key-file", str(group_key_file), *args), *words)
+
+
+def test_a_hostname_listens_and_advertise_replaces_the_bound_address(
+    group_key_file: Path,
+) -> None:
+    common = ["--key-file", str(group_key_file), "--timings", "fast"]
+    with nodes() as start:
+        named = start(*common, "--listen", "localhost:0")
+        assert re.fullmatch(r"[0-9a-f]{64}@(127\.0\.0\.1|\[::1\]):\d+", named.address())
+        advertised = start(*common, "--listen", "0.0.0.0:0", "--advertise", "localhost:7999")
+        addr = advertised.address()
+        assert addr.endswith(":7999") and "0.0.0.0" not in addr, addr
+        for node in (advertised, named):
+            node.expect(lambda s: s.startswith("status: "), 15.0, "a status line")
+            assert node.stop()[0] == 0
+
+
+def test_min_quorum_is_part_of_the_group_id(group_key_file: Path) -> None:
+    key = GroupKey.from_hex(group_key_file.read_text().strip())
+    common = ["--key-file", str(group_key_file), "--timings", "fast", "--listen", "127.0.0.1:0"]
+    with nodes() as start:
+        node = start(*common, "--min-quorum", "2")
+        line = node.expect(lambda s: s.startswith("group: "), 15.0, "the group id")
+        node.expect(lambda s: s.startswith("status: "), 15.0, "a status line")
+        assert node.stop()[0] == 0
+    # What a builder with the same machine, key and min_quorum derives.
+    machine = load_machine(DEFAULT_MACHINE)
+    for quorum, same in ((2, True), (1, False)):
+        consensus = consensus_for("fast", quorum)
+        expected = derive_group_id(
+            key, consensus, machine_signature(machine), state_sync_of(machine).signature()
+        )
+        assert (line.split()[1] == str(expected)) is same
+
+
+def test_a_state_machine_module_in_the_current_directory_loads(
+    group_key_file: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "app_machine.py").write_text(
+        "import mosaik\n"
+        "class Machine(mosaik.StateMachine):\n"
+        "    def signature(self): return 'app_machine_v1'\n"
+        "    def apply(self, command, ctx): pass\n"
+        "    def query(self, query): return None\n"
+    )
+    common = ["--key-file", str(group_key_file), "--listen", "127.0.0.1:0"]
+    with nodes() as start:
+        node = start(*common, "--state-machine", "app_machine:Machine", cwd=tmp_path)
+        node.address()
+        assert node.expect(lambda s: s.startswith("machine: "), 5.0, "machine") == (
+            "machine: app_machine:Machine"
+        )
+        node.expect(lambda s: s.startswith("status: "), 15.0, "a status line")
+        assert node.stop()[0] == 0

@@ -305,6 +305,7 @@ class NetworkOptions:
         *,
         secret: bytes | str | None = None,
         addrs: Iterable[str] | None = None,
+        advertise: Iterable[str] | None = None,
         bootstrap: Iterable[EndpointAddr | str] | None = None,
         handshake_timeout: float | timedelta | None = None,
         gossip_interval: float | timedelta | None = None,
@@ -317,6 +318,8 @@ class NetworkOptions:
     def gossip_interval(self) -> timedelta: ...
     @property
     def entry_ttl(self) -> timedelta: ...
+    @property
+    def advertise(self) -> list[str]: ...
 
 @final
 class GroupJoin:

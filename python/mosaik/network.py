@@ -119,6 +119,13 @@ class NetworkBuilder:
         self._options = self._options.replace(addrs=addrs)
         return self
 
+    def with_advertised_addresses(self, addrs: Iterable[str]) -> NetworkBuilder:
+        """The addresses peers dial (``"ip:port"`` strings), advertised
+        instead of the bound ones: for a node bound to ``0.0.0.0`` or behind
+        NAT. Each needs a specific IP and a port. Empty: the bound ones."""
+        self._options = self._options.replace(advertise=addrs)
+        return self
+
     def with_bootstrap(self, peers: Iterable[EndpointAddr | str]) -> NetworkBuilder:
         """Peers to exchange catalogs with at start (retried until reached)."""
         self._options = self._options.replace(bootstrap=peers)

@@ -52,6 +52,7 @@ def child_env(group_key: str, secret: str) -> dict[str, str]:
 
 def node_args(bootstrap: list[str]) -> list[str]:
     args = [sys.executable, "-m", "mosaik", "node", "--control", "--network", NETWORK]
+    args += ["--listen", "127.0.0.1:0"]  # several nodes on one host: any free port
     args += ["--timings", "fast", "--gossip-interval", "0.5", "--bootstrap-timeout", "10"]
     args += ["--status-interval", str(STATUS_INTERVAL)]
     for addr in bootstrap:

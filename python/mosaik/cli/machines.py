@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from ..state_machine import check_machine
@@ -16,6 +18,9 @@ def load_machine(spec: str) -> Any:
     module_name, sep, class_name = spec.partition(":")
     if not sep or not module_name or not class_name:
         raise CliError(f"invalid --state-machine {spec!r}: expected module:Class")
+    # As `python -m` does: the current directory's modules are importable.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's module

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import keys
+from .addresses import DEFAULT_LISTEN, advertised_addresses, listen_address
 from .logs import log_level_option
 from .machines import DEFAULT_MACHINE
 from .node_runner import NodeSettings, run_node
@@ -19,7 +20,18 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
 @click.command()
 @click.option("--network", default="mosaik", show_default=True, help="Network name.")
 @click.option(
-    "--listen", default="127.0.0.1:0", show_default=True, help="ip:port to bind (0: any port)."
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to bind (a hostname resolves; port 0: any free port).",
+)
+@click.option(
+    "--advertise",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Address peers dial, when it is not the one bound (a wildcard --listen, NAT); "
+    "a hostname resolves to all its addresses. Repeatable.",
 )
 @click.option(
     "--bootstrap",
@@ -50,6 +62,15 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
     default="default",
     show_default=True,
     help="Consensus timings; every member must use the same.",
+)
+@click.option(
+    "--min-quorum",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Voters (this node included) an election or a commit needs; set a majority of "
+    "the group (2 of 3, 3 of 5) so that no partition makes two leaders. Every member "
+    "must use the same.",
 )
 @click.option(
     "--data-dir",
@@ -83,6 +104,7 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
 def node(
     network: str,
     listen: str,
+    advertise: tuple[str, ...],
     bootstrap: tuple[str, ...],
     key_file: Path | None,
     group_key: str | None,
@@ -90,6 +112,7 @@ def node(
     secret_key: str | None,
     state_machine: str,
     timings: str,
+    min_quorum: int,
     data_dir: Path | None,
     bootstrap_timeout: float,
     gossip_interval: float,
@@ -104,16 +127,18 @@ def node(
     MOSAIK_NODE_<OPTION>, e.g. MOSAIK_NODE_NETWORK or MOSAIK_NODE_GROUP_KEY.
     An unreachable --bootstrap peer is fatal after --bootstrap-timeout.
     """
+    bound = listen_address(listen)
     settings = NodeSettings(
         network=network,
-        listen=listen,
+        listen=bound,
+        advertise=tuple(advertised_addresses(advertise, bound)),
         bootstrap=bootstrap,
         group_key=keys.group_key(group_key, key_file),
         secret_key=keys.pick_key(
             secret_key, secret_key_file, "secret key", "--secret-key or --secret-key-file"
         ),
         machine=state_machine,
-        consensus=consensus_for(timings),
+        consensus=consensus_for(timings, min_quorum),
         data_dir=data_dir,
         gossip_interval=gossip_interval,
         bootstrap_timeout=bootstrap_timeout,

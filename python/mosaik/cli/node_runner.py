@@ -37,6 +37,7 @@ class NodeSettings:
 
     network: str
     listen: str
+    advertise: tuple[str, ...]
     bootstrap: tuple[str, ...]
     group_key: GroupKey = field(metadata={SECRET: True})
     secret_key: str | None = field(metadata={SECRET: True})
@@ -61,6 +62,7 @@ async def start_network(settings: NodeSettings) -> Network:
     builder = (
         Network.builder(settings.network)
         .with_addresses([settings.listen])
+        .with_advertised_addresses(settings.advertise)
         .with_bootstrap(settings.bootstrap)
         .with_gossip_interval(settings.gossip_interval)
     )

@@ -21,12 +21,12 @@ FAST: dict[str, Any] = {
 PRESETS = ("default", "fast")
 
 
-def consensus_for(preset: str) -> ConsensusConfig:
+def consensus_for(preset: str, min_quorum: int = 1) -> ConsensusConfig:
     """``default``: mosaik's defaults (LAN/WAN); ``fast``: 0.1 s heartbeats,
-    0.5 s election timeout, for one machine or a quiet LAN."""
-    if preset == "fast":
-        return ConsensusConfig(**FAST)
-    return ConsensusConfig()
+    0.5 s election timeout, for one machine or a quiet LAN; with
+    ``min_quorum`` voters needed for an election or a commit."""
+    timings = FAST if preset == "fast" else {}
+    return ConsensusConfig(**timings, min_quorum=min_quorum)
 
 
 __all__ = ["FAST", "PRESETS", "consensus_for"]

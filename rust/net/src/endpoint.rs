@@ -101,6 +101,16 @@ impl Endpoint {
         })
     }
 
+    /// Advertises exactly `addrs` instead of the bound addresses (none:
+    /// unchanged), for a node whose peers reach it at other addresses than
+    /// it binds (a wildcard bind, NAT).
+    pub fn advertising(mut self, addrs: &[SocketAddr]) -> Self {
+        if !addrs.is_empty() {
+            self.advertised = addrs.to_vec();
+        }
+        self
+    }
+
     pub fn peer_id(&self) -> PeerId {
         self.identity.peer_id()
     }

@@ -26,8 +26,12 @@ use crate::tasks::TaskSet;
 pub struct NetworkConfig {
     pub name: String,
     pub secret: Option<[u8; 32]>,
-    /// The first address is bound; all are advertised.
+    /// The first address is bound; all are advertised unless `advertise`
+    /// names what to advertise instead.
     pub addrs: Vec<SocketAddr>,
+    /// The addresses peers dial, when they differ from the bound ones (a
+    /// wildcard bind, NAT): advertised instead of `addrs`. Empty: `addrs`.
+    pub advertise: Vec<SocketAddr>,
     pub handshake_timeout: Duration,
     pub discovery: DiscoveryConfig,
     pub limits: Limits,
@@ -39,6 +43,7 @@ impl NetworkConfig {
             name: name.into(),
             secret: None,
             addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            advertise: Vec::new(),
             handshake_timeout: Duration::from_secs(2),
             discovery: DiscoveryConfig::default(),
             limits: Limits::default(),
@@ -55,6 +60,15 @@ impl NetworkConfig {
             return Err(NetError::Config(
                 "no address to bind: addresses is empty".into(),
             ));
+        }
+        if let Some(bad) = self
+            .advertise
+            .iter()
+            .find(|a| a.ip().is_unspecified() || a.port() == 0)
+        {
+            return Err(NetError::Config(format!(
+                "cannot advertise {bad}: peers need an address and a port they can dial"
+            )));
         }
         let d = &self.discovery;
         if d.gossip_interval.is_zero() || d.entry_ttl <= d.gossip_interval {
@@ -101,12 +115,15 @@ impl Network {
             Some(seed) => Identity::from_seed(seed)?,
             None => Identity::generate()?,
         });
-        let endpoint = Arc::new(Endpoint::bind(
-            identity,
-            config.addrs[0],
-            &config.addrs[1..],
-            &config.limits,
-        )?);
+        let endpoint = Arc::new(
+            Endpoint::bind(
+                identity,
+                config.addrs[0],
+                &config.addrs[1..],
+                &config.limits,
+            )?
+            .advertising(&config.advertise),
+        );
         let network_id = config.network_id();
         let discovery = Discovery::new(
             endpoint.clone(),

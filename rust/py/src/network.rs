@@ -142,13 +142,14 @@ impl PyNetworkOptions {
     }
 
     /// A copy with each given setting replaced, then checked as a whole.
-    #[pyo3(signature = (*, secret = None, addrs = None, bootstrap = None,
+    #[pyo3(signature = (*, secret = None, addrs = None, advertise = None, bootstrap = None,
         handshake_timeout = None, gossip_interval = None, entry_ttl = None, limits = None))]
     #[allow(clippy::too_many_arguments)]
     fn replace(
         &self,
         secret: Option<&Bound<'_, PyAny>>,
         addrs: Option<&Bound<'_, PyAny>>,
+        advertise: Option<&Bound<'_, PyAny>>,
         bootstrap: Option<&Bound<'_, PyAny>>,
         handshake_timeout: Option<&Bound<'_, PyAny>>,
         gossip_interval: Option<&Bound<'_, PyAny>>,
@@ -163,6 +164,9 @@ impl PyNetworkOptions {
             if !addrs.is_empty() {
                 config.addrs = addrs;
             }
+        }
+        if let Some(advertise) = advertise.map(socket_addrs).transpose()? {
+            config.advertise = advertise;
         }
         if let Some(bootstrap) = bootstrap {
             config.discovery.bootstrap = bootstrap
@@ -199,6 +203,11 @@ impl PyNetworkOptions {
     #[getter]
     fn entry_ttl(&self) -> Duration {
         self.0.discovery.entry_ttl
+    }
+
+    #[getter]
+    fn advertise(&self) -> Vec<String> {
+        self.0.advertise.iter().map(|a| a.to_string()).collect()
     }
 }
 
