@@ -188,3 +188,16 @@ async def test_cancelling_an_await_drops_the_native_operation() -> None:
             other = await mosaik.Network.new("test")
             await bounded(other.sync_with(net.local.addr))
             await other.close()
+
+
+async def test_advertised_addresses_replace_the_bound_ones() -> None:
+    builder = (
+        mosaik.Network.builder("advertise")
+        .with_addresses(["0.0.0.0:0"])
+        .with_advertised_addresses(["127.0.0.1:7999", "127.0.0.2:7999"])
+    )
+    async with await asyncio.wait_for(builder.build(), 10) as net:
+        assert net.local.addr.addrs == ["127.0.0.1:7999", "127.0.0.2:7999"]
+    for bad in (["127.0.0.1:0"], ["0.0.0.0:7000"]):
+        with pytest.raises(mosaik.ConfigError, match="cannot advertise"):
+            mosaik.Network.builder("advertise").with_advertised_addresses(bad)
