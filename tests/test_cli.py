@@ -405,7 +405,7 @@ def nodes() -> Iterator[Callable[..., Node]]:
 
 
 def bonds(count: int) -> Callable[[str], bool]:
-    return lambda line: line.startswith("status: ") and f" bonds={count}" in line
+    return lambda line: "status: " in line and f" bonds={count}" in line
 
 
 def test_two_nodes_form_a_group_and_a_third_joins_by_bootstrap(group_key_file: Path) -> None:
@@ -449,7 +449,7 @@ def test_a_node_with_a_data_dir_restarts_with_its_log_and_locks_the_dir(
     args = ["--key-file", str(group_key_file), "--secret-key-file", str(secret)]
     args += ["--timings", "fast", "--status-interval", "0.1", "--data-dir", str(data)]
     args += ["--listen", "127.0.0.1:0"]
-    leading = lambda line: line.startswith("status: ") and " role=leader " in line  # noqa: E731
+    leading = lambda line: "status: " in line and " role=leader " in line  # noqa: E731
     with nodes() as start:
         first = start(*args)
         first.address()
@@ -509,7 +509,7 @@ def test_a_hostname_listens_and_advertise_replaces_the_bound_address(
         addr = advertised.address()
         assert addr.endswith(":7999") and "0.0.0.0" not in addr, addr
         for node in (advertised, named):
-            node.expect(lambda s: s.startswith("status: "), 15.0, "a status line")
+            node.expect(lambda s: "status: " in s, 15.0, "a status line")
             assert node.stop()[0] == 0
 
 
@@ -519,7 +519,7 @@ def test_min_quorum_is_part_of_the_group_id(group_key_file: Path) -> None:
     with nodes() as start:
         node = start(*common, "--min-quorum", "2")
         line = node.expect(lambda s: s.startswith("group: "), 15.0, "the group id")
-        node.expect(lambda s: s.startswith("status: "), 15.0, "a status line")
+        node.expect(lambda s: "status: " in s, 15.0, "a status line")
         assert node.stop()[0] == 0
     # What a builder with the same machine, key and min_quorum derives.
     machine = load_machine(DEFAULT_MACHINE)
@@ -548,5 +548,30 @@ def test_a_state_machine_module_in_the_current_directory_loads(
         assert node.expect(lambda s: s.startswith("machine: "), 5.0, "machine") == (
             "machine: app_machine:Machine"
         )
-        node.expect(lambda s: s.startswith("status: "), 15.0, "a status line")
+        node.expect(lambda s: "status: " in s, 15.0, "a status line")
         assert node.stop()[0] == 0
+
+
+def test_status_lines_carry_time_and_pid_and_leader_changes_are_told(
+    group_key_file: Path,
+) -> None:
+    common = ["--key-file", str(group_key_file), "--timings", "fast", "--status-interval", "0.1"]
+    common += ["--listen", "127.0.0.1:0"]
+    stamp = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d pid=(\d+) "
+    with nodes() as start:
+        first = start(*common)
+        second = start(*common, "--bootstrap", first.address())
+        second.address()
+        for node in (first, second):
+            line = node.expect(bonds(1), 15.0, "a bond")
+            assert int(re.findall(stamp, line)[0]) == node.proc.pid, line
+            assert re.search(r" round=\d+ ", line) and " term=" not in line, line
+        elected = second.expect(lambda s: "leader elected: " in s, 15.0, "an election")
+        assert re.search(r"in round \d+, \d+\.\d\d s after start$", elected), elected
+        chosen = re.findall(r"leader elected: (\w+) ", elected)[0]
+        leader, follower = (first, second) if chosen in first.seen[0] else (second, first)
+        assert leader.stop()[0] == 0
+        follower.expect(lambda s: "leader lost: " in s, 15.0, "the leader lost")
+        again = follower.expect(lambda s: "leader elected: " in s, 15.0, "a new leader")
+        assert re.search(r"\d+\.\d\d s after the last was lost$", again), again
+        assert follower.stop()[0] == 0

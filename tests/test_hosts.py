@@ -113,7 +113,7 @@ def test_three_nodes_on_wildcard_listeners_advertise_their_own_addresses(
                 first_address = first_address or address
             leaders = set()
             for node in nodes:
-                status = node.expect(r"^status: role=\w+ leader=(?!none)(\w+) .* bonds=2$")
+                status = node.expect(r" status: role=\w+ leader=(?!none)(\w+) .* bonds=2$")
                 leaders.add(status.group(1))
             assert len(leaders) == 1, leaders
         finally:

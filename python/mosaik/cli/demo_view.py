@@ -24,7 +24,7 @@ def short(peer: str) -> str:
 
 
 def row(node: NodeProcess) -> tuple[str, str, str, str, str, str, str]:
-    """name, peer, role, term, committed, bonds, throughput as text."""
+    """name, peer, role, round, committed, bonds, throughput as text."""
     status = node.status
     if not node.alive or not status:
         return (node.name, short(node.id), "down", "-", "-", "-", "-")
@@ -32,7 +32,7 @@ def row(node: NodeProcess) -> tuple[str, str, str, str, str, str, str]:
         node.name,
         short(node.id),
         str(status["role"]),
-        str(status["term"]),
+        str(status["round"]),
         str(status["committed"]),
         str(status["bonds"]),
         f"{node.throughput():.0f}/s",
@@ -41,7 +41,7 @@ def row(node: NodeProcess) -> tuple[str, str, str, str, str, str, str]:
 
 def node_table(nodes: Sequence[NodeProcess]) -> Table:
     table = Table(title="mosaik demo: replicated key-value store", title_justify="left")
-    for name in ("node", "peer", "role", "term", "committed", "bonds", "throughput"):
+    for name in ("node", "peer", "role", "round", "committed", "bonds", "throughput"):
         table.add_column(name, justify="right" if name in ("committed", "bonds") else "left")
     for node in nodes:
         cells = row(node)
@@ -144,9 +144,9 @@ class PlainView:
 
     def snapshot(self) -> None:
         for node in self._nodes:
-            name, peer, role, term, committed, bonds, rate = row(node)
+            name, peer, role, ballot_round, committed, bonds, rate = row(node)
             console.out().print(
-                f"    {name} {peer} role={role} term={term} committed={committed} "
+                f"    {name} {peer} role={role} round={ballot_round} committed={committed} "
                 f"bonds={bonds} throughput={rate}",
                 markup=False,
             )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+from datetime import datetime
 from typing import Any, Protocol
 
 from rich.markup import escape
@@ -24,16 +27,26 @@ class Reporter(Protocol):
     def stopping(self, why: str) -> None: ...
 
 
+def stamp() -> str:
+    """The local time and this process, in front of every status line."""
+    now = datetime.now().astimezone()
+    return f"{now.isoformat(timespec='milliseconds')} pid={os.getpid()}"
+
+
 class HumanReporter:
-    """Plain lines (coloured on a terminal); a status line whenever role,
-    leader or bonds change."""
+    """Plain lines (coloured on a terminal); a status line, stamped with the
+    time and the pid, whenever role, leader or bonds change, and a line when
+    the leader is lost or a new one is elected (with how long it took)."""
 
     def __init__(self) -> None:
         self._last: tuple[str, str | None, int] | None = None
+        self._leader: str | None = None
+        self._started = time.monotonic()
+        self._lost: float | None = None  # when the last leader was lost
 
     def started(self, net: Network, group: Group[Any], machine: str) -> None:
         out = console.out()
-        out.print(f"[bold green]mosaik node[/] {net.local.id}")
+        out.print(f"[bold green]mosaik node[/] {net.local.id} (pid {os.getpid()})")
         out.print(f"address: {escape(str(net.local.addr))}")
         out.print(f"group: {group.id}")
         out.print(f"machine: {escape(machine)}")
@@ -42,8 +55,23 @@ class HumanReporter:
         if status.shape() == self._last:
             return
         self._last = status.shape()
+        out = console.out()
+        if status.leader != self._leader:
+            now = time.monotonic()
+            if self._leader is not None:
+                lost = f"leader lost: {self._leader[:12]}"
+                out.print(f"{stamp()} [bold red]{escape(lost)}[/]")
+                self._lost = now
+            if status.leader is not None:
+                elected = f"leader elected: {status.leader[:12]} in round {status.round}, "
+                if self._lost is None:
+                    elected += f"{now - self._started:.2f} s after start"
+                else:
+                    elected += f"{now - self._lost:.2f} s after the last was lost"
+                out.print(f"{stamp()} [bold]{escape(elected)}[/]")
+            self._leader = status.leader
         colour = {"leader": "bold magenta", "follower": "cyan"}.get(status.role, "yellow")
-        console.out().print(f"[{colour}]{escape(status.line())}[/]")
+        out.print(f"{stamp()} [{colour}]{escape(status.line())}[/]")
 
     def send(self, message: dict[str, Any]) -> None:
         console.out().print(escape(json.dumps(message)))

@@ -7,6 +7,14 @@ from typing import Any
 
 from ..group import Group
 
+# A term is a ballot, ``round << 32 | tag``: people are shown the round.
+_ROUND_SHIFT = 32
+
+
+def election_round(term: int) -> int:
+    """The election round of ``term`` (0 before the first election)."""
+    return term >> _ROUND_SHIFT
+
 
 @dataclass(frozen=True)
 class NodeStatus:
@@ -15,6 +23,11 @@ class NodeStatus:
     term: int
     committed: int
     bonds: int
+
+    @property
+    def round(self) -> int:
+        """The election round of the term: 1, 2, 3, ... (what people read)."""
+        return election_round(self.term)
 
     @staticmethod
     def of(group: Group[Any]) -> NodeStatus:
@@ -40,12 +53,12 @@ class NodeStatus:
     def line(self) -> str:
         leader = "none" if self.leader is None else self.leader[:12]
         return (
-            f"status: role={self.role} leader={leader} term={self.term} "
+            f"status: role={self.role} leader={leader} round={self.round} "
             f"committed={self.committed} bonds={self.bonds}"
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "round": self.round}
 
 
 __all__ = ["NodeStatus"]
