@@ -575,3 +575,24 @@ def test_status_lines_carry_time_and_pid_and_leader_changes_are_told(
         again = follower.expect(lambda s: "leader elected: " in s, 15.0, "a new leader")
         assert re.search(r"\d+\.\d\d s after the last was lost$", again), again
         assert follower.stop()[0] == 0
+
+
+def test_sigterm_while_waiting_for_bootstrap_peers_stops_cleanly(group_key_file: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        peer = f"{'ab' * 32}@127.0.0.1:{silent.getsockname()[1]}"
+        with nodes() as start:
+            node = start(
+                "--key-file",
+                str(group_key_file),
+                "--listen",
+                "127.0.0.1:0",
+                "--bootstrap",
+                peer,
+                "--bootstrap-timeout",
+                "30",
+            )
+            node.address()
+            code, err = node.stop()
+    assert code == 0, err
+    assert "got SIGTERM: leaving the group" in err and "Traceback" not in err, err

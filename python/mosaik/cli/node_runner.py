@@ -127,12 +127,25 @@ async def report_until(
 
 async def serve(net: Network, settings: NodeSettings, reporter: Reporter, machine: Any) -> str:
     """Joins the group and serves until stopped; says why it stopped."""
-    group = join_group(net, settings, machine)
-    reporter.started(net, group, settings.machine)
-    await reach_bootstrap(net, settings.bootstrap, settings.bootstrap_timeout)
     stop = asyncio.Event()
     why: list[str] = []
+    # From here on SIGINT/SIGTERM stop the node cleanly, also while it
+    # waits for its bootstrap peers.
     install_stop_signals(stop, why)
+    group = join_group(net, settings, machine)
+    reporter.started(net, group, settings.machine)
+    reaching = asyncio.ensure_future(
+        reach_bootstrap(net, settings.bootstrap, settings.bootstrap_timeout)
+    )
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({reaching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not reaching.done():
+        reaching.cancel()
+        with suppress(asyncio.CancelledError):
+            await reaching
+        return why[0] if why else "stopped"
+    reaching.result()  # a bootstrap that failed raises here
     control = None
     if settings.control:
         control = asyncio.create_task(ControlServer(group, reporter, stop).run())
