@@ -5,6 +5,7 @@ nodes forming a group. Every process a test starts is killed in ``finally``."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import queue
 import re
@@ -15,11 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mosaik.cli.machines import DEFAULT_MACHINE, load_machine
 from mosaik.cli.node_runner import NodeSettings
@@ -319,6 +323,7 @@ def test_node_settings_repr_and_str_hide_every_key() -> None:
         secret_key=secret_key,
         machine=DEFAULT_MACHINE,
         consensus=consensus_for("fast"),
+        metrics=None,
         data_dir=None,
         gossip_interval=3.0,
         bootstrap_timeout=5.0,
@@ -596,3 +601,55 @@ def test_sigterm_while_waiting_for_bootstrap_peers_stops_cleanly(group_key_file:
             code, err = node.stop()
     assert code == 0, err
     assert "got SIGTERM: leaving the group" in err and "Traceback" not in err, err
+
+
+# -- metrics, status and health ---------------------------------------------------
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5.0) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_three_nodes_serve_metrics_status_and_health(group_key_file: Path) -> None:
+    common = ["--key-file", str(group_key_file), "--timings", "fast", "--status-interval", "0.1"]
+    common += ["--listen", "127.0.0.1:0", "--min-quorum", "2", "--metrics", "127.0.0.1:0"]
+    with nodes() as start:
+        first = start(*common)
+        bootstrap = first.address()
+        members = [first] + [start(*common, "--bootstrap", bootstrap) for _ in range(2)]
+        urls = []
+        for node in members:
+            line = node.expect(lambda s: s.startswith("metrics: "), 15.0, "the metrics url")
+            urls.append(line.split()[1].removesuffix("/metrics"))
+            node.expect(lambda s: bonds(2)(s) and "leader=none" not in s, 15.0, "a full mesh")
+        leaders = 0.0
+        for url, node in zip(urls, members, strict=True):
+            code, text = http_get(f"{url}/metrics")
+            assert code == 200
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            (committed,) = families["mosaik_groups_raft_committed"].samples
+            assert committed.value >= 1 and set(committed.labels) == {"network", "group"}
+            assert families["mosaik_groups_bonds_active"].samples[0].value == 2.0
+            leaders += families["mosaik_groups_raft_is_leader"].samples[0].value
+            assert http_get(f"{url}/healthz") == (200, "online\n")
+            code, body = http_get(f"{url}/status")
+            status = json.loads(body)
+            assert code == 200 and status["pid"] == node.proc.pid and len(status["peers"]) == 2
+            assert status["role"] in ("leader", "follower") and status["online"] is True
+            shown = mosaik("status", url)
+            assert shown.returncode == 0 and f"(pid {node.proc.pid})" in shown.stdout, shown
+            assert "bonds 2: " in shown.stdout and "online yes" in shown.stdout
+        assert leaders == 1.0
+        # Alone, a node of a group with min_quorum 2 is not online: 503.
+        for node in members[1:]:
+            assert node.stop()[0] == 0
+        deadline = time.monotonic() + 15.0
+        while http_get(f"{urls[0]}/healthz")[0] != 503:
+            assert time.monotonic() < deadline, "healthz still 200 without a quorum"
+            time.sleep(0.1)
+        assert members[0].stop()[0] == 0
+    assert_one_line_error(mosaik("status", "127.0.0.1:1"), "cannot read")

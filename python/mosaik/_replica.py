@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ._requests import NOT_KEPT, AppliedRequests, Duplicate, Key, Raised, Results, unwrap, wrap
 from .codec import MSGPACK, Codec, msgpack_decoder
@@ -53,8 +54,26 @@ Entry = tuple[ApplyContext, bytes, Key | None]
 bytes and its request key (``None`` without a request id)."""
 
 
+class Timings(Protocol):
+    """Where the apply thread reports how long its work took (`mosaik.metrics`)."""
+
+    def applied(self, seconds: float) -> None: ...
+
+    def snapshotted(self, seconds: float, size: int) -> None: ...
+
+
 class Replica:
-    __slots__ = ("applied", "codec", "decode", "label", "lock", "machine", "requests", "results")
+    __slots__ = (
+        "applied",
+        "codec",
+        "decode",
+        "label",
+        "lock",
+        "machine",
+        "requests",
+        "results",
+        "timings",
+    )
 
     def __init__(self, machine: Any, label: str, dedupe_window: int) -> None:
         self.machine = machine
@@ -65,6 +84,7 @@ class Replica:
         self.applied = 0
         self.requests = AppliedRequests(dedupe_window)
         self.results = Results()
+        self.timings: Timings | None = None
 
     def apply(
         self,
@@ -87,7 +107,13 @@ class Replica:
                 self.requests.clear()
                 self.results.values.clear()
             if entries:
-                self._apply(entries)
+                timings = self.timings
+                if timings is None:
+                    self._apply(entries)
+                else:
+                    started = time.perf_counter()
+                    self._apply(entries)
+                    timings.applied(time.perf_counter() - started)
             self.applied = last
             return self._snapshot(last) if take_snapshot else None
 
@@ -110,6 +136,7 @@ class Replica:
             raise
 
     def _snapshot(self, index: int) -> bytes | None:
+        started = time.perf_counter()
         try:
             data = self.machine.snapshot()
         except BaseException:
@@ -125,6 +152,8 @@ class Replica:
                 index,
             )
             return None
+        if self.timings is not None:
+            self.timings.snapshotted(time.perf_counter() - started, len(data))
         return wrap(self.requests.encode(index, self.codec), data)
 
     def _apply_batches(self, entries: list[Entry]) -> None:

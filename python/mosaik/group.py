@@ -355,6 +355,11 @@ class Group(Generic[M]):
         """The committed index (0 = nothing committed)."""
         return self._native.committed()
 
+    def is_online(self) -> bool:
+        """Online now: the leader, or a follower of a known leader that is
+        not catching up and not in an election (see `When.online`)."""
+        return self._native.online()
+
     def log_position(self) -> Cursor:
         return self._native.log_position()
 
@@ -462,6 +467,10 @@ class Groups:
     def config(self) -> GroupsConfig:
         """The settings of this network's groups subsystem."""
         return self._config
+
+    def joined(self) -> list[Group[Any]]:
+        """The groups joined on this network that are still active."""
+        return [group for group in self._joined.values() if group.active]
 
     def with_key(self, key: GroupKey) -> GroupBuilder[NoOp]:
         """A builder of the group admitted by ``key`` (a `NoOp` machine until

@@ -45,6 +45,11 @@ def resolve(spec: str, option: str) -> list[str]:
     return addrs
 
 
+def bind_address(spec: str, option: str) -> tuple[str, int]:
+    """The ``(ip, port)`` to bind for ``option`` (its first resolved address)."""
+    return _split(resolve(spec, option)[0], option)
+
+
 def listen_address(spec: str) -> str:
     """The one ``ip:port`` to bind for ``--listen``."""
     return resolve(spec, "--listen")[0]
@@ -73,4 +78,11 @@ def advertised_addresses(specs: tuple[str, ...], listen: str) -> list[str]:
     return addrs
 
 
-__all__ = ["DEFAULT_LISTEN", "DEFAULT_PORT", "advertised_addresses", "listen_address", "resolve"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "DEFAULT_PORT",
+    "advertised_addresses",
+    "bind_address",
+    "listen_address",
+    "resolve",
+]

@@ -7,6 +7,7 @@ import click
 from .demo import demo
 from .keygen import keygen
 from .node import node
+from .status import status
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -18,12 +19,14 @@ def cli() -> None:
 
     Nodes that share a group key bond over authenticated QUIC, elect a leader
     and replicate a log of commands to a state machine. `mosaik demo` shows
-    this on your machine; `mosaik node` runs one node for real.
+    this on your machine; `mosaik node` runs one node for real; `mosaik status`
+    reads a running node's status.
     """
 
 
 cli.add_command(demo)
 cli.add_command(node)
 cli.add_command(keygen)
+cli.add_command(status)
 
 __all__ = ["cli"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from . import keys
-from .addresses import DEFAULT_LISTEN, advertised_addresses, listen_address
+from .addresses import DEFAULT_LISTEN, advertised_addresses, bind_address, listen_address
 from .logs import log_level_option
 from .machines import DEFAULT_MACHINE
 from .node_runner import NodeSettings, run_node
@@ -73,6 +73,12 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
     "must use the same.",
 )
 @click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    help="Serve GET /metrics (Prometheus), /status (JSON) and /healthz (200 online, 503 "
+    "not) here; needs `pip install mosaik[metrics]`. Default: off.",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the term, vote, log and snapshots here (created if missing), so that a "
@@ -113,6 +119,7 @@ def node(
     state_machine: str,
     timings: str,
     min_quorum: int,
+    metrics: str | None,
     data_dir: Path | None,
     bootstrap_timeout: float,
     gossip_interval: float,
@@ -139,6 +146,7 @@ def node(
         ),
         machine=state_machine,
         consensus=consensus_for(timings, min_quorum),
+        metrics=None if metrics is None else bind_address(metrics, "--metrics"),
         data_dir=data_dir,
         gossip_interval=gossip_interval,
         bootstrap_timeout=bootstrap_timeout,

@@ -22,6 +22,8 @@ class Reporter(Protocol):
 
     def status(self, status: NodeStatus) -> None: ...
 
+    def serving(self, url: str) -> None: ...
+
     def send(self, message: dict[str, Any]) -> None: ...
 
     def stopping(self, why: str) -> None: ...
@@ -50,6 +52,9 @@ class HumanReporter:
         out.print(f"address: {escape(str(net.local.addr))}")
         out.print(f"group: {group.id}")
         out.print(f"machine: {escape(machine)}")
+
+    def serving(self, url: str) -> None:
+        console.out().print(f"metrics: {escape(url)}/metrics (also /status, /healthz)")
 
     def status(self, status: NodeStatus) -> None:
         if status.shape() == self._last:
@@ -96,6 +101,9 @@ class JsonReporter:
 
     def status(self, status: NodeStatus) -> None:
         self.send({"event": "status", **status.to_json()})
+
+    def serving(self, url: str) -> None:
+        self.send({"event": "serving", "url": url})
 
     def send(self, message: dict[str, Any]) -> None:
         try:

@@ -19,6 +19,7 @@ from ..network import Network
 from ..storage import DiskLogStore
 from .control import ControlServer
 from .errors import CliError, one_line
+from .http_status import StatusServer
 from .machines import load_machine
 from .node_report import HumanReporter, JsonReporter, Reporter
 from .node_status import NodeStatus
@@ -43,6 +44,7 @@ class NodeSettings:
     secret_key: str | None = field(metadata={SECRET: True})
     machine: str
     consensus: ConsensusConfig
+    metrics: tuple[str, int] | None
     data_dir: Path | None
     gossip_interval: float
     bootstrap_timeout: float
@@ -134,6 +136,26 @@ async def serve(net: Network, settings: NodeSettings, reporter: Reporter, machin
     install_stop_signals(stop, why)
     group = join_group(net, settings, machine)
     reporter.started(net, group, settings.machine)
+    http = None
+    if settings.metrics is not None:
+        http = StatusServer(net, group, *settings.metrics)
+        reporter.serving(http.url)
+    try:
+        return await serve_group(net, group, settings, reporter, stop, why)
+    finally:
+        if http is not None:
+            http.close()
+
+
+async def serve_group(
+    net: Network,
+    group: Group[Any],
+    settings: NodeSettings,
+    reporter: Reporter,
+    stop: asyncio.Event,
+    why: list[str],
+) -> str:
+    """Waits for a bootstrap peer, then reports until stopped."""
     reaching = asyncio.ensure_future(
         reach_bootstrap(net, settings.bootstrap, settings.bootstrap_timeout)
     )
