@@ -7,14 +7,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import queue
 import re
-import signal
 import socket
 import stat
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_node import MOSAIK, Node
 from prometheus_client.parser import text_string_to_metric_families
 
 from mosaik.cli.machines import DEFAULT_MACHINE, load_machine
@@ -32,7 +29,6 @@ from mosaik.group import derive_group_id, state_sync_of
 from mosaik.keys import GroupKey
 from mosaik.state_machine import machine_signature
 
-MOSAIK = [sys.executable, "-m", "mosaik"]
 HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
 QUICK = 30.0  # a command that fails on bad input answers well within this
 
@@ -338,59 +334,6 @@ def test_node_settings_repr_and_str_hide_every_key() -> None:
 
 
 # -- nodes started by hand ----------------------------------------------------
-
-
-class Node:
-    """A `mosaik node` process whose stdout lines are collected by a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [*MOSAIK, "node", *args],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def expect(self, matches: Callable[[str], bool], limit: float, what: str) -> str:
-        deadline = time.monotonic() + limit
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if matches(line):
-                return line
-        raise AssertionError(f"{what} not printed within {limit}s; got {self.seen}")
-
-    def address(self) -> str:
-        return self.expect(lambda s: s.startswith("address: "), 15.0, "address").split()[1]
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit code and stderr."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10.0)
-        finally:
-            self.kill()
-        assert self.proc.stderr is not None
-        return self.proc.returncode, self.proc.stderr.read()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10.0)
 
 
 @contextmanager

@@ -8,68 +8,22 @@ Needs root (``ip netns``, ``nft``); skips with the reason otherwise."""
 
 from __future__ import annotations
 
-import queue
 import re
-import signal
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_node import Node
 from nemesis.netns import Namespace, Unavailable, member_address, missing_tools
 
 import mosaik
 
 TIMEOUT = 20.0
 PORTS = (7771, 7772, 7773)
-
-
-class HostNode:
-    """A `mosaik node` inside the namespace; its stdout lines on a queue."""
-
-    def __init__(self, ns: Namespace, args: list[str]) -> None:
-        command = [sys.executable, "-m", "mosaik", "node", *args]
-        self.proc = subprocess.Popen(
-            ns.exec_args(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def expect(self, pattern: str) -> re.Match[str]:
-        deadline = time.monotonic() + TIMEOUT
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if found := re.search(pattern, line):
-                return found
-        raise AssertionError(f"{pattern!r} not printed within {TIMEOUT}s; got {self.seen}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10.0)
-        return self.proc.returncode
+# A status line of a node bonded to both others, with the leader it knows.
+MESHED = r" status: role=\w+ leader=(?!none)(\w+) .* bonds=2$"
 
 
 @contextmanager
@@ -97,7 +51,7 @@ def test_three_nodes_on_wildcard_listeners_advertise_their_own_addresses(
         subprocess.run(ns.exec_args([*rule, "ct", "state", "new", "drop"]), check=True, timeout=10)
         common = ["--key-file", str(key_file), "--timings", "fast", "--status-interval", "0.1"]
         common += ["--min-quorum", "2"]
-        nodes: list[HostNode] = []
+        nodes: list[Node] = []
         try:
             first_address = ""
             for i, port in enumerate(PORTS):
@@ -105,17 +59,17 @@ def test_three_nodes_on_wildcard_listeners_advertise_their_own_addresses(
                 args += ["--advertise", f"{member_address(i)}:{port}"]
                 if first_address:
                     args += ["--bootstrap", first_address]
-                node = HostNode(ns, args)
+                node = Node(args, prefix=ns.exec_args([]))
                 nodes.append(node)
-                address = node.expect(r"^address: (\S+)").group(1)
+                address = node.address()
                 # Exactly the advertised address: never the wildcard, never loopback.
                 assert address.split("@")[1] == f"{member_address(i)}:{port}", address
                 first_address = first_address or address
             leaders = set()
             for node in nodes:
-                status = node.expect(r" status: role=\w+ leader=(?!none)(\w+) .* bonds=2$")
-                leaders.add(status.group(1))
+                line = node.expect(lambda s: bool(re.search(MESHED, s)), TIMEOUT, "a full mesh")
+                leaders.add(re.findall(MESHED, line)[0])
             assert len(leaders) == 1, leaders
         finally:
-            codes = [node.stop() for node in nodes]
-        assert codes == [0, 0, 0], [n.proc.stderr.read() if n.proc.stderr else "" for n in nodes]
+            stopped = [node.stop() for node in nodes]
+        assert [code for code, _ in stopped] == [0, 0, 0], stopped
