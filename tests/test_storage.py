@@ -30,20 +30,28 @@ with open(sys.argv[1] + "/LOCK", "a") as f:
 """
 
 
+def join_builder(
+    net: mosaik.Network,
+    key: mosaik.GroupKey,
+    storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore,
+    machine: Counter | None = None,
+) -> mosaik.GroupBuilder[Counter]:
+    return (
+        net.groups()
+        .with_key(key)
+        .with_state_machine(Counter() if machine is None else machine)
+        .with_consensus_config(fast())
+        .with_log_storage(storage)
+    )
+
+
 def join(
     net: mosaik.Network,
     key: mosaik.GroupKey,
     machine: Counter,
     storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore,
 ) -> mosaik.Group[Counter]:
-    return (
-        net.groups()
-        .with_key(key)
-        .with_state_machine(machine)
-        .with_consensus_config(fast())
-        .with_log_storage(storage)
-        .join()
-    )
+    return join_builder(net, key, storage, machine).join()
 
 
 @asynccontextmanager
@@ -266,3 +274,24 @@ async def test_a_failed_restore_stops_the_machine_instead_of_answering_from_it()
         with pytest.raises(mosaik.GroupTerminated):
             await bounded(broken.query(None, mosaik.Consistency.STRONG), 15.0)
         assert broken.machine.value == 0, "nothing was applied after the failed restore"
+
+
+async def test_a_directory_remembers_its_group_and_refuses_another(tmp_path: Path) -> None:
+    secret, ours, theirs = os.urandom(32), mosaik.GroupKey.generate(), mosaik.GroupKey.generate()
+    store = mosaik.DiskLogStore(tmp_path)
+    async with lone_node(secret, ours, store, Counter()) as group:
+        await add(group, 3)
+        ours_id = group.id
+    net = await bounded(mosaik.Network.builder("storage").with_secret_key(secret).build())
+    try:
+        builder = join_builder(net, theirs, store)
+        with pytest.raises(mosaik.StorageError) as refused:
+            builder.join()
+        message = str(refused.value)
+        assert str(ours_id) in message and str(builder.group_id()) in message, message
+        assert "give each group a directory" in message
+    finally:
+        await bounded(net.close())
+    again = Counter()
+    async with lone_node(secret, ours, store, again) as group:
+        await eventually(lambda: again.value == 3, 10.0, "its own log, still there")

@@ -121,12 +121,11 @@ impl PyGroup {
         if net.groups().map_err(net_error)?.is_joined(&spec.group_id) {
             return Err(net_error(already_joined(&spec.group_id)));
         }
-        let label = spec.group_id.to_hex();
         let replica = Python::attach(|py| join.replica.clone_ref(py));
         let setup = WorkerSetup {
             preference: join.preference,
             replay: join.state_sync.0,
-            store: open_store(&label, join.disk.clone())?,
+            store: open_store(&spec.group_id, join.disk.clone())?,
             snapshot_every: join.snapshot_every,
             applier: Box::new(PyApplier { replica }),
         };

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use mosaik_core::InMemoryLogStore;
+use mosaik_core::{Digest, InMemoryLogStore};
 use mosaik_net::groups::GroupStore;
 use mosaik_store::{DiskLogStore, DiskOptions};
 use pyo3::prelude::*;
@@ -14,8 +14,10 @@ use crate::errors::store_error;
 /// A disk store's directory and segment size, as `mosaik.DiskLogStore` passes them.
 pub type DiskSpec = (PathBuf, u64);
 
-/// The store of a group about to be joined.
-pub fn open_store(label: &str, disk: Option<DiskSpec>) -> PyResult<GroupStore> {
+/// The store of the group `group_id` about to be joined; a directory that
+/// holds another group's log is refused.
+pub fn open_store(group_id: &Digest, disk: Option<DiskSpec>) -> PyResult<GroupStore> {
+    let label = group_id.to_hex();
     let Some((path, segment_bytes)) = disk else {
         return Ok(Box::new(InMemoryLogStore::new()));
     };
@@ -24,6 +26,7 @@ pub fn open_store(label: &str, disk: Option<DiskSpec>) -> PyResult<GroupStore> {
         ..DiskOptions::default()
     };
     let (store, recovery) = DiskLogStore::open(&path, options).map_err(store_error)?;
+    store.claim(group_id.as_bytes()).map_err(store_error)?;
     log::info!(
         "group {label}: log store {} opened with {} entries in {} segments",
         path.display(),

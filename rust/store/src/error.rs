@@ -42,6 +42,17 @@ pub enum StoreError {
     /// The hard state file or the snapshot it names cannot be read back.
     #[error("{} is damaged: {reason}; refusing to start on damaged state", path.display())]
     Damaged { path: PathBuf, reason: String },
+    /// The directory holds the log of another group than the one opening it.
+    #[error(
+        "store directory {} holds the log of group {found}, not of group {expected}; \
+         give each group a directory of its own",
+        path.display()
+    )]
+    OtherGroup {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     /// A log entry or the hard state cannot be serialized.
     #[error("cannot encode {what}: {reason}")]
     Encode { what: String, reason: String },

@@ -2,14 +2,17 @@
 //! the `meta` file and one snapshot file, with its open options.
 
 use std::collections::VecDeque;
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use mosaik_core::storage::{check_compaction, check_continues, within_budget};
 use mosaik_core::{Entry, Error, HardState, Index, LogPosition, LogStore, Result, Snapshot, Term};
 
 use crate::cache::RecentEntries;
-use crate::dir::DataDir;
+use crate::dir::{DataDir, Missing};
 use crate::error::StoreError;
+use crate::file::StoreFile;
 use crate::index::EntryIndex;
 use crate::meta::{MetaFile, MetaState};
 use crate::record;
@@ -18,6 +21,14 @@ use crate::segment::Segment;
 use crate::snapshot_file;
 
 const META: &str = "meta";
+/// The file holding the id of the group the directory belongs to, and the
+/// name it is written under before the rename that makes it whole.
+const OWNER: &str = "group";
+const OWNER_TEMPORARY: &str = "group.tmp";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Tuning of a [`DiskLogStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +103,44 @@ impl DiskLogStore {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Binds the directory to the group `owner` (its 32-byte id): the first
+    /// claim writes it into the file `group` (durably, by a rename); a later
+    /// one must name the same group, or the directory is refused with
+    /// [`StoreError::OtherGroup`]. A directory from before claims is
+    /// claimed by the first group that opens it.
+    pub fn claim(&self, owner: &[u8; 32]) -> Result<(), StoreError> {
+        let path = self.dir.join(OWNER);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let temporary = self.dir.join(OWNER_TEMPORARY);
+                let mut file = StoreFile::open(temporary.clone(), Missing::Create)?;
+                file.set_len(0)?;
+                file.write_at(owner, 0)?;
+                file.sync()?;
+                fs::rename(&temporary, &path).map_err(|e| StoreError::io(&path, e))?;
+                return self.dir.sync();
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+            Ok(_) => {}
+        }
+        // Opened as every store file is: a symbolic link is refused.
+        let found = StoreFile::open(path.clone(), Missing::Fail)?.read_to_end()?;
+        if found == owner {
+            Ok(())
+        } else if found.len() == owner.len() {
+            Err(StoreError::OtherGroup {
+                path: self.dir.path().to_path_buf(),
+                found: hex(&found),
+                expected: hex(owner),
+            })
+        } else {
+            Err(StoreError::Damaged {
+                path,
+                reason: format!("{} bytes, not a 32-byte group id", found.len()),
+            })
+        }
     }
 
     /// Position in `segments` of the segment holding `index`.

@@ -71,3 +71,28 @@ fn store_errors_become_storage_errors() {
         other => panic!("expected a storage error, got {other}"),
     }
 }
+
+#[test]
+fn a_directory_claimed_by_one_group_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = ([7u8; 32], [9u8; 32]);
+    let store = open(dir.path());
+    store.claim(&ours).unwrap();
+    store.claim(&ours).unwrap();
+    let error = store.claim(&theirs).unwrap_err();
+    assert!(matches!(error, StoreError::OtherGroup { .. }), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&"07".repeat(32)) && text.contains(&"09".repeat(32)),
+        "{text}"
+    );
+    drop(store);
+    // The claim survives a reopen; a damaged claim file is refused.
+    let store = open(dir.path());
+    assert!(store.claim(&theirs).is_err());
+    store.claim(&ours).unwrap();
+    drop(store);
+    fs::write(dir.path().join("group"), b"short").unwrap();
+    let error = open(dir.path()).claim(&ours).unwrap_err();
+    assert!(matches!(error, StoreError::Damaged { .. }), "{error}");
+}
