@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
@@ -157,7 +158,7 @@ def test_feeds_batches_and_every_wait_of_when_on_a_lone_leader() -> None:
             deadline = time.monotonic() + WAIT
             while not (advanced.done() and changed.done()) and time.monotonic() < deadline:
                 group.execute({"add": 0}, timeout=WAIT)
-                time.sleep(0.02)
+                futures.wait([advanced, changed], timeout=0.02)
             assert advanced.result(0) > executed[-1]
             assert changed.result(0).index > executed[-1]
 

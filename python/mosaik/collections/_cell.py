@@ -47,8 +47,8 @@ class CellMachine(CollectionMachine):
 class Cell(Collection, Generic[T]):
     """One replicated value; ``None`` means empty.
 
-    >>> leader_url = Cell[str].writer(net, "leader-url")
-    >>> ok = await leader_url.compare_exchange(None, "http://10.0.0.5")
+    >>> owner = Cell[str].writer(net, "owner")
+    >>> ok = await owner.compare_exchange(None, "worker-7")
     """
 
     __slots__ = ()
