@@ -23,7 +23,7 @@ import mosaik
 TIMEOUT = 20.0
 PORTS = (7771, 7772, 7773)
 # A status line of a node bonded to both others, with the leader it knows.
-MESHED = r" status: role=\w+ leader=(?!none)(\w+) .* bonds=2$"
+MESHED = r" status: role=\w+ leader=(?!none)(\w+) .* bonds=2 version=\d+$"
 
 
 @contextmanager

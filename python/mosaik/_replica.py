@@ -9,6 +9,10 @@ A command made with a request id that the group applied within its
 ``dedupe_window`` is not applied again (`_requests.AppliedRequests`, kept in
 every snapshot). While a `call` waits, what ``apply`` returned is kept per
 index (`_requests.Results`) for the caller to collect with `result_of`.
+
+The group's machine version (`_versions`) is kept here too: a switch entry
+in the log moves it, the machine hears of it through ``use_version``, and
+it travels inside every snapshot.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ._requests import NOT_KEPT, AppliedRequests, Duplicate, Key, Raised, Results, unwrap, wrap
+from ._versions import CONTROL_PREFIX, UnsupportedVersion, supported_version, switch_of, use_version
 from .codec import MSGPACK, Codec, msgpack_decoder
 from .cursor import ApplyContext
 from .exceptions import ApplyError, ResultNotKept
@@ -72,11 +77,18 @@ class Replica:
         "machine",
         "requests",
         "results",
+        "supported",
         "timings",
+        "version",
+        "version_since",
     )
 
     def __init__(self, machine: Any, label: str, dedupe_window: int) -> None:
         self.machine = machine
+        self.supported = supported_version(machine)
+        # The group's machine version, and the index of the switch to it.
+        self.version = 1
+        self.version_since = 0
         self.codec = codec_of(machine)
         self.decode = decoder_of(self.codec)
         self.label = label
@@ -106,6 +118,9 @@ class Replica:
                 self.applied = 0
                 self.requests.clear()
                 self.results.values.clear()
+                if self.version != 1:
+                    self.version, self.version_since = 1, 0
+                    use_version(self.machine, 1)
             if entries:
                 timings = self.timings
                 if timings is None:
@@ -125,7 +140,12 @@ class Replica:
         # restore; entries after it are applied (and kept) again.
         self.results.values.clear()
         try:
-            table, snapshot = unwrap(data)
+            table, version, snapshot = unwrap(data)
+            if version > self.supported:
+                raise self._unsupported(version, None)
+            if version != self.version:
+                self.version, self.version_since = version, 0
+                use_version(self.machine, version)
             self.machine.restore(snapshot)
             if table is None:
                 self.requests.clear()
@@ -154,7 +174,26 @@ class Replica:
             return None
         if self.timings is not None:
             self.timings.snapshotted(time.perf_counter() - started, len(data))
-        return wrap(self.requests.encode(index, self.codec), data)
+        return wrap(self.requests.encode(index, self.codec), self.version, data)
+
+    def _unsupported(self, version: int, index: int | None) -> UnsupportedVersion:
+        at = "in the snapshot restored" if index is None else f"at index {index}"
+        return UnsupportedVersion(
+            f"the group runs machine version {version} ({at}), but this node's "
+            f"{type(self.machine).__name__} applies versions up to {self.supported}: "
+            "deploy the new code on this node and restart it"
+        )
+
+    def _control(self, request_id: bytes, index: int) -> None:
+        """Carries out a control entry of mosaik's own at ``index``."""
+        version = switch_of(request_id)
+        if version is None or version <= self.version:
+            return
+        if version > self.supported:
+            raise self._unsupported(version, index)
+        log.info("group %s: machine version %d from index %d on", self.label, version, index)
+        self.version, self.version_since = version, index
+        use_version(self.machine, version)
 
     def _apply_batches(self, entries: list[Entry]) -> None:
         """``entries`` to ``apply_batch`` without the repeats of requests
@@ -166,6 +205,11 @@ class Replica:
         for entry in entries:
             key = entry[2]
             if key is not None:
+                if key[0].startswith(CONTROL_PREFIX):
+                    self._apply_batch(run)
+                    run, keys = [], set()
+                    self._control(key[0], entry[0].log_position.index)
+                    continue
                 if key in keys:
                     self._apply_batch(run)
                     run, keys = [], set()
@@ -196,6 +240,9 @@ class Replica:
         for ctx, data, key in entries:
             outcome: Any
             if key is not None:
+                if key[0].startswith(CONTROL_PREFIX):
+                    self._control(key[0], ctx.log_position.index)
+                    continue
                 first = requests.lookup(key, ctx.log_position.index)
                 if first is not None:
                     if keep and ctx.log_position.index > above:

@@ -6,8 +6,8 @@
   same way (by log index alone), and it travels inside every snapshot.
 - `Results`: what ``apply`` returned, kept only from the moment a `call`
   starts waiting until the calls waiting have collected theirs.
-- The snapshot envelope that carries the request table in front of the
-  machine's own snapshot.
+- The snapshot envelope that carries the request table and the group's
+  machine version in front of the machine's own snapshot.
 """
 
 from __future__ import annotations
@@ -178,23 +178,32 @@ class Results:
             values.pop(oldest, None)
 
 
-# The snapshot envelope: a tag, the request table's length (8 bytes,
-# little-endian), the table, then the machine's snapshot.
-_ENVELOPE = b"\x00mosaik.requests.v1\x00"
-_LENGTH = struct.Struct("<Q")
+# The snapshot envelope: a tag, the request table's length (8 bytes) and
+# the group's machine version (4 bytes), both little-endian, the table, then
+# the machine's snapshot. Snapshots of earlier releases carry the first tag
+# (no version: 1) or none at all (no table either).
+_ENVELOPE = b"\x00mosaik.replica.v2\x00"
+_HEADER = struct.Struct("<QI")
+_ENVELOPE_V1 = b"\x00mosaik.requests.v1\x00"
+_LENGTH_V1 = struct.Struct("<Q")
 
 
-def wrap(table: bytes, machine: bytes) -> bytes:
-    return b"".join((_ENVELOPE, _LENGTH.pack(len(table)), table, machine))
+def wrap(table: bytes, version: int, machine: bytes) -> bytes:
+    """A snapshot: the request table, the machine version and the machine's bytes."""
+    return b"".join((_ENVELOPE, _HEADER.pack(len(table), version), table, machine))
 
 
-def unwrap(data: bytes) -> tuple[bytes | None, bytes]:
-    """(request table, machine snapshot); a snapshot from before request
-    ids has no table."""
-    if not data.startswith(_ENVELOPE):
-        return None, data
-    start = len(_ENVELOPE) + _LENGTH.size
-    (length,) = _LENGTH.unpack_from(data, len(_ENVELOPE))
+def unwrap(data: bytes) -> tuple[bytes | None, int, bytes]:
+    """(request table, machine version, machine snapshot) of a snapshot."""
+    if data.startswith(_ENVELOPE):
+        start = len(_ENVELOPE) + _HEADER.size
+        length, version = _HEADER.unpack_from(data, len(_ENVELOPE))
+    elif data.startswith(_ENVELOPE_V1):
+        start = len(_ENVELOPE_V1) + _LENGTH_V1.size
+        (length,) = _LENGTH_V1.unpack_from(data, len(_ENVELOPE_V1))
+        version = 1
+    else:
+        return None, 1, data
     if start + length > len(data):
         raise ValueError("the snapshot's request table is cut short")
-    return data[start : start + length], data[start + length :]
+    return data[start : start + length], version, data[start + length :]

@@ -21,9 +21,11 @@ from ._native import (
 )
 from ._proposals import Proposals, Requests, unsettled
 from ._replica import Replica
+from ._versions import CONTROL_PREFIX, MAX_VERSION, switch_key
 from .cursor import Cursor
 from .exceptions import (
     CommandTooLarge,
+    ConfigError,
     CommandUnknown,
     GroupTerminated,
     NoCommands,
@@ -80,6 +82,8 @@ def request_id_of(request_id: object) -> bytes | None:
         raise TypeError(f"request_id must be bytes, not {type(request_id).__name__}")
     if len(request_id) > MAX_REQUEST_ID:
         raise ValueError(f"request_id is at most {MAX_REQUEST_ID} bytes, not {len(request_id)}")
+    if request_id.startswith(CONTROL_PREFIX):
+        raise ValueError(f"request ids starting with {CONTROL_PREFIX!r} are mosaik's own")
     return request_id
 
 
@@ -302,6 +306,68 @@ class Group(Generic[M]):
         finally:
             self._replica.unwatch(ticket)
 
+    # -- machine versions -------------------------------------------------
+
+    @property
+    def machine_version(self) -> int:
+        """The machine version the group runs, as applied on this node: 1
+        until `upgrade` switches it."""
+        return self._replica.version
+
+    def member_versions(self) -> dict[PeerId, int | None]:
+        """The newest machine version the code of each bonded peer applies,
+        as that peer announces it (``None``: it announces none, as a mosaik
+        release before versions does)."""
+        return dict(self._native.member_versions())
+
+    async def upgrade(self, version: int | None = None) -> int:
+        """Switches the whole group to machine ``version`` (by default this
+        node's `StateMachine.version`) at one committed log index, the same
+        on every member; returns that index once it is applied here.
+
+        Refused with `ConfigError`, changing nothing, unless this node and
+        every bonded peer run code that applies ``version``. A group that
+        already runs ``version`` or a newer one is left as it is; the index
+        returned is then the switch's, or, where this node got the group's
+        state from a snapshot, the index it stands at. Safe to retry after
+        `CommandOffline` or `CommandUnknown`: a switch applies once.
+
+        Example:
+            ```python
+            class Counter(mosaik.StateMachine):
+                version = 2
+                ...
+            index = await group.upgrade()   # every member runs version 2 code
+            assert group.machine_version == 2
+            ```
+        """
+        replica = self._replica
+        target = replica.supported if version is None else version
+        if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= MAX_VERSION:
+            raise ConfigError(f"version must be an int from 1 to {MAX_VERSION}, not {target!r}")
+        if target > replica.supported:
+            raise ConfigError(
+                f"this node's {type(replica.machine).__name__} applies machine versions up to "
+                f"{replica.supported}, not {target}"
+            )
+        if replica.version >= target:
+            return replica.version_since or replica.applied
+        behind = {
+            str(peer)[:12]: supported
+            for peer, supported in self._native.member_versions()
+            if supported is None or supported < target
+        }
+        if behind:
+            listed = ", ".join(f"{peer} ({v or 'no version'})" for peer, v in behind.items())
+            raise ConfigError(
+                f"not every member applies machine version {target}: {listed}; "
+                "deploy the new code on them first"
+            )
+        outcome = await _bridge.watch(self._native.propose([b""], False, [switch_key(target)]))
+        if outcome.done < 1:
+            raise unsettled([f"machine version {target}"], outcome.first, 0, outcome.unknown, None)
+        return outcome.first
+
     # -- queries ----------------------------------------------------------
 
     async def barrier(self) -> int:
@@ -504,6 +570,8 @@ class Groups:
             state_sync=state_sync,
             disk=disk_spec(storage),
             snapshot_every=snapshot_interval(machine),
+            machine_signature=machine_signature(machine),
+            machine_version=replica.supported,
         )
         native = self._native.join_group(join)
         group: Group[M] = Group(native, replica, config)

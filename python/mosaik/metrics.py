@@ -13,7 +13,8 @@ those counters and gauges, each group has:
 
 - ``mosaik_groups_raft_has_leader``, ``mosaik_groups_raft_is_leader``,
   ``mosaik_groups_online`` (1 or 0), ``mosaik_groups_raft_round`` (the
-  election round) and ``mosaik_groups_applied`` (the index applied here);
+  election round), ``mosaik_groups_applied`` (the index applied here) and
+  ``mosaik_groups_machine_version`` (the machine version the group runs);
 - histograms ``mosaik_groups_apply_seconds`` (one batch of committed
   commands through the state machine), ``mosaik_groups_snapshot_seconds``
   and ``mosaik_groups_snapshot_bytes`` (the machine's ``snapshot()``),
@@ -46,6 +47,8 @@ GAUGES = frozenset(
         "mosaik.net.connections.pending",
     }
 )
+"""The metric names exported as Prometheus gauges (they go up and down);
+every other name of `Network.metrics` and `Group.metrics` is a counter."""
 # The series `_status_of` adds are gauges too.
 _STATUS = (
     "mosaik.groups.raft.has_leader",
@@ -53,9 +56,11 @@ _STATUS = (
     "mosaik.groups.online",
     "mosaik.groups.raft.round",
     "mosaik.groups.applied",
+    "mosaik.groups.machine.version",
 )
 _LABELLED = re.compile(r"^(?P<name>[^{]+)\{(?P<labels>[^}]*)\}$")
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
+# Labels as the native side writes them (``reason=timeout``) or quoted.
+_LABEL = re.compile(r'(\w+)="?([^",]*)"?')
 # One round of an election is ``term >> 32`` (a term is a ballot).
 _ROUND_SHIFT = 32
 
@@ -125,6 +130,8 @@ class NetworkCollector(Collector):
         self._histograms = histograms
 
     def collect(self) -> Iterator[Metric]:
+        """The series as they are now (called by the registry at each
+        scrape); nothing once the network is closed."""
         net = self._net
         if net.closed:
             return
@@ -170,6 +177,7 @@ def _status_of(group: Group[Any]) -> dict[str, float]:
         "mosaik.groups.online": float(group.is_online()),
         "mosaik.groups.raft.round": float(group.log_position().term >> _ROUND_SHIFT),
         "mosaik.groups.applied": float(group._replica.applied),
+        "mosaik.groups.machine.version": float(group.machine_version),
     }
 
 
@@ -179,7 +187,17 @@ _HISTOGRAMS: weakref.WeakKeyDictionary[CollectorRegistry, _Histograms] = weakref
 def register(net: Network, registry: CollectorRegistry | None = None) -> NetworkCollector:
     """Adds ``net``'s series to ``registry`` (default: `prometheus_client`'s
     global one) and returns the collector (``registry.unregister`` takes
-    it away)."""
+    it away).
+
+    Example:
+        ```python
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry()
+        mosaik.metrics.register(net, registry)
+        print(generate_latest(registry).decode())
+        ```
+    """
     registry = REGISTRY if registry is None else registry
     histograms = _HISTOGRAMS.get(registry)
     if histograms is None:

@@ -22,9 +22,25 @@ class StateMachine:
     ``restore`` replaces the machine's whole state with the one ``snapshot``
     described (the machine object stays the same). Without the two methods
     the log is kept whole.
+
+    Versions let a running group move to new code without a new `GroupId`
+    (see docs/upgrades.md): ``version`` is the newest machine version this
+    code applies, and the group runs one version at a time, starting at 1
+    and switched by `Group.upgrade` at one committed index on every member.
+    ``use_version`` is told of each switch (and of the version a restored
+    snapshot or a rebuild starts at) before the next entry is applied.
     """
 
     snapshot_every: ClassVar[int] = 100_000
+    version: ClassVar[int] = 1
+    active_version: int = 1
+    """The machine version the group runs at the entry being applied."""
+
+    def use_version(self, version: int) -> None:
+        """Called on the apply thread when the group's machine version
+        becomes ``version``; by default it sets `active_version`. Override
+        it to migrate the state (deterministically) at the switch."""
+        self.active_version = version
 
     def signature(self) -> str | bytes:
         raise NotImplementedError

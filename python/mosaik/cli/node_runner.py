@@ -1,5 +1,6 @@
-"""Runs one long-lived node: start the network, join the group, report, stop
-cleanly on SIGINT/SIGTERM (closing the network sends `Departure` to peers)."""
+"""Runs one long-lived node: start the network, join the group, report, move
+the group to newer machine code once every member runs it, stop cleanly on
+SIGINT/SIGTERM (closing the network sends `Departure` to peers)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .._native import ConsensusConfig
-from ..exceptions import ConfigError, NetworkError, StorageError
+from .._versions import supported_version
+from ..exceptions import CommandError, ConfigError, NetworkError, StorageError
 from ..group import Group
 from ..keys import GroupKey
 from ..network import Network
@@ -117,12 +119,32 @@ def install_stop_signals(stop: asyncio.Event, why: list[str]) -> None:
         loop.add_signal_handler(sig, on_signal)
 
 
+async def upgrade_when_all_can(group: Group[Any]) -> None:
+    """On the leader: switches the group to the newest machine version this
+    node's code applies, once every bonded peer's code applies it too and
+    every voter the group counts is bonded (a member that is away may
+    still run old code)."""
+    newest = supported_version(group.machine)
+    if not group.is_leader() or group.machine_version >= newest:
+        return
+    members = group.member_versions()
+    voters = group.metrics().get("mosaik.groups.raft.committee.voters", 0.0)
+    if len(members) + 1 < voters or any(v is None or v < newest for v in members.values()):
+        return
+    # Not committed now (a leader change, a peer that changed meanwhile):
+    # the next round tries again.
+    with suppress(CommandError, ConfigError):
+        await group.upgrade(newest)
+
+
 async def report_until(
     group: Group[Any], reporter: Reporter, interval: float, stop: asyncio.Event
 ) -> None:
-    """Reports the status every ``interval`` seconds until ``stop`` is set."""
+    """Reports the status every ``interval`` seconds until ``stop`` is set,
+    upgrading the group's machine version when it can."""
     while not stop.is_set():
         reporter.status(NodeStatus.of(group))
+        await upgrade_when_all_can(group)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
 

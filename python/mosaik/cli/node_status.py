@@ -1,4 +1,5 @@
-"""A snapshot of one node's view of its group: role, term, commit index, bonds."""
+"""A snapshot of one node's view of its group: role, term, commit index,
+bonds and machine version."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class NodeStatus:
     term: int
     committed: int
     bonds: int
+    machine_version: int
 
     @property
     def round(self) -> int:
@@ -44,17 +46,18 @@ class NodeStatus:
             term=group.log_position().term,
             committed=group.committed(),
             bonds=len(group.bonds()),
+            machine_version=group.machine_version,
         )
 
-    def shape(self) -> tuple[str, str | None, int]:
+    def shape(self) -> tuple[str, str | None, int, int]:
         """What a human wants to hear about when it changes."""
-        return (self.role, self.leader, self.bonds)
+        return (self.role, self.leader, self.bonds, self.machine_version)
 
     def line(self) -> str:
         leader = "none" if self.leader is None else self.leader[:12]
         return (
             f"status: role={self.role} leader={leader} round={self.round} "
-            f"committed={self.committed} bonds={self.bonds}"
+            f"committed={self.committed} bonds={self.bonds} version={self.machine_version}"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ use crate::tls;
 /// ALPN of group bonds.
 pub const GROUPS_ALPN: &[u8] = b"/mosaik/groups/1";
 /// ALPN of peer discovery.
-pub const DISCOVERY_ALPN: &[u8] = b"/mosaik/discovery/1";
+pub const DISCOVERY_ALPN: &[u8] = b"/mosaik/discovery/2";
 
 /// How long one dial attempt to one address may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);

@@ -141,6 +141,7 @@ async fn entry_with_a_bad_signature_is_dropped_and_counted() {
         network_id: NetworkId::from_text("test"),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
         groups: vec![],
+        hints: vec![],
         version: 1,
     }
     .sign(&forger);
@@ -185,6 +186,7 @@ fn own_entry(client: &Endpoint) -> mosaik_net::discovery::SignedEntry {
         network_id: NetworkId::from_text("test"),
         addrs: client.advertised().to_vec(),
         groups: vec![],
+        hints: vec![],
         version: 1,
     }
     .sign(client.identity())

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mosaik_core::{ConsensusConfig, Digest, GroupId, NetworkId};
 use mosaik_net::close::{self, groups as codes};
 use mosaik_net::endpoint::GROUPS_ALPN;
+use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::proof::{proof_for, session_material};
 use mosaik_net::groups::wire::{BondMessage, Proof};
 use mosaik_net::groups::{Group, GroupSpec};
@@ -28,6 +29,7 @@ fn spec() -> GroupSpec {
         secret: SECRET,
         consensus,
         handshake_timeout: Duration::from_millis(300),
+        settings: Settings::default(),
     }
 }
 
@@ -257,4 +259,95 @@ async fn acceptor_proof_binds_to_its_own_id_so_reflection_fails() {
     assert_ne!(proof, ours, "a reflected proof would equal the initiator's");
     drop(group);
     shut(&[&node, &client]).await;
+}
+
+fn settings(machine: &[u8], machine_version: u32) -> Settings {
+    Settings {
+        machine: Digest::of(machine),
+        machine_version,
+        ..Settings::default()
+    }
+}
+
+/// Waits until `done` holds, failing with `what` after `WAIT`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_bonds() {
+    let a = start().await;
+    let ours = a
+        .join(GroupSpec {
+            settings: settings(b"counter_v1", 1),
+            ..spec()
+        })
+        .unwrap();
+    let b = start().await;
+    let theirs = b
+        .join(GroupSpec {
+            group_id: Digest([8; 32]),
+            settings: settings(b"counter_v2", 1),
+            ..spec()
+        })
+        .unwrap();
+    // A third node under another key, listing a group of its own.
+    let outsider = start().await;
+    outsider
+        .join(GroupSpec {
+            group_id: Digest([9; 32]),
+            secret: Digest([43; 32]),
+            ..spec()
+        })
+        .unwrap();
+    b.sync_with(a.local_addr()).await.unwrap();
+    outsider.sync_with(a.local_addr()).await.unwrap();
+    eventually("both sides count the mismatch", || {
+        rejected(&a, "config_mismatch") == 1.0 && rejected(&b, "config_mismatch") == 1.0
+    })
+    .await;
+    eventually("everyone knows everyone", || {
+        a.discovery().unwrap().entries().len() == 2 && b.discovery().unwrap().entries().len() == 2
+    })
+    .await;
+    // Refreshes and more catalog traffic warn no more.
+    outsider.sync_with(b.local_addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rejected(&a, "config_mismatch"), 1.0);
+    assert!(!ours.is_bonded(&b.peer_id()) && !theirs.is_bonded(&a.peer_id()));
+    shut(&[&a, &b, &outsider]).await;
+}
+
+#[tokio::test]
+async fn members_learn_the_machine_version_each_bonded_peer_runs() {
+    let a = start().await;
+    let ours = a
+        .join(GroupSpec {
+            settings: settings(b"counter", 1),
+            ..spec()
+        })
+        .unwrap();
+    let b = start().await;
+    let theirs = b
+        .join(GroupSpec {
+            settings: settings(b"counter", 3),
+            ..spec()
+        })
+        .unwrap();
+    b.sync_with(a.local_addr()).await.unwrap();
+    eventually("the two bond", || {
+        ours.is_bonded(&b.peer_id()) && theirs.is_bonded(&a.peer_id())
+    })
+    .await;
+    eventually("each reads the other's version", || {
+        ours.member_versions() == vec![(b.peer_id(), Some(3))]
+            && theirs.member_versions() == vec![(a.peer_id(), Some(1))]
+    })
+    .await;
+    assert_eq!(rejected(&a, "config_mismatch"), 0.0);
+    shut(&[&a, &b]).await;
 }

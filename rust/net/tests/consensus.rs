@@ -11,6 +11,7 @@ use mosaik_core::{
     Command, ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference, PeerId,
     MIN_MESSAGE_BYTES,
 };
+use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{
     Applier, ApplyWork, GroupSpec, Halt, Proposed, Request, Rest, WorkerHandle, WorkerSetup,
 };
@@ -69,6 +70,7 @@ fn spec() -> GroupSpec {
             ..ConsensusConfig::default()
         },
         handshake_timeout: Duration::from_millis(500),
+        settings: Settings::default(),
     }
 }
 

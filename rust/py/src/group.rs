@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mosaik_core::{Command, GroupId, LeadershipPreference, RequestKey, Role, MAX_REQUEST_ID};
+use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{
     already_joined, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup,
 };
@@ -74,13 +75,17 @@ pub struct PyGroupJoin {
     disk: Option<DiskSpec>,
     /// Snapshot after every multiple of this index (0: the machine takes none).
     snapshot_every: u64,
+    /// The digest of the machine's signature, for the hint peers read.
+    machine_signature: mosaik_core::Digest,
+    /// The newest machine version this node's code applies.
+    machine_version: u32,
 }
 
 #[pymethods]
 impl PyGroupJoin {
     #[new]
     #[pyo3(signature = (*, group_id, secret, consensus, handshake_timeout, replica,
-        preference, state_sync, disk, snapshot_every))]
+        preference, state_sync, disk, snapshot_every, machine_signature, machine_version))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         group_id: PyDigest,
@@ -92,6 +97,8 @@ impl PyGroupJoin {
         state_sync: PyLogReplaySync,
         disk: Option<DiskSpec>,
         snapshot_every: u64,
+        machine_signature: PyDigest,
+        machine_version: u32,
     ) -> PyResult<Self> {
         Ok(PyGroupJoin {
             group_id: group_id.0,
@@ -103,6 +110,8 @@ impl PyGroupJoin {
             state_sync,
             disk,
             snapshot_every,
+            machine_signature: machine_signature.0,
+            machine_version,
         })
     }
 }
@@ -115,6 +124,12 @@ impl PyGroup {
             secret: join.secret,
             consensus: join.consensus.0.clone(),
             handshake_timeout: join.handshake_timeout,
+            settings: Settings {
+                consensus: join.consensus.0.digest(),
+                machine: join.machine_signature,
+                sync: join.state_sync.0.signature(),
+                machine_version: join.machine_version,
+            },
         };
         // Before the store is opened: a second join must not find its own
         // store locked and say so instead.
@@ -185,6 +200,17 @@ impl PyGroup {
     fn bonds(&self) -> PyResult<Vec<PyPeerId>> {
         let group = self.group().map_err(Failure::into_err)?;
         Ok(group.bond_peers().into_iter().map(PyPeerId).collect())
+    }
+
+    /// Each bonded peer with the newest machine version it says it runs
+    /// (`None` when its entry gives no hint for this group).
+    fn member_versions(&self) -> PyResult<Vec<(PyPeerId, Option<u32>)>> {
+        let group = self.group().map_err(Failure::into_err)?;
+        Ok(group
+            .member_versions()
+            .into_iter()
+            .map(|(peer, version)| (PyPeerId(peer), version))
+            .collect())
     }
 
     /// Proposes encoded commands, each with its `(request id, seq)` when

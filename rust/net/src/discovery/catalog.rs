@@ -235,6 +235,7 @@ mod tests {
             network_id: NetworkId::of(network),
             addrs: vec![format!("127.0.0.1:{port}").parse().unwrap()],
             groups: vec![],
+            hints: vec![],
             version,
         }
         .sign(id)

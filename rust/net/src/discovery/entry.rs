@@ -1,5 +1,5 @@
 //! Signed peer entries: what a node says about itself on the network, and
-//! the shape every entry must have (bounded addresses, groups and
+//! the shape every entry must have (bounded addresses, groups, hints and
 //! signature) before anything else is done with it.
 
 use std::net::SocketAddr;
@@ -20,19 +20,34 @@ pub const MAX_ENTRY_GROUPS: usize = 1024;
 const SIGNATURE_LEN: usize = 64;
 /// Upper bound of the postcard encoding of the fixed parts of a signed
 /// entry: two ids, a version, a signature and the length prefixes.
-const FIXED_ENCODING_BOUND: usize = 32 + 32 + 10 + SIGNATURE_LEN + 3 * 5;
+const FIXED_ENCODING_BOUND: usize = 32 + 32 + 10 + SIGNATURE_LEN + 4 * 5;
+/// Encoded size of one group hint.
+const HINT_ENCODING: usize = 16 + 24 + 4;
 /// Upper bound of one encoded address (IPv6: tag, 16 bytes, port).
 const ADDR_ENCODING_BOUND: usize = 1 + 16 + 3;
 
 /// A node's self-description. `version` grows with every change and every
-/// refresh, so the newest entry of a peer always wins.
+/// refresh, so the newest entry of a peer always wins. `hints[i]` describes
+/// `groups[i]` to the holders of that group's key (`groups::hint`); to
+/// anybody else its bytes are noise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerEntry {
     pub peer_id: PeerId,
     pub network_id: NetworkId,
     pub addrs: Vec<SocketAddr>,
     pub groups: Vec<GroupId>,
+    pub hints: Vec<GroupHint>,
     pub version: u64,
+}
+
+/// What a member says about one of its groups, keyed by the group's secret:
+/// a tag that only the key's holders recognise, digests of the group's
+/// settings and the newest machine version the member runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupHint {
+    pub tag: [u8; 16],
+    pub settings: [u8; 24],
+    pub version: [u8; 4],
 }
 
 /// A `PeerEntry` with its author's ed25519 signature.
@@ -59,18 +74,27 @@ impl PeerEntry {
         }
     }
 
-    /// Same addresses and groups: a newer version that only refreshes.
+    /// Same addresses, groups and hints: a newer version that only refreshes.
     pub fn same_content(&self, other: &PeerEntry) -> bool {
-        self.addrs == other.addrs && self.groups == other.groups
+        self.addrs == other.addrs && self.groups == other.groups && self.hints == other.hints
+    }
+
+    /// The hint of `group`, if the entry lists it with one.
+    pub fn hint_of(&self, group: &GroupId) -> Option<&GroupHint> {
+        let at = self.groups.iter().position(|g| g == group)?;
+        self.hints.get(at)
     }
 }
 
 impl SignedEntry {
-    /// Within the bounds on addresses and groups, with a signature of the
-    /// right length. Checked before the (costly) signature.
+    /// Within the bounds on addresses and groups, one hint per group (or
+    /// none), with a signature of the right length. Checked before the
+    /// (costly) signature.
     pub fn well_formed(&self) -> bool {
+        let hints = self.entry.hints.len();
         self.entry.addrs.len() <= MAX_ENTRY_ADDRS
             && self.entry.groups.len() <= MAX_ENTRY_GROUPS
+            && (hints == 0 || hints == self.entry.groups.len())
             && self.signature.len() == SIGNATURE_LEN
     }
 
@@ -79,6 +103,7 @@ impl SignedEntry {
         FIXED_ENCODING_BOUND
             + self.entry.addrs.len() * ADDR_ENCODING_BOUND
             + self.entry.groups.len() * 32
+            + self.entry.hints.len() * HINT_ENCODING
     }
 
     /// True when the entry's own peer signed exactly these contents.
@@ -101,6 +126,7 @@ mod tests {
             network_id: NetworkId::of(b"net"),
             addrs: vec!["127.0.0.1:1".parse().unwrap()],
             groups: vec![],
+            hints: vec![],
             version: 1,
         }
     }
@@ -125,6 +151,12 @@ mod tests {
         let mut big = entry(&id);
         big.addrs = vec!["[ffff::ffff]:65535".parse().unwrap(); MAX_ENTRY_ADDRS];
         big.groups = vec![mosaik_core::Digest([0xff; 32]); MAX_ENTRY_GROUPS];
+        let hint = GroupHint {
+            tag: [0xff; 16],
+            settings: [0xff; 24],
+            version: [0xff; 4],
+        };
+        big.hints = vec![hint; MAX_ENTRY_GROUPS];
         big.version = u64::MAX;
         let signed = big.sign(&id);
         assert!(signed.well_formed());
@@ -141,6 +173,17 @@ mod tests {
         let mut many_groups = entry(&id);
         many_groups.groups = vec![mosaik_core::Digest([1; 32]); MAX_ENTRY_GROUPS + 1];
         assert!(!many_groups.sign(&id).well_formed());
+        let mut fewer_hints = entry(&id);
+        fewer_hints.groups = vec![mosaik_core::Digest([1; 32]); 2];
+        fewer_hints.hints = vec![
+            GroupHint {
+                tag: [0; 16],
+                settings: [0; 24],
+                version: [0; 4],
+            };
+            1
+        ];
+        assert!(!fewer_hints.sign(&id).well_formed());
         let mut long_signature = entry(&id).sign(&id);
         long_signature.signature.push(0);
         assert!(!long_signature.well_formed());

@@ -9,5 +9,5 @@ mod service;
 pub mod wire;
 
 pub use catalog::{Catalog, Merge};
-pub use entry::{PeerEntry, SignedEntry};
+pub use entry::{GroupHint, PeerEntry, SignedEntry};
 pub use service::{Discovery, DiscoveryConfig, DiscoveryMetrics};

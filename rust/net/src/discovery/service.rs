@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::catalog::{Catalog, Merge, Screen};
-use super::entry::{PeerEntry, SignedEntry, MAX_ENTRY_GROUPS};
+use super::entry::{GroupHint, PeerEntry, SignedEntry, MAX_ENTRY_GROUPS};
 use super::wire::{self, DiscoveryMessage};
 use crate::addr::EndpointAddr;
 use crate::close;
@@ -118,6 +118,7 @@ impl Discovery {
             network_id,
             addrs: endpoint.advertised().to_vec(),
             groups: Vec::new(),
+            hints: Vec::new(),
             version: unix_millis(),
         }
         .sign(endpoint.identity());
@@ -144,20 +145,20 @@ impl Discovery {
     }
 
     /// Re-signs the own entry with a higher version, changing its groups
-    /// when given.
-    fn republish(&self, groups: Option<Vec<GroupId>>) {
+    /// and their hints when given.
+    fn republish(&self, groups: Option<Vec<(GroupId, GroupHint)>>) {
         let mut state = self.state();
         let mut entry = state.own.entry.clone();
         entry.version = (entry.version + 1).max(unix_millis());
         if let Some(groups) = groups {
-            entry.groups = groups;
+            (entry.groups, entry.hints) = groups.into_iter().unzip();
         }
         state.own = entry.sign(self.endpoint.identity());
     }
 
-    /// Announces the groups this node has joined (the first
-    /// `MAX_ENTRY_GROUPS` of them: peers refuse longer entries).
-    pub fn set_groups(&self, mut groups: Vec<GroupId>) {
+    /// Announces the groups this node has joined, each with its hint (the
+    /// first `MAX_ENTRY_GROUPS` of them: peers refuse longer entries).
+    pub fn set_groups(&self, mut groups: Vec<(GroupId, GroupHint)>) {
         if groups.len() > MAX_ENTRY_GROUPS {
             log::warn!(
                 "{} groups joined: only the first {MAX_ENTRY_GROUPS} are announced to peers",
@@ -189,6 +190,31 @@ impl Discovery {
             .filter(|e| e.groups.contains(group))
             .map(|e| (e.peer_id, e.version))
             .collect()
+    }
+
+    /// Every peer whose entry does not list `group`, with the groups it
+    /// lists and their hints.
+    pub fn hints_without(&self, group: &GroupId) -> Vec<(PeerId, Vec<(GroupId, GroupHint)>)> {
+        self.state()
+            .catalog
+            .entries()
+            .filter(|e| !e.groups.contains(group) && !e.hints.is_empty())
+            .map(|e| {
+                (
+                    e.peer_id,
+                    e.groups
+                        .iter()
+                        .copied()
+                        .zip(e.hints.iter().copied())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The hint `peer`'s entry gives for `group`, if it lists the group.
+    pub fn hint_of(&self, peer: &PeerId, group: &GroupId) -> Option<GroupHint> {
+        self.state().catalog.get(peer)?.hint_of(group).copied()
     }
 
     /// Ticks once for every change of the catalog's peers or contents.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mosaik_core::{ConsensusConfig, Digest, GroupId, NetworkId, PeerId};
 
+use super::hint::Settings;
 use crate::discovery::Discovery;
 use crate::endpoint::Endpoint;
 use crate::tasks::TaskSet;
@@ -28,4 +29,6 @@ pub struct GroupSpec {
     pub secret: Digest,
     pub consensus: ConsensusConfig,
     pub handshake_timeout: Duration,
+    /// What the group is made of, for the hint peers read (`hint`).
+    pub settings: Settings,
 }

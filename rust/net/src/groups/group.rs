@@ -1,5 +1,6 @@
 //! One joined group's bond mesh on one node: its bonds (at most one per
-//! peer), the loop that dials fellow members found by discovery, and the
+//! peer), the loop that dials fellow members found by discovery (and warns
+//! of peers that hold the group's key with other settings), and the
 //! consensus port it offers (see `port`).
 
 use std::collections::{HashMap, HashSet};
@@ -13,10 +14,12 @@ use tokio::sync::{mpsc, watch};
 use super::bond::{self, BondCtx, BondEvent, Outgoing};
 use super::ctx::{GroupSpec, GroupsCtx};
 use super::handshake::{self, NewBond};
-use super::metrics::BondMetrics;
+use super::hint::HintKey;
+use super::metrics::{self, BondMetrics};
 use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
 use super::wire::BondMessage;
 use crate::close;
+use crate::discovery::GroupHint;
 use crate::link;
 use crate::metrics::Sample;
 
@@ -37,6 +40,8 @@ struct GroupState {
     /// Entry version of peers that said `Departure`; not redialled until
     /// they publish a newer entry.
     departed: HashMap<PeerId, u64>,
+    /// The hint each peer with other settings was last warned of.
+    mismatched: HashMap<PeerId, GroupHint>,
     next_generation: u64,
     /// Where bonds report; dropped when the group is left, so that the
     /// event loop ends with the last bond.
@@ -45,6 +50,7 @@ struct GroupState {
 
 pub struct Group {
     spec: GroupSpec,
+    hint_key: HintKey,
     ctx: Arc<GroupsCtx>,
     state: Mutex<GroupState>,
     pub(crate) metrics: Arc<BondMetrics>,
@@ -73,6 +79,7 @@ impl Group {
             ..GroupState::default()
         };
         Arc::new(Group {
+            hint_key: HintKey::new(&spec.secret),
             spec,
             ctx,
             state: Mutex::new(state),
@@ -138,6 +145,60 @@ impl Group {
 
     pub fn is_bonded(&self, peer: &PeerId) -> bool {
         self.state().bonds.contains_key(peer)
+    }
+
+    /// The hint this node publishes for the group.
+    pub fn own_hint(&self) -> GroupHint {
+        self.hint_key.hint(&self.local(), &self.spec.settings)
+    }
+
+    /// Each bonded peer with the newest machine version its entry says it
+    /// runs (`None`: its entry gives no hint for this group).
+    pub fn member_versions(&self) -> Vec<(PeerId, Option<u32>)> {
+        self.bond_peers()
+            .into_iter()
+            .map(|peer| {
+                let hint = self.ctx.discovery.hint_of(&peer, &self.spec.group_id);
+                let reading = hint.and_then(|h| self.hint_key.read(&peer, &h, &self.spec.settings));
+                (peer, reading.map(|r| r.machine_version))
+            })
+            .collect()
+    }
+
+    /// Warns once per peer and hint of each peer whose entry shows this
+    /// group's key under another `GroupId` (and not this one), naming what
+    /// differs; counted as `mosaik.groups.bonds.rejected{reason=config_mismatch}`.
+    fn check_settings(&self) {
+        let others = self.ctx.discovery.hints_without(&self.spec.group_id);
+        let mut state = self.state();
+        let listed: HashSet<PeerId> = others.iter().map(|(peer, _)| *peer).collect();
+        state.mismatched.retain(|peer, _| listed.contains(peer));
+        for (peer, groups) in others {
+            let tag = self.hint_key.tag(&peer);
+            for (their_id, hint) in groups.iter().filter(|(_, h)| h.tag == tag) {
+                if state.mismatched.get(&peer) == Some(hint) {
+                    continue;
+                }
+                let Some(reading) = self.hint_key.read(&peer, hint, &self.spec.settings) else {
+                    continue;
+                };
+                state.mismatched.insert(peer, *hint);
+                self.metrics.reject_named(metrics::CONFIG_MISMATCH);
+                let differs = if reading.differs.is_empty() {
+                    "no setting we can name (a mosaik release that derives group ids \
+                     differently?)"
+                        .to_string()
+                } else {
+                    reading.differs.join(", ")
+                };
+                log::warn!(
+                    "group {}: peer {peer} holds this group's key but runs group {} \
+                     (differs in: {differs}); the two never bond",
+                    short(&self.spec.group_id),
+                    short(their_id),
+                );
+            }
+        }
     }
 
     /// The bonded peers, and whether the group was left, as they change.
@@ -345,11 +406,16 @@ impl Group {
         let mut catalog = self.ctx.discovery.subscribe();
         let mut bonded = self.subscribe();
         let retry = redial_pause(&self.spec);
+        let mut catalog_changed = true;
         while !self.has_left() {
+            if catalog_changed {
+                self.check_settings();
+            }
             let members = self.members_to_dial();
             self.dial_all(&members);
+            catalog_changed = false;
             tokio::select! {
-                _ = catalog.changed() => {}
+                _ = catalog.changed() => catalog_changed = true,
                 _ = bonded.changed() => {}
                 _ = tokio::time::sleep(retry) => {}
             }
@@ -392,6 +458,11 @@ impl Group {
         out.extend(self.metrics.samples());
         out
     }
+}
+
+/// The first 12 hex digits of a group id, as log lines show it.
+fn short(id: &GroupId) -> String {
+    id.to_hex()[..12].to_string()
 }
 
 impl Outbox for Group {

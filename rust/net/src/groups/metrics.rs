@@ -15,6 +15,9 @@ pub struct BondMetrics {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+/// The reason counted when a peer holds a group's key with other settings.
+pub const CONFIG_MISMATCH: &str = "config_mismatch";
+
 /// The metric label of a refusal's close code.
 pub fn reason_name(code: u32) -> &'static str {
     match code {
@@ -32,8 +35,13 @@ pub fn reason_name(code: u32) -> &'static str {
 
 impl BondMetrics {
     pub fn reject(&self, code: u32) {
+        self.reject_named(reason_name(code));
+    }
+
+    /// Counts a refusal under `reason`.
+    pub fn reject_named(&self, reason: &'static str) {
         let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-        *rejected.entry(reason_name(code)).or_default() += 1;
+        *rejected.entry(reason).or_default() += 1;
     }
 
     pub fn record_sent(&self, bytes: usize) {

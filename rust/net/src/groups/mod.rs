@@ -4,14 +4,15 @@
 //! drives the group's state machine through the apply port.
 //!
 //! Imports run one way: the registry uses the mesh and the handshake; the
-//! mesh uses bonds, the handshake and the port; the worker knows only the
-//! port and the apply port.
+//! mesh uses bonds, the handshake, the port and hints; the worker knows
+//! only the port and the apply port.
 
 mod apply;
 mod bond;
 mod ctx;
 mod group;
 pub mod handshake;
+pub mod hint;
 pub mod metrics;
 mod port;
 pub mod proof;
@@ -154,10 +155,15 @@ impl Groups {
         }
     }
 
+    /// Announces the joined groups, each with its hint.
     fn publish(&self) {
-        let mut ids: Vec<GroupId> = self.joined().keys().copied().collect();
-        ids.sort();
-        self.ctx.discovery.set_groups(ids);
+        let mut groups: Vec<_> = self
+            .joined()
+            .values()
+            .map(|g| (g.id(), g.own_hint()))
+            .collect();
+        groups.sort_by_key(|(id, _)| *id);
+        self.ctx.discovery.set_groups(groups);
     }
 
     /// Serves an incoming bond connection from a known peer: runs the

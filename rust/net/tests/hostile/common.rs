@@ -15,6 +15,7 @@ use mosaik_net::discovery::wire;
 use mosaik_net::discovery::wire::DiscoveryMessage;
 use mosaik_net::discovery::{PeerEntry, SignedEntry};
 use mosaik_net::endpoint::{Endpoint, DISCOVERY_ALPN};
+use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{Group, GroupSpec};
 use mosaik_net::identity::Identity;
 use mosaik_net::link::encode_frame;
@@ -87,6 +88,7 @@ pub fn group_spec() -> GroupSpec {
         secret: GROUP_SECRET,
         consensus: ConsensusConfig::default(),
         handshake_timeout: Duration::from_secs(1),
+        settings: Settings::default(),
     }
 }
 
@@ -202,6 +204,7 @@ pub fn signed_entry(
         network_id: NetworkId::from_text(NET),
         addrs,
         groups,
+        hints: vec![],
         version: unix_millis(),
     }
     .sign(identity)

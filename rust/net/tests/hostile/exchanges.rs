@@ -105,6 +105,7 @@ async fn entries_beyond_the_bounds_are_dropped_as_their_frames_arrive() {
         network_id: mosaik_core::NetworkId::from_text(common::NET),
         addrs,
         groups: vec![],
+        hints: vec![],
         version: 1,
     }
     .sign(&forger);
