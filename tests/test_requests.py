@@ -199,7 +199,7 @@ async def test_command_unknown_carries_the_request_id_of_its_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_bridge, "watch", settled_as(first=0, done=0, unknown=True))
-    proposals = Proposals(lambda data, on_assign, requests: None, False, 1 << 20)  # type: ignore[arg-type,return-value]
+    proposals = Proposals(lambda data, on_assign, requests: None, False, 1 << 20, None)  # type: ignore[arg-type,return-value]
     with_id = proposals.submit("a", b"a", (b"rid", 0))
     without = proposals.submit("b", b"b", None)
     with pytest.raises(mosaik.CommandUnknown) as raised:

@@ -56,7 +56,9 @@ class TallyV2(Tally):
 
 
 def join(net: mosaik.Network, key: mosaik.GroupKey, machine: Tally) -> mosaik.Group[Tally]:
-    return net.groups().with_key(key).with_state_machine(machine).with_consensus_config(fast()).join()
+    return (
+        net.groups().with_key(key).with_state_machine(machine).with_consensus_config(fast()).join()
+    )
 
 
 async def meshed(groups: list[mosaik.Group[Tally]]) -> None:
@@ -97,11 +99,15 @@ def entry(index: int, data: bytes, key: tuple[bytes, int] | None = None) -> Any:
 def test_a_switch_entry_tells_the_machine_before_the_next_entry() -> None:
     replica = Replica(TallyV2(), "test", 100)
     one = msgpack.packb(1)
-    replica.apply(False, None, [entry(1, one), entry(2, b"", switch_key(2)), entry(3, one)], 3, False)
+    replica.apply(
+        False, None, [entry(1, one), entry(2, b"", switch_key(2)), entry(3, one)], 3, False
+    )
     assert (replica.machine.total, replica.version, replica.version_since) == (3, 2, 2)
     assert replica.machine.told == [2]
     # A repeated or older switch changes nothing.
-    replica.apply(False, None, [entry(4, b"", switch_key(2)), entry(5, b"", switch_key(1))], 5, False)
+    replica.apply(
+        False, None, [entry(4, b"", switch_key(2)), entry(5, b"", switch_key(1))], 5, False
+    )
     assert (replica.version, replica.version_since, replica.machine.told) == (2, 2, [2])
 
 
@@ -244,6 +250,8 @@ async def test_a_member_with_old_code_stops_at_the_switch(caplog: pytest.LogCapt
         assert old.machine_version == 1
         assert old.machine.total == 1
         assert old._replica.applied < index
+        with pytest.raises(mosaik.GroupTerminated):
+            await bounded(old.execute(1))
 
 
 async def test_a_peer_with_the_key_and_another_machine_is_warned_of_and_counted(

@@ -207,7 +207,7 @@ def proposals(monkeypatch: pytest.MonkeyPatch) -> tuple[Proposals, FakePropose]:
     # native Bridge; everything else is the real coalescing code.
     monkeypatch.setattr(_bridge, "watch", fake_watch)
     propose = FakePropose()
-    return Proposals(propose, False, mosaik.ConsensusConfig().max_batch_bytes), propose
+    return Proposals(propose, False, mosaik.ConsensusConfig().max_batch_bytes, None), propose
 
 
 COMMANDS = [{"op": "set", "key": f"k{i}", "value": i} for i in range(BATCH)]

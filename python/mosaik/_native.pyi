@@ -559,6 +559,10 @@ class NativeGroup:
         """False once the group was left or its network closed."""
     def bonds(self) -> list[PeerId]:
         """The peers bonded with this node in this group."""
+    def sync_times(self) -> tuple[list[float], list[int], int, float] | None:
+        """The disk store's syncs: bucket bounds in seconds, syncs per
+        bucket (the last above every bound), their count and total seconds;
+        ``None`` for a log in memory."""
     def member_versions(self) -> list[tuple[PeerId, int | None]]:
         """Each bonded peer with the newest machine version it says it runs
         (``None`` when its entry gives no hint for this group)."""

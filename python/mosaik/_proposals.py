@@ -9,11 +9,16 @@ future resolves to its own index, or fails with its own command. As before
 batching, cancelling a call does not withdraw a command already handed over.
 A batch goes out before it would pass the group's ``max_batch_bytes``, so
 that it fits in one message between members.
+
+`ProposalStats` counts what became of a group's executed commands on this
+node (committed, not committed, outcome unknown, still pending) and, once
+metrics are collected, times each batch from proposal to commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +52,69 @@ def unsettled(
     return CommandOffline(f"the commands were not committed{committed}", rest)
 
 
+class ProposalStats:
+    """What became of the commands one group executed from this node."""
+
+    __slots__ = ("commit_seconds", "committed", "failed", "pending", "unknown")
+
+    def __init__(self) -> None:
+        self.committed = 0
+        self.failed = 0
+        self.unknown = 0
+        self.pending = 0
+        # Where commit times go (`mosaik.metrics`); none until collected.
+        self.commit_seconds: Callable[[float], None] | None = None
+
+    def started(self, count: int) -> float:
+        """``count`` commands go out now; the time to pass to `settled`."""
+        self.pending += count
+        return time.perf_counter() if self.commit_seconds is not None else 0.0
+
+    def settled(self, count: int, done: int, unknown: bool, started: float) -> None:
+        """Of ``count`` commands sent at ``started``, the first ``done``
+        committed; the others did not, or (``unknown``) may have."""
+        self.pending -= count
+        self.committed += done
+        if unknown:
+            self.unknown += count - done
+        else:
+            self.failed += count - done
+        record = self.commit_seconds
+        if record is not None and done and started:
+            record(time.perf_counter() - started)
+
+    def samples(self) -> dict[str, float]:
+        """The counts as metric samples."""
+        return {
+            "mosaik.groups.proposals.committed": float(self.committed),
+            "mosaik.groups.proposals.failed": float(self.failed),
+            "mosaik.groups.proposals.unknown": float(self.unknown),
+            "mosaik.groups.proposals.pending": float(self.pending),
+        }
+
+
+async def propose_counted(
+    stats: ProposalStats | None, pending: _native.Pending[_native.Proposal], count: int
+) -> _native.Proposal:
+    """``pending``'s proposal of ``count`` commands, counted in ``stats``
+    (an error counts them as not committed, a cancel as unknown)."""
+    if stats is None:
+        return await _bridge.watch(pending)
+    started = stats.started(count)
+    try:
+        outcome = await _bridge.watch(pending)
+    except asyncio.CancelledError:
+        stats.settled(count, 0, True, started)
+        raise
+    except BaseException:
+        stats.settled(count, 0, False, started)
+        raise
+    stats.settled(count, outcome.done, outcome.unknown, started)
+    return outcome
+
+
 class _Batch:
-    __slots__ = ("commands", "cost", "data", "futures", "keyed", "requests")
+    __slots__ = ("commands", "cost", "data", "futures", "keyed", "requests", "sent", "stats")
 
     def __init__(self) -> None:
         self.commands: list[Any] = []
@@ -57,6 +123,13 @@ class _Batch:
         self.futures: list[asyncio.Future[int]] = []
         self.cost = 0
         self.keyed = False
+        self.stats: ProposalStats | None = None
+        self.sent = 0.0
+
+    def count(self, stats: ProposalStats, count: int) -> None:
+        """Counts the batch's ``count`` commands, sent now, in ``stats``."""
+        self.stats = stats
+        self.sent = stats.started(count)
 
     def settle(self, outcome: asyncio.Future[_native.Proposal]) -> None:
         error = outcome.exception() if not outcome.cancelled() else asyncio.CancelledError()
@@ -64,6 +137,9 @@ class _Batch:
         if error is None:
             result = outcome.result()
             first, done, unknown = result.first, result.done, result.unknown
+        if self.stats is not None:
+            cancelled = isinstance(error, asyncio.CancelledError)
+            self.stats.settled(len(self.futures), done, unknown or cancelled, self.sent)
         for i, future in enumerate(self.futures):
             if future.done():
                 continue
@@ -94,12 +170,15 @@ class _Batch:
 class Proposals:
     """The batch of single commands waiting for one loop iteration to end."""
 
-    __slots__ = ("_batch", "_budget", "_loop", "_on_assign", "_propose")
+    __slots__ = ("_batch", "_budget", "_loop", "_on_assign", "_propose", "_stats")
 
-    def __init__(self, propose: Propose, on_assign: bool, budget: int) -> None:
+    def __init__(
+        self, propose: Propose, on_assign: bool, budget: int, stats: ProposalStats | None
+    ) -> None:
         self._propose = propose
         self._on_assign = on_assign
         self._budget = budget
+        self._stats = stats
         self._batch: _Batch | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -140,8 +219,11 @@ class Proposals:
         data, batch.data = batch.data, []
         requests = batch.requests if batch.keyed else None
         try:
-            outcome = _bridge.watch(self._propose(data, self._on_assign, requests))
+            pending = self._propose(data, self._on_assign, requests)
         except Exception as exc:
             batch.fail(exc)
             return
+        outcome = _bridge.watch(pending)
+        if self._stats is not None:
+            batch.count(self._stats, len(data))
         outcome.add_done_callback(batch.settle)

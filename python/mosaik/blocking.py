@@ -7,12 +7,15 @@ method takes a keyword ``timeout`` (float seconds or a `timedelta`, none
 by default) after which it cancels the operation and raises the builtin
 `TimeoutError`. Exceptions from mosaik come through unchanged (the same
 classes as with ``await``). Members that do not wait (``group.leader()``,
-``group.committed()``, ``net.local``, ...) pass straight through::
+``group.committed()``, ``net.local``, ...) pass straight through.
 
+Example:
+    ```python
     net = mosaik.blocking.Network.new("app", timeout=10)
     group = net.groups().with_key(key).with_state_machine(Counter()).join()
     group.when().leader_elected(timeout=5)
     index = group.execute({"add": 1}, timeout=5)
+    ```
 
 The asyncio side runs on one event loop in one daemon thread, named
 ``mosaik-blocking``, shared by every object of this module. It starts with
@@ -63,9 +66,9 @@ N = TypeVar("N")
 T = TypeVar("T")
 V = TypeVar("V", int, Cursor)
 
-#: Seconds the exit hook gives the open networks to close, and then the
-#: loop's thread to finish.
 EXIT_TIMEOUT = 5.0
+"""Seconds the exit hook gives the open networks to close, and then the
+loop's thread to finish."""
 
 
 def _seconds(timeout: Duration | None) -> float | None:
@@ -224,7 +227,7 @@ class Network:
         _runner.run(lambda: self._aio.sync_with(addr), timeout)
 
     def metrics(self) -> dict[str, float]:
-        """This network's metrics, names as in DESIGN.md."""
+        """This node's metrics now, by name (as `mosaik.Network.metrics`)."""
         return self._aio.metrics()
 
     def close(self, *, timeout: Duration | None = None) -> None:
@@ -237,6 +240,7 @@ class Network:
         return self._aio.closed
 
     def __enter__(self) -> Network:
+        """The network itself; the ``with`` block closes it on exit."""
         return self
 
     def __exit__(
@@ -458,6 +462,23 @@ class Group(Generic[M]):
         batch = list(commands)
         return _runner.run(lambda: self._aio.call_many(batch, request_id=request_id), timeout)
 
+    # -- machine versions -------------------------------------------------
+
+    @property
+    def machine_version(self) -> int:
+        """The machine version the group runs, as applied on this node."""
+        return self._aio.machine_version
+
+    def member_versions(self) -> dict[PeerId, int | None]:
+        """The newest machine version the code of each bonded peer applies."""
+        return self._aio.member_versions()
+
+    def upgrade(self, version: int | None = None, *, timeout: Duration | None = None) -> int:
+        """Switches the group to machine ``version`` (default: this node's
+        `StateMachine.version`) at one committed index; that index. See
+        `mosaik.Group.upgrade`."""
+        return _runner.run(lambda: self._aio.upgrade(version), timeout)
+
     # -- queries ----------------------------------------------------------
 
     def query(
@@ -515,6 +536,7 @@ class Group(Generic[M]):
         _runner.run(self._aio.leave, timeout)
 
     def __enter__(self) -> Group[M]:
+        """The group itself; the ``with`` block leaves it on exit."""
         return self
 
     def __exit__(

@@ -19,14 +19,14 @@ from ._native import (
     LogReplaySync,
     PeerId,
 )
-from ._proposals import Proposals, Requests, unsettled
+from ._proposals import Proposals, ProposalStats, Requests, propose_counted, unsettled
 from ._replica import Replica
 from ._versions import CONTROL_PREFIX, MAX_VERSION, switch_key
 from .cursor import Cursor
 from .exceptions import (
     CommandTooLarge,
-    ConfigError,
     CommandUnknown,
+    ConfigError,
     GroupTerminated,
     NoCommands,
     QueryOffline,
@@ -153,7 +153,15 @@ class CommittedQueryResult(Generic[R]):
 class Group(Generic[M]):
     """A joined group. Get one from `GroupBuilder.join()`."""
 
-    __slots__ = ("_config", "_executes", "_feeds", "_max_command", "_native", "_replica")
+    __slots__ = (
+        "_config",
+        "_executes",
+        "_feeds",
+        "_max_command",
+        "_native",
+        "_replica",
+        "_stats",
+    )
 
     def __init__(self, native: _native.NativeGroup, replica: Replica, config: GroupConfig) -> None:
         self._native = native
@@ -161,8 +169,9 @@ class Group(Generic[M]):
         self._config = config
         self._max_command = config.consensus.max_command_bytes
         budget = config.consensus.max_batch_bytes
-        self._executes = Proposals(native.propose, False, budget)
-        self._feeds = Proposals(native.propose, True, budget)
+        self._stats = ProposalStats()
+        self._executes = Proposals(native.propose, False, budget, self._stats)
+        self._feeds = Proposals(native.propose, True, budget, None)
 
     @property
     def id(self) -> Digest:
@@ -220,7 +229,10 @@ class Group(Generic[M]):
         requests: Requests | None = None
         if request_id is not None:
             requests = [(request_id, i) for i in range(len(data))]
-        outcome = await _bridge.watch(self._native.propose(data, on_assign, requests))
+        stats = None if on_assign else self._stats
+        outcome = await propose_counted(
+            stats, self._native.propose(data, on_assign, requests), len(data)
+        )
         first, done = outcome.first, outcome.done
         if request_id is not None and 0 < done < len(commands):
             # Each command's key is the id and its place in the batch: only
@@ -343,7 +355,11 @@ class Group(Generic[M]):
         """
         replica = self._replica
         target = replica.supported if version is None else version
-        if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= MAX_VERSION:
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, int)
+            or not 1 <= target <= MAX_VERSION
+        ):
             raise ConfigError(f"version must be an int from 1 to {MAX_VERSION}, not {target!r}")
         if target > replica.supported:
             raise ConfigError(
@@ -439,7 +455,7 @@ class Group(Generic[M]):
         return self._config
 
     def metrics(self) -> dict[str, float]:
-        return self._native.metrics()
+        return {**self._native.metrics(), **self._stats.samples()}
 
     @property
     def active(self) -> bool:

@@ -15,10 +15,13 @@ those counters and gauges, each group has:
   ``mosaik_groups_online`` (1 or 0), ``mosaik_groups_raft_round`` (the
   election round), ``mosaik_groups_applied`` (the index applied here) and
   ``mosaik_groups_machine_version`` (the machine version the group runs);
-- histograms ``mosaik_groups_apply_seconds`` (one batch of committed
-  commands through the state machine), ``mosaik_groups_snapshot_seconds``
-  and ``mosaik_groups_snapshot_bytes`` (the machine's ``snapshot()``),
-  recorded from the first collection on.
+- histograms ``mosaik_groups_commit_seconds`` (a batch of executed
+  commands from proposal to commit and application here),
+  ``mosaik_groups_apply_seconds`` (one batch of committed commands through
+  the state machine), ``mosaik_groups_snapshot_seconds`` and
+  ``mosaik_groups_snapshot_bytes`` (the machine's ``snapshot()``), recorded
+  from the first collection on, and ``mosaik_groups_store_sync_seconds``
+  (the disk store's syncs, counted from the start).
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ GAUGES = frozenset(
         "mosaik.discovery.catalog.size",
         "mosaik.groups.active",
         "mosaik.groups.bonds.active",
+        "mosaik.groups.proposals.pending",
         "mosaik.groups.raft.committed",
         "mosaik.groups.raft.committee.voters",
         "mosaik.net.connections.pending",
@@ -61,6 +70,10 @@ _STATUS = (
 _LABELLED = re.compile(r"^(?P<name>[^{]+)\{(?P<labels>[^}]*)\}$")
 # Labels as the native side writes them (``reason=timeout``) or quoted.
 _LABEL = re.compile(r'(\w+)="?([^",]*)"?')
+# Seconds from 100 µs (one command in one process) to 10 s (a slow disk
+# behind an election).
+_COMMIT_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
+_COMMIT_BUCKETS += (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # One round of an election is ``term >> 32`` (a term is a ballot).
 _ROUND_SHIFT = 32
 
@@ -81,10 +94,11 @@ def _split(sample: str) -> tuple[str, dict[str, str]]:
 class _Timings:
     """The histograms one group's apply thread records into."""
 
-    __slots__ = ("apply", "snapshot_bytes", "snapshot_seconds")
+    __slots__ = ("apply", "commit", "snapshot_bytes", "snapshot_seconds")
 
     def __init__(self, histograms: _Histograms, network: str, group: str) -> None:
         self.apply = histograms.apply.labels(network, group)
+        self.commit = histograms.commit.labels(network, group)
         self.snapshot_seconds = histograms.snapshot_seconds.labels(network, group)
         self.snapshot_bytes = histograms.snapshot_bytes.labels(network, group)
 
@@ -105,6 +119,14 @@ class _Histograms:
             "mosaik_groups_apply_seconds",
             "Seconds one batch of committed commands took through the state machine.",
             labels,
+            registry=registry,
+        )
+        self.commit = Histogram(
+            "mosaik_groups_commit_seconds",
+            "Seconds from proposing a batch of commands on this node to its "
+            "commit and application here.",
+            labels,
+            buckets=_COMMIT_BUCKETS,
             registry=registry,
         )
         self.snapshot_seconds = Histogram(
@@ -152,21 +174,45 @@ class NetworkCollector(Collector):
                 families[base] = family
             family.add_metric([labels[k] for k in sorted(labels)], value)
 
+        syncs = HistogramMetricFamily(
+            "mosaik_groups_store_sync_seconds",
+            "Seconds one sync of the disk log store took (fdatasync of the "
+            "segments and meta file, fsync of the directory).",
+            labels=["network", "group"],
+        )
         for group in net.groups().joined():
             labels = {"network": network, "group": str(group.id)}
             for name, value in group.metrics().items():
                 add(name, value, labels)
             for name, value in _status_of(group).items():
                 add(name, value, labels)
+            _add_syncs(syncs, group, [network, str(group.id)])
             replica = group._replica
             if replica.timings is None:
-                replica.timings = _Timings(self._histograms, network, str(group.id))
+                timings = _Timings(self._histograms, network, str(group.id))
+                replica.timings = timings
+                group._stats.commit_seconds = timings.commit.observe
         # The network's own series; its totals over groups (bonds, bytes)
         # are left to the groups' labelled series of the same names.
         for name, value in net.metrics().items():
             if _split(name)[0] not in families:
                 add(name, value, {"network": network})
         yield from families.values()
+        if syncs.samples:
+            yield syncs
+
+
+def _add_syncs(family: HistogramMetricFamily, group: Group[Any], labels: list[str]) -> None:
+    """The sync times of ``group``'s disk store, if it has one."""
+    times = group._native.sync_times()
+    if times is None:
+        return
+    bounds, counts, _, total = times
+    cumulative, buckets = 0, []
+    for bound, count in zip([*map(str, bounds), "+Inf"], counts, strict=True):
+        cumulative += count
+        buckets.append((bound, float(cumulative)))
+    family.add_metric(labels, buckets, total)
 
 
 def _status_of(group: Group[Any]) -> dict[str, float]:

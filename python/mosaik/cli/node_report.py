@@ -41,7 +41,7 @@ class HumanReporter:
     the leader is lost or a new one is elected (with how long it took)."""
 
     def __init__(self) -> None:
-        self._last: tuple[str, str | None, int] | None = None
+        self._last: tuple[str, str | None, int, int] | None = None
         self._leader: str | None = None
         self._started = time.monotonic()
         self._lost: float | None = None  # when the last leader was lost

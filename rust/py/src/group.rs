@@ -13,6 +13,7 @@ use mosaik_net::groups::{
     already_joined, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup,
 };
 use mosaik_net::Network;
+use mosaik_store::{SyncTimes, SYNC_BUCKETS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use tokio::sync::{oneshot, watch};
@@ -58,6 +59,8 @@ pub struct PyGroup {
     group: Weak<Group>,
     id: GroupId,
     worker: WorkerHandle,
+    /// How long the disk store's syncs take (`None`: the log is in memory).
+    sync_times: Option<Arc<SyncTimes>>,
 }
 
 /// Everything joining a group needs: its identity, its settings on this
@@ -137,10 +140,11 @@ impl PyGroup {
             return Err(net_error(already_joined(&spec.group_id)));
         }
         let replica = Python::attach(|py| join.replica.clone_ref(py));
+        let (store, sync_times) = open_store(&spec.group_id, join.disk.clone())?;
         let setup = WorkerSetup {
             preference: join.preference,
             replay: join.state_sync.0,
-            store: open_store(&spec.group_id, join.disk.clone())?,
+            store,
             snapshot_every: join.snapshot_every,
             applier: Box::new(PyApplier { replica }),
         };
@@ -150,6 +154,7 @@ impl PyGroup {
             group: Arc::downgrade(&group),
             id: group.id(),
             worker,
+            sync_times,
         })
     }
 
@@ -310,6 +315,17 @@ impl PyGroup {
             s.voters as f64,
         );
         Ok(out)
+    }
+
+    /// The disk store's syncs: bucket bounds in seconds, syncs per bucket
+    /// (the last above every bound), their count and total seconds; `None`
+    /// for a log in memory.
+    #[allow(clippy::type_complexity)]
+    fn sync_times(&self) -> Option<(Vec<f64>, Vec<u64>, u64, f64)> {
+        self.sync_times.as_ref().map(|times| {
+            let (buckets, count, total) = times.read();
+            (SYNC_BUCKETS.to_vec(), buckets, count, total)
+        })
     }
 
     /// Departs from every bond and stops the group.

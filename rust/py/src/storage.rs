@@ -3,10 +3,11 @@
 //! errors reach the caller of `join`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use mosaik_core::{Digest, InMemoryLogStore};
 use mosaik_net::groups::GroupStore;
-use mosaik_store::{DiskLogStore, DiskOptions};
+use mosaik_store::{DiskLogStore, DiskOptions, SyncTimes};
 use pyo3::prelude::*;
 
 use crate::errors::store_error;
@@ -14,12 +15,16 @@ use crate::errors::store_error;
 /// A disk store's directory and segment size, as `mosaik.DiskLogStore` passes them.
 pub type DiskSpec = (PathBuf, u64);
 
-/// The store of the group `group_id` about to be joined; a directory that
-/// holds another group's log is refused.
-pub fn open_store(group_id: &Digest, disk: Option<DiskSpec>) -> PyResult<GroupStore> {
+/// The store of the group `group_id` about to be joined, with the times of
+/// its syncs when it is on disk; a directory that holds another group's log
+/// is refused.
+pub fn open_store(
+    group_id: &Digest,
+    disk: Option<DiskSpec>,
+) -> PyResult<(GroupStore, Option<Arc<SyncTimes>>)> {
     let label = group_id.to_hex();
     let Some((path, segment_bytes)) = disk else {
-        return Ok(Box::new(InMemoryLogStore::new()));
+        return Ok((Box::new(InMemoryLogStore::new()), None));
     };
     let options = DiskOptions {
         segment_bytes,
@@ -33,5 +38,6 @@ pub fn open_store(group_id: &Digest, disk: Option<DiskSpec>) -> PyResult<GroupSt
         recovery.entries,
         recovery.segments
     );
-    Ok(Box::new(store))
+    let sync_times = store.sync_times();
+    Ok((Box::new(store), Some(sync_times)))
 }

@@ -16,7 +16,9 @@ mod recovery;
 mod segment;
 mod snapshot_file;
 mod store;
+mod sync_times;
 
 pub use error::StoreError;
 pub use recovery::{Recovery, TornTail};
 pub use store::{DiskLogStore, DiskOptions};
+pub use sync_times::{SyncTimes, SYNC_BUCKETS};

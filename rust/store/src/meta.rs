@@ -79,12 +79,14 @@ impl MetaFile {
         Ok(())
     }
 
-    /// Makes the last write durable (one fdatasync, if any).
-    pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.file.sync()? {
+    /// Makes the last write durable (one fdatasync, if any); whether there
+    /// was one to make durable.
+    pub fn sync(&mut self) -> Result<bool, StoreError> {
+        let synced = self.file.sync()?;
+        if synced {
             self.durable_slot = self.written_slot;
         }
-        Ok(())
+        Ok(synced)
     }
 }
 

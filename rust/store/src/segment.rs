@@ -92,9 +92,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Makes the writes since the last sync durable (one fdatasync, if any).
-    pub fn sync(&mut self) -> Result<(), StoreError> {
-        self.file.sync().map(|_| ())
+    /// Makes the writes since the last sync durable (one fdatasync, if
+    /// any); whether there were any.
+    pub fn sync(&mut self) -> Result<bool, StoreError> {
+        self.file.sync()
     }
 
     /// Deletes the file.

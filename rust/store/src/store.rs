@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use mosaik_core::storage::{check_compaction, check_continues, within_budget};
 use mosaik_core::{Entry, Error, HardState, Index, LogPosition, LogStore, Result, Snapshot, Term};
@@ -19,6 +21,7 @@ use crate::record;
 use crate::recovery::{self, Recovery};
 use crate::segment::Segment;
 use crate::snapshot_file;
+use crate::sync_times::SyncTimes;
 
 const META: &str = "meta";
 /// The file holding the id of the group the directory belongs to, and the
@@ -67,6 +70,7 @@ pub struct DiskLogStore {
     snapshot: Option<Snapshot>,
     /// A segment was created since the directory was last fsynced.
     dir_dirty: bool,
+    sync_times: Arc<SyncTimes>,
 }
 
 impl DiskLogStore {
@@ -96,6 +100,7 @@ impl DiskLogStore {
             cache: RecentEntries::new(options.cache_entries, options.cache_bytes),
             snapshot,
             dir_dirty: false,
+            sync_times: Arc::default(),
         };
         Ok((store, recovery))
     }
@@ -318,7 +323,7 @@ impl DiskLogStore {
             snapshot,
         };
         self.meta.write(state)?;
-        self.meta.sync()
+        self.meta.sync().map(|_| ())
     }
 
     /// Drops the entries up to `base.index`, which the log holds, and makes `base` the base.
@@ -336,16 +341,29 @@ impl DiskLogStore {
         Ok(())
     }
 
+    /// Makes every write durable; the time it took is recorded in
+    /// `sync_times` when there was anything to make durable.
     fn sync_all(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let mut synced = false;
         for segment in &mut self.segments {
-            segment.sync()?;
+            synced |= segment.sync()?;
         }
-        self.meta.sync()?;
+        synced |= self.meta.sync()?;
         if self.dir_dirty {
             self.dir.sync()?;
             self.dir_dirty = false;
+            synced = true;
+        }
+        if synced {
+            self.sync_times.record(started.elapsed());
         }
         Ok(())
+    }
+
+    /// How long this store's syncs take, shared with whoever reports it.
+    pub fn sync_times(&self) -> Arc<SyncTimes> {
+        self.sync_times.clone()
     }
 }
 
