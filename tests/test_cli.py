@@ -595,3 +595,62 @@ def test_three_nodes_serve_metrics_status_and_health(group_key_file: Path) -> No
         assert http_get(f"{urls[0]}/healthz") == (503, "offline\n")
         assert members[0].stop()[0] == 0
     assert_one_line_error(mosaik("status", "127.0.0.1:1"), "cannot read")
+
+
+def machine_module(directory: Path, signature: str, version: int) -> Path:
+    """``directory/app_tally.py``: a tally machine of ``signature`` whose
+    code applies machine versions up to ``version``."""
+    directory.mkdir()
+    (directory / "app_tally.py").write_text(
+        "import mosaik\n"
+        "class Tally(mosaik.StateMachine):\n"
+        f"    version = {version}\n"
+        "    def __init__(self): self.total = 0\n"
+        f"    def signature(self): return {signature!r}\n"
+        "    def apply(self, command, ctx): self.total += command or 0\n"
+        "    def query(self, query): return self.total\n"
+    )
+    return directory
+
+
+def test_a_rolling_upgrade_of_node_processes_switches_the_machine_version(
+    group_key_file: Path, tmp_path: Path
+) -> None:
+    old = machine_module(tmp_path / "v1", "app_tally", 1)
+    new = machine_module(tmp_path / "v2", "app_tally", 2)
+    other = machine_module(tmp_path / "other", "app_tally_renamed", 2)
+    common = ["--key-file", str(group_key_file), "--timings", "fast", "--status-interval", "0.1"]
+    common += ["--listen", "127.0.0.1:0", "--state-machine", "app_tally:Tally"]
+    meshed = lambda line: bonds(2)(line) and "leader=none" not in line  # noqa: E731
+    with nodes() as start:
+        members = [start(*common, cwd=old)]
+        addresses = [members[0].address()]
+        for _ in range(2):
+            members.append(start(*common, "--bootstrap", addresses[0], cwd=old))
+            addresses.append(members[-1].address())
+        for node in members:
+            assert node.expect(meshed, 15.0, "a full mesh").endswith(" version=1")
+        # One member at a time goes down and comes back with the new code;
+        # the group does not switch while any member runs the old one.
+        for i in range(3):
+            assert members[i].stop()[0] == 0
+            live = addresses[(i + 1) % 3]
+            members[i] = start(*common, "--bootstrap", live, cwd=new)
+            addresses[i] = members[i].address()
+            line = members[i].expect(meshed, 15.0, "the restarted member back in the mesh")
+            if i < 2:
+                assert line.endswith(" version=1"), line
+        switched = lambda s: " status: " in s and s.endswith(" version=2")  # noqa: E731
+        for node in members:
+            if not any(switched(line) for line in node.seen):
+                node.expect(switched, 15.0, "version 2")
+        # A node with the key and another machine signature is told of.
+        stray = start(*common, "--bootstrap", addresses[0], cwd=other)
+        stray.address()
+        stray.expect(lambda s: " status: " in s, 15.0, "a status line")
+        code, err = stray.stop()
+        assert code == 0
+        assert "holds this group's key but runs group" in err, err
+        assert "differs in: machine signature" in err, err
+        for node in members:
+            assert node.stop()[0] == 0

@@ -5,6 +5,7 @@ node that holds the key under other settings is warned of and counted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ import mosaik
 from conftest import bounded, eventually, networks
 from mosaik._replica import Replica
 from mosaik._versions import UnsupportedVersion, switch_key
+from mosaik.cli.node_runner import Upgrader
 
 WAIT = 10.0
 
@@ -82,6 +84,20 @@ async def announced(groups: list[mosaik.Group[Tally]], version: int) -> None:
         WAIT,
         f"every member announces version {version}",
     )
+
+
+async def write_once(group: mosaik.Group[Tally], command: int, request_id: bytes) -> None:
+    """Executes ``command`` exactly once, retrying with its request id while
+    a leader that left is replaced (`CommandUnknown`, `CommandOffline`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:
+        try:
+            await bounded(group.execute(command, request_id=request_id))
+            return
+        except (mosaik.CommandUnknown, mosaik.CommandOffline):
+            if loop.time() > deadline:
+                raise
 
 
 async def applied(group: mosaik.Group[Tally], index: int) -> None:
@@ -201,11 +217,11 @@ async def test_a_rolling_upgrade_keeps_the_group_writable_then_switches() -> Non
             # others keep taking writes meanwhile.
             await bounded(groups[i].leave())
             others = [g for j, g in enumerate(groups) if j != i]
-            await bounded(others[0].execute(1))
+            await write_once(others[0], 1, f"while {i} is away".encode())
             written += 1
             groups[i] = join(nets[i], key, TallyV2())
             await meshed(groups)
-            await bounded(groups[i].execute(1))
+            await write_once(groups[i], 1, f"once {i} is back".encode())
             written += 1
         await announced(groups, 2)
         index = await bounded(groups[0].upgrade())
@@ -281,3 +297,53 @@ async def test_a_peer_with_the_key_and_another_machine_is_warned_of_and_counted(
         assert all("differs in: machine signature)" in w for w in warnings)
         assert str(nets[1].local.id) in " ".join(warnings)
         assert len(ours.bonds()) == 0 and len(theirs.bonds()) == 0
+
+
+class FakeGroup:
+    """What `Upgrader` reads of a group, set by the test."""
+
+    def __init__(self, machine: Tally) -> None:
+        self.machine = machine
+        self.machine_version = 1
+        self.members: dict[str, int | None] = {}
+        self.leading = True
+        self.voters = 0.0
+        self.upgrades: list[int | None] = []
+
+    def member_versions(self) -> dict[str, int | None]:
+        return dict(self.members)
+
+    def is_leader(self) -> bool:
+        return self.leading
+
+    def metrics(self) -> dict[str, float]:
+        return {"mosaik.groups.raft.committee.voters": self.voters}
+
+    async def upgrade(self, version: int | None = None) -> int:
+        self.upgrades.append(version)
+        self.machine_version = version or 1
+        return 1
+
+
+async def test_mosaik_node_switches_only_once_every_member_it_has_seen_runs_the_new_code() -> None:
+    group = FakeGroup(TallyV2())
+    upgrader = Upgrader(group)  # type: ignore[arg-type]
+    group.members = {"b": 1, "c": 1}
+    await upgrader.step()
+    # c went away to be upgraded: b alone announcing version 2 is not enough.
+    group.members = {"b": 2}
+    await upgrader.step()
+    # A follower never switches.
+    group.members, group.leading = {"b": 2, "c": 2}, False
+    await upgrader.step()
+    assert group.upgrades == []
+    group.leading = True
+    # The voters the group counts are waited for too.
+    group.voters = 4.0
+    await upgrader.step()
+    assert group.upgrades == []
+    group.voters = 3.0
+    await upgrader.step()
+    assert group.upgrades == [2]
+    await upgrader.step()
+    assert group.upgrades == [2]

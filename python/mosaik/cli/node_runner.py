@@ -119,22 +119,33 @@ def install_stop_signals(stop: asyncio.Event, why: list[str]) -> None:
         loop.add_signal_handler(sig, on_signal)
 
 
-async def upgrade_when_all_can(group: Group[Any]) -> None:
-    """On the leader: switches the group to the newest machine version this
-    node's code applies, once every bonded peer's code applies it too and
-    every voter the group counts is bonded (a member that is away may
-    still run old code)."""
-    newest = supported_version(group.machine)
-    if not group.is_leader() or group.machine_version >= newest:
-        return
-    members = group.member_versions()
-    voters = group.metrics().get("mosaik.groups.raft.committee.voters", 0.0)
-    if len(members) + 1 < voters or any(v is None or v < newest for v in members.values()):
-        return
-    # Not committed now (a leader change, a peer that changed meanwhile):
-    # the next round tries again.
-    with suppress(CommandError, ConfigError):
-        await group.upgrade(newest)
+class Upgrader:
+    """Switches the group to the newest machine version this node's code
+    applies, when this node leads and every member runs code that applies
+    it: every bonded peer announces it, and the group has as many members
+    as the most this node has seen bonded at once and as the voters it
+    counts (a member that is away may still run old code)."""
+
+    def __init__(self, group: Group[Any]) -> None:
+        self._group = group
+        self._newest = supported_version(group.machine)
+        self._most_members = 1
+
+    async def step(self) -> None:
+        group = self._group
+        members = group.member_versions()
+        self._most_members = max(self._most_members, len(members) + 1)
+        if not group.is_leader() or group.machine_version >= self._newest:
+            return
+        voters = group.metrics().get("mosaik.groups.raft.committee.voters", 0.0)
+        if len(members) + 1 < max(voters, self._most_members):
+            return
+        if any(v is None or v < self._newest for v in members.values()):
+            return
+        # Not committed now (a leader change, a peer that changed meanwhile):
+        # the next round tries again.
+        with suppress(CommandError, ConfigError):
+            await group.upgrade(self._newest)
 
 
 async def report_until(
@@ -142,9 +153,10 @@ async def report_until(
 ) -> None:
     """Reports the status every ``interval`` seconds until ``stop`` is set,
     upgrading the group's machine version when it can."""
+    upgrader = Upgrader(group)
     while not stop.is_set():
         reporter.status(NodeStatus.of(group))
-        await upgrade_when_all_can(group)
+        await upgrader.step()
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
 
