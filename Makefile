@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 CARGO_TEST_CRATES := -p mosaik-core -p mosaik-store -p mosaik-net
 
-.PHONY: all venv build test test-rust test-python nemesis-deps nemesis lint demo bench clean
+.PHONY: all venv build test test-rust test-python nemesis-deps nemesis lint docs demo bench clean
 
 all: test
 
@@ -22,7 +22,7 @@ venv: $(VENV)/.deps
 build: venv
 	maturin develop --release --quiet
 
-test: build nemesis-deps lint test-rust test-python
+test: build nemesis-deps lint docs test-rust test-python
 
 test-rust:
 	cargo test --release $(CARGO_TEST_CRATES)
@@ -41,6 +41,13 @@ lint: build
 	$(PY) -m ruff format --check python tests benches
 	$(PY) -m mypy --strict python/mosaik tests/typed_collections.py
 	$(PY) -m mypy.stubtest mosaik._native
+
+# The documentation site (mkdocs.yml), built into .venv/site with every
+# warning an error. It reads python/mosaik from source and _native.pyi, so
+# it needs no build. (The variable silences mkdocs-material's banner about
+# its successor; it changes nothing in the build.)
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # nft and ip for the tests in network namespaces (tests/nemesis,
 # tests/test_hosts.py), installed only as root; without them (or without

@@ -4,6 +4,24 @@ Trusted nodes that share a secret `GroupKey` bond over authenticated QUIC,
 elect a leader with a modified Raft and replicate a log of commands to state
 machines written as plain Python classes. The hot path is the Rust extension
 `mosaik._native`; this package is its typed front.
+
+Everything a program needs is importable from here; `mosaik.blocking` is
+the same API for threads, `mosaik.collections` has ready-made replicated
+data structures and locks, and `mosaik.metrics` exports to Prometheus.
+
+Example:
+    ```python
+    import asyncio
+    import mosaik
+
+    async def main() -> None:
+        key = mosaik.GroupKey.generate()
+        async with await mosaik.Network.new("my-app") as net:
+            group = net.groups().with_key(key).join()
+            print("leader:", await group.when().leader_elected())
+
+    asyncio.run(main())
+    ```
 """
 
 import atexit
@@ -53,7 +71,18 @@ atexit.register(_stop_appliers)
 
 
 def set_log_level(level: int) -> None:
-    """Sets the `mosaik` logger's level and which native records reach it."""
+    """Sets the `mosaik` logger's level and which native records reach it.
+
+    The native layer checks the level before it formats a record, so debug
+    records cost nothing until this lets them through; setting the level of
+    the ``mosaik`` logger by other means does not tell the native layer.
+
+    Example:
+        ```python
+        logging.basicConfig()
+        mosaik.set_log_level(logging.DEBUG)
+        ```
+    """
     logging.getLogger("mosaik").setLevel(level)
     _set_log_level(level)
 
@@ -61,8 +90,13 @@ def set_log_level(level: int) -> None:
 _set_log_level(logging.getLogger("mosaik").getEffectiveLevel())
 
 UniqueId = Digest
+"""Another name of `Digest`: any 32-byte blake3 identifier."""
 NetworkId = Digest
+"""Another name of `Digest`: the id of a network, the digest of its name."""
 GroupId = Digest
+"""Another name of `Digest`: the id of a group, derived from its key, its
+consensus settings, its state machine's signature and its state sync's
+signature (see `GroupBuilder.group_id`)."""
 
 __all__ = [
     "ApplyContext",

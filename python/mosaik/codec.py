@@ -17,6 +17,30 @@ pass: n bytes cannot nest deeper than n containers).
 A custom codec is any object with ``encode(obj) -> bytes`` and
 ``decode(data) -> obj``; set it as the ``codec`` class attribute of a state
 machine. Nothing here ever unpickles.
+
+Example:
+    ```python
+    from mosaik.codec import MSGPACK
+
+    data = MSGPACK.encode({"add": 1, "tags": ("a", "b")})
+    assert MSGPACK.decode(data) == {"add": 1, "tags": ("a", "b")}
+    MSGPACK.encode({1, 2})      # CodecError: sets are not carried
+    ```
+
+A JSON codec, for a machine whose commands are JSON documents:
+
+```python
+class JsonCodec:
+    def encode(self, obj):
+        return json.dumps(obj, sort_keys=True).encode()
+
+    def decode(self, data):
+        return json.loads(data)
+
+class Inventory(mosaik.StateMachine):
+    codec = JsonCodec()
+    ...
+```
 """
 
 from __future__ import annotations
@@ -44,9 +68,23 @@ _TUPLE_BUFFER = 256
 
 
 class Codec(Protocol):
-    def encode(self, obj: Any) -> bytes: ...
+    """What a state machine's ``codec`` attribute must be: any object with
+    these two methods (no base class needed).
 
-    def decode(self, data: bytes) -> Any: ...
+    ``encode`` runs on the calling node before anything is sent, so its
+    errors reach the caller; raise `CodecError` for a value you do not
+    carry. ``decode`` runs on every node, on bytes from the log: it must
+    give the same value everywhere and must never execute what it reads
+    (no pickle).
+    """
+
+    def encode(self, obj: Any) -> bytes:
+        """The bytes of ``obj`` (a command, a query or a query's answer)."""
+        ...
+
+    def decode(self, data: bytes) -> Any:
+        """The value ``encode`` made ``data`` from."""
+        ...
 
 
 def _hook(tuples: int) -> Callable[[Any], Any]:
@@ -122,6 +160,9 @@ class MsgpackCodec:
     """The default codec (msgpack, type-preserving, no pickle)."""
 
     def encode(self, obj: Any) -> bytes:
+        """``obj`` as msgpack; `CodecError` for a value of a type it does
+        not carry, an int outside 64 bits, or nesting deeper than
+        `MAX_DEPTH`."""
         try:
             pack = _idle_packs.pop()
         except IndexError:
@@ -138,6 +179,9 @@ class MsgpackCodec:
         return data
 
     def decode(self, data: bytes) -> Any:
+        """The value of msgpack ``data``, tuples as tuples; `CodecError` for
+        bytes that are malformed, use an unknown extension or nest deeper
+        than `MAX_DEPTH`."""
         # The body of `_decode`, inlined: this is the hot path of queries.
         try:
             if len(data) > MAX_DEPTH:
@@ -153,5 +197,6 @@ class MsgpackCodec:
 
 
 MSGPACK = MsgpackCodec()
+"""The default codec of every state machine (a `MsgpackCodec`)."""
 
 __all__ = ["MAX_DEPTH", "MSGPACK", "Codec", "MsgpackCodec"]

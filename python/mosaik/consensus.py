@@ -3,6 +3,17 @@
 The parameters are defined once, in the native parameter table; the
 builder reads their names from `ConsensusConfig`'s keyword arguments, so it
 has a ``with_<parameter>`` method for each without listing any.
+
+Example:
+    ```python
+    config = (
+        mosaik.ConsensusConfig.builder()
+        .with_min_quorum(2)
+        .with_election_timeout(timedelta(seconds=1))
+        .build()
+    )
+    assert config == mosaik.ConsensusConfig(min_quorum=2, election_timeout=1.0)
+    ```
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ class ConsensusConfigBuilder:
     parameter wins."""
 
     def __init__(self) -> None:
+        """A builder with no parameter set (`ConsensusConfig.builder()`
+        makes one)."""
         self._overrides: dict[str, Any] = {}
 
     def __getattr__(self, attr: str) -> Callable[[Duration], ConsensusConfigBuilder]:
@@ -50,6 +63,8 @@ class ConsensusConfigBuilder:
         return sorted({*super().__dir__(), *(_PREFIX + name for name in PARAMETERS)})
 
     def build(self) -> ConsensusConfig:
+        """The `ConsensusConfig` of the parameters given so far (the others
+        at their defaults); `ConfigError` naming the first invalid one."""
         return ConsensusConfig(**self._overrides)
 
 

@@ -92,10 +92,21 @@ class Bond:
     """A persistent, authenticated connection to a fellow member."""
 
     peer_id: PeerId
+    """The member at the other end."""
 
 
 class Bonds:
-    """The bonds of one node in one group, as seen at one moment."""
+    """The bonds of one node in one group, as seen at one moment.
+
+    Iterate it for `Bond`s, take its ``len``, or test a `PeerId` (or a
+    `Bond`) with ``in``.
+
+    Example:
+        ```python
+        bonds = group.bonds()
+        print(len(bonds), "bonds;", "leader bonded:", group.leader() in bonds)
+        ```
+    """
 
     __slots__ = ("_peers",)
 
@@ -114,6 +125,7 @@ class Bonds:
         return item in self._peers
 
     def peer_ids(self) -> list[PeerId]:
+        """The bonded peers' ids, as a new list."""
         return list(self._peers)
 
     def __repr__(self) -> str:
@@ -122,12 +134,16 @@ class Bonds:
 
 @dataclass(frozen=True)
 class GroupConfig:
-    """What defines a group on this node."""
+    """What defines a group on this node (`Group.config()`)."""
 
     group_id: Digest
+    """The `GroupId`."""
     consensus: ConsensusConfig
+    """The consensus settings the group was joined with."""
     handshake_timeout: timedelta
+    """How long a bond handshake may take (`mosaik.groups.Config`)."""
     state_sync: LogReplaySync
+    """How this node catches up (the machine's ``state_sync()``)."""
 
 
 class Consistency(enum.Enum):
@@ -141,17 +157,42 @@ class Consistency(enum.Enum):
 
 @dataclass(frozen=True)
 class CommittedQueryResult(Generic[R]):
-    """A query's answer and the log index the state stood at."""
+    """A query's answer and the log index the state stood at.
+
+    Example:
+        ```python
+        answer = await group.query("ada", mosaik.Consistency.STRONG)
+        print(answer.result, "as of index", answer.at_position)
+        ```
+    """
 
     result: R
+    """What the machine's ``query`` returned, as a copy through its codec."""
     at_position: int
+    """The index of the last entry applied to the state that answered."""
 
     def state_position(self) -> int:
+        """The same as `at_position`."""
         return self.at_position
 
 
 class Group(Generic[M]):
-    """A joined group. Get one from `GroupBuilder.join()`."""
+    """A joined group. Get one from `GroupBuilder.join()`.
+
+    Generic in its state machine: ``Group[Counter]``'s `machine` is a
+    ``Counter``. The command calls (`execute`, `feed`, `call` and their
+    batch forms) work on any member: a follower forwards to the leader.
+    Leave with `leave` or an ``async with`` block; every call after that
+    raises `GroupTerminated`.
+
+    Example:
+        ```python
+        async with net.groups().with_key(key).with_state_machine(Counter()).join() as group:
+            await group.when().online()
+            index = await group.execute(5)
+            total = (await group.query(None)).result
+        ```
+    """
 
     __slots__ = (
         "_config",
@@ -175,6 +216,7 @@ class Group(Generic[M]):
 
     @property
     def id(self) -> Digest:
+        """The `GroupId`."""
         return self._native.id
 
     @property
@@ -251,7 +293,18 @@ class Group(Generic[M]):
         """Commits ``command`` on a quorum and applies it here; its index.
         With a ``request_id`` the group applied within its ``dedupe_window``,
         nothing is applied again and the first one's index comes back.
-        Concurrent calls are proposed together (see `_proposals`)."""
+        Calls made in the same turn of the event loop go to the leader
+        together, as one batch of consecutive indices.
+
+        `CommandOffline` if it certainly did not commit, `CommandUnknown` if
+        it may have; a cancelled call may still commit.
+
+        Example:
+            ```python
+            index = await group.execute({"op": "set", "key": "k", "value": 1})
+            assert group.committed() >= index     # and applied here
+            ```
+        """
         request_id = request_id_of(request_id)
         if request_id is None:
             return await self._submit(self._executes, command, None)
@@ -428,9 +481,11 @@ class Group(Generic[M]):
     # -- status -----------------------------------------------------------
 
     def leader(self) -> PeerId | None:
+        """The leader this node knows now, ``None`` during an election."""
         return self._native.leader()
 
     def is_leader(self) -> bool:
+        """Whether this node leads the group now."""
         return self._native.is_leader()
 
     def committed(self) -> int:
@@ -443,18 +498,25 @@ class Group(Generic[M]):
         return self._native.online()
 
     def log_position(self) -> Cursor:
+        """The term and index of the last entry of this node's log,
+        committed or not."""
         return self._native.log_position()
 
     def when(self) -> When:
+        """Awaitable conditions on this group's status (`When`)."""
         return When(self._native)
 
     def bonds(self) -> Bonds:
+        """This node's bonds in the group, as they are now."""
         return Bonds(self._native.bonds())
 
     def config(self) -> GroupConfig:
+        """What defines the group on this node: its id and settings."""
         return self._config
 
     def metrics(self) -> dict[str, float]:
+        """This group's metrics now, by name (``mosaik.groups.raft.committed``,
+        ``mosaik.groups.bonds.active``, ...); see the monitoring page."""
         return {**self._native.metrics(), **self._stats.samples()}
 
     @property
@@ -482,7 +544,24 @@ class Group(Generic[M]):
 
 
 class GroupBuilder(Generic[M]):
-    """Configures a group before joining; ``with_*`` calls come in any order."""
+    """Configures a group before joining; ``with_*`` calls come in any order.
+
+    Each call returns a new builder (the old one is unchanged), typed by its
+    state machine: ``with_state_machine(Counter())`` gives a
+    ``GroupBuilder[Counter]`` whose `join` returns a ``Group[Counter]``.
+
+    Example:
+        ```python
+        builder = (
+            net.groups()
+            .with_key(key)
+            .with_state_machine(Counter())
+            .with_consensus_config(mosaik.ConsensusConfig(min_quorum=2))
+        )
+        print("joining", builder.group_id())
+        group = builder.join()
+        ```
+    """
 
     def __init__(
         self,
@@ -499,16 +578,23 @@ class GroupBuilder(Generic[M]):
         self._storage = storage or InMemoryLogStore()
 
     def with_key(self, key: GroupKey) -> GroupBuilder[M]:
+        """The group's admission key (`TypeError` for anything but a
+        `GroupKey`)."""
         if not isinstance(key, GroupKey):
             raise TypeError(f"expected a GroupKey, not {type(key).__name__}")
         return GroupBuilder(self._groups, key, self._machine, self._consensus, self._storage)
 
     def with_state_machine(self, machine: N) -> GroupBuilder[N]:
+        """The local state machine instance (default `NoOp`); checked at
+        once: `TypeError` if it lacks ``signature``, ``apply`` or ``query``,
+        or if ``signature()`` is not a str or bytes."""
         check_machine(machine)
         machine_signature(machine)
         return GroupBuilder(self._groups, self._key, machine, self._consensus, self._storage)
 
     def with_consensus_config(self, config: ConsensusConfig) -> GroupBuilder[M]:
+        """Raft timings and quorum, which every member must share (default
+        `ConsensusConfig()`)."""
         if not isinstance(config, ConsensusConfig):
             raise TypeError(f"expected a ConsensusConfig, not {type(config).__name__}")
         return GroupBuilder(self._groups, self._key, self._machine, config, self._storage)

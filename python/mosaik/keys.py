@@ -9,11 +9,26 @@ from .exceptions import ConfigError
 
 
 class GroupKey:
-    """A 32-byte group secret. Equal keys compare equal; `repr` hides it."""
+    """A 32-byte group secret. Equal keys compare equal; `repr` hides it.
+
+    The key is the only admission control of a group: a node that knows it
+    can bond with the members, propose commands and read the state. Every
+    member needs the same key; it never leaves the node (the handshake
+    proves knowledge of it without sending it).
+
+    Example:
+        ```python
+        key = mosaik.GroupKey.generate()
+        text = key.to_hex()                     # hand this to every member
+        assert mosaik.GroupKey.from_hex(text) == key
+        ```
+    """
 
     __slots__ = ("_secret",)
 
     def __init__(self, secret: Digest) -> None:
+        """Wraps ``secret`` as it is (use `generate`, `from_secret` or
+        `from_hex` to make one); `TypeError` for anything but a `Digest`."""
         if not isinstance(secret, Digest):
             raise TypeError(f"GroupKey takes a Digest, not {type(secret).__name__}")
         self._secret = secret
@@ -44,7 +59,8 @@ class GroupKey:
 
     @staticmethod
     def from_hex(text: str) -> GroupKey:
-        """Reads a key written by `to_hex`."""
+        """Reads a key written by `to_hex` (or by ``mosaik keygen --group``);
+        `ConfigError` unless ``text`` is 64 hex characters."""
         try:
             raw = bytes.fromhex(text)
         except (TypeError, ValueError):
@@ -59,6 +75,8 @@ class GroupKey:
 
     @property
     def secret(self) -> Digest:
+        """The secret itself, as a `Digest`. The `GroupId` starts from
+        ``secret.hashed()``."""
         return self._secret
 
     def __eq__(self, other: object) -> bool:

@@ -1,4 +1,9 @@
-"""`Network`: one node on a mosaik network, and the builder that starts it."""
+"""`Network`: one node on a mosaik network, and the builder that starts it.
+
+A network is named; nodes on networks of other names never bond. Each
+`Network` object is one node with its own identity, QUIC endpoint and
+discovery catalog; several may live in one process.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +27,14 @@ class LocalNode:
 
     @property
     def id(self) -> PeerId:
+        """This node's `PeerId` (its ed25519 public key)."""
         return self._native.local_id
 
     @property
     def addr(self) -> EndpointAddr:
+        """The address peers dial: the `PeerId` and the advertised socket
+        addresses. ``str(addr)`` is what another node passes as a bootstrap
+        peer."""
         return self._native.local_addr
 
     def __repr__(self) -> str:
@@ -33,7 +42,23 @@ class LocalNode:
 
 
 class Network:
-    """A node on a mosaik network. Start one with `Network.new` or `Network.builder`."""
+    """A node on a mosaik network. Start one with `Network.new` or `Network.builder`.
+
+    Close it with `close` or an ``async with`` block: closing tells the
+    peers, leaves every group joined on it and releases the port.
+
+    Example:
+        ```python
+        async with await mosaik.Network.new("my-app") as a:
+            b = await (
+                mosaik.Network.builder("my-app")
+                .with_bootstrap([a.local.addr])
+                .build()
+            )
+            ...
+            await b.close()
+        ```
+    """
 
     __slots__ = ("_groups", "_native")
 
@@ -48,14 +73,18 @@ class Network:
 
     @staticmethod
     def builder(name: str) -> NetworkBuilder:
+        """A `NetworkBuilder` of a node on the network ``name``: set the
+        identity, addresses, bootstrap peers and limits, then ``build()``."""
         return NetworkBuilder(name)
 
     @property
     def local(self) -> LocalNode:
+        """This node as others see it: its `PeerId` and `EndpointAddr`."""
         return LocalNode(self._native)
 
     @property
     def network_id(self) -> Digest:
+        """The `NetworkId`: the digest of the network's name."""
         return self._native.network_id
 
     @property
@@ -76,6 +105,10 @@ class Network:
         await _bridge.watch(self._native.sync_with(addr))
 
     def metrics(self) -> dict[str, float]:
+        """This node's metrics now, by name: the discovery and connection
+        series and the totals over its groups (``mosaik.groups.active``,
+        ``mosaik.groups.bonds.active``, ...). See the monitoring page for
+        the list; `mosaik.metrics` exposes them to Prometheus."""
         return self._native.metrics()
 
     async def close(self) -> None:
@@ -84,6 +117,7 @@ class Network:
 
     @property
     def closed(self) -> bool:
+        """True once the network was closed."""
         return self._native.closed
 
     async def __aenter__(self) -> Network:
@@ -102,9 +136,25 @@ class Network:
 
 
 class NetworkBuilder:
-    """Configures a `Network` before it starts; every ``with_*`` returns the builder."""
+    """Configures a `Network` before it starts; every ``with_*`` returns the builder.
+
+    Each setting is checked when it is given (`ConfigError` naming it).
+
+    Example:
+        ```python
+        net = await (
+            mosaik.Network.builder("my-app")
+            .with_secret_key(open("node.key").read().strip())
+            .with_addresses(["127.0.0.1:7770"])
+            .with_bootstrap(["<peer id hex>@127.0.0.1:7771"])
+            .build()
+        )
+        ```
+    """
 
     def __init__(self, name: str) -> None:
+        """A builder of a node on the network ``name`` (`ConfigError` if
+        empty); same as `Network.builder`."""
         self._options = _native.NetworkOptions(name)
         self._groups = GroupsConfig()
 
@@ -132,6 +182,7 @@ class NetworkBuilder:
         return self
 
     def with_groups(self, config: GroupsConfig) -> NetworkBuilder:
+        """The settings of the groups subsystem (`mosaik.groups.Config`)."""
         self._options = self._options.replace(handshake_timeout=config.handshake_timeout)
         self._groups = config
         return self
@@ -155,6 +206,9 @@ class NetworkBuilder:
         return self
 
     async def build(self) -> Network:
+        """Starts the node: binds its address and begins discovery with the
+        bootstrap peers. Returns once the endpoint is up, not once a peer
+        answered."""
         native = await _bridge.watch(_native.start_network(self._options))
         return Network(native, self._groups)
 

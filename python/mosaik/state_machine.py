@@ -32,7 +32,12 @@ class StateMachine:
     """
 
     snapshot_every: ClassVar[int] = 100_000
+    """Log entries between two snapshots, for a machine that defines
+    ``snapshot`` and ``restore`` (an int of at least 1)."""
     version: ClassVar[int] = 1
+    """The newest machine version this code applies (not part of the
+    `GroupId`); `Group.upgrade` switches the group to it once every member
+    runs such code."""
     active_version: int = 1
     """The machine version the group runs at the entry being applied."""
 
@@ -43,9 +48,29 @@ class StateMachine:
         self.active_version = version
 
     def signature(self) -> str | bytes:
+        """Names the machine (required); part of the `GroupId`, so nodes
+        whose signatures differ never bond. A new signature starts a new,
+        empty group; to change the code of a running group, raise `version`
+        instead."""
         raise NotImplementedError
 
     def apply(self, command: Any, ctx: Any) -> None:
+        """Applies one committed ``command`` (decoded by the codec) at the
+        position ``ctx`` (an `ApplyContext`) describes; what it returns is
+        the command's result for `Group.call` on this node (required).
+
+        Called on every node, in log order, once per index, on the group's
+        apply thread: it must be deterministic. An exception is logged and
+        becomes the command's result (`ApplyError` for `call`); the state
+        it left stays.
+
+        Example:
+            ```python
+            def apply(self, command, ctx):
+                self.value += command["add"]
+                return self.value
+            ```
+        """
         raise NotImplementedError
 
     def apply_batch(self, commands: list[Any], ctx: Any) -> None:
@@ -54,12 +79,19 @@ class StateMachine:
             self.apply(command, ctx)
 
     def query(self, query: Any) -> Any:
+        """Answers ``query`` from the current state, without changing it
+        (required). The answer reaches the caller as a copy through the
+        codec, so it must be encodable; an exception reaches the caller."""
         raise NotImplementedError
 
     def state_sync(self) -> LogReplaySync:
+        """How a node that is behind catches up; its settings are part of
+        the `GroupId`. Default: `LogReplaySync()`."""
         return LogReplaySync()
 
     def leadership_preference(self) -> LeadershipPreference:
+        """How eagerly this node stands for leader; asked once, at join,
+        and not part of the `GroupId`. Default: ``NORMAL``."""
         return LeadershipPreference.NORMAL
 
 
@@ -67,12 +99,15 @@ class NoOp(StateMachine):
     """The machine behind a plain `join()`: commands are `None`, state is nothing."""
 
     def signature(self) -> str:
+        """``"mosaik_noop_state_machine"``."""
         return "mosaik_noop_state_machine"
 
     def apply(self, command: Any, ctx: Any) -> None:
+        """Does nothing."""
         return None
 
     def query(self, query: Any) -> None:
+        """Answers ``None``."""
         return None
 
 

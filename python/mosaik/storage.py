@@ -1,4 +1,8 @@
-"""Log storage choices for a group."""
+"""Log storage choices for a group.
+
+Pass one to `GroupBuilder.with_log_storage`. The choice is per node: it is
+not part of the `GroupId`, so members of one group may differ.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ _MIN_SEGMENT_BYTES = 4096
 
 
 class InMemoryLogStore:
-    """Keeps the term, the vote and the log in memory (the default)."""
+    """Keeps the term, the vote and the log in memory (the default).
+
+    A node restarted with it comes back empty and catches up from its
+    peers; with ``min_quorum`` above 1 it is a learner until then (see the
+    consensus rules in the documentation).
+    """
 
     def __repr__(self) -> str:
         return "InMemoryLogStore()"
@@ -27,13 +36,35 @@ class DiskLogStore:
     node only after it. At start a torn last record is cut; damage anywhere
     else stops the node with `StorageError`. A ``LOCK`` file keeps a second
     process out of the directory.
+
+    The directory is created ``0700`` and its files ``0600``; a directory
+    owned by another user or writable by others is refused, and so is one
+    that holds another group's log.
+
+    Example:
+        ```python
+        group = (
+            net.groups().with_key(key).with_state_machine(Counter())
+            .with_log_storage(mosaik.DiskLogStore("/var/lib/app/counter"))
+            .join()
+        )
+        ```
     """
 
     __slots__ = ("path", "segment_bytes")
 
+    path: str
+    """The directory, made absolute when the store was created."""
+    segment_bytes: int
+    """The size at which a log segment file is closed and a new one begun
+    (at least 4096; default 64 MiB)."""
+
     def __init__(
         self, path: str | os.PathLike[str], *, segment_bytes: int = 64 * 1024 * 1024
     ) -> None:
+        """``path`` is created at ``join`` if missing. `ConfigError` for an
+        empty path or a ``segment_bytes`` below 4096; `TypeError` for a path
+        that is neither a str nor a path-like."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"DiskLogStore path must be a str or path, not {type(path).__name__}")
         if (
@@ -55,6 +86,7 @@ class DiskLogStore:
 
 
 LogStore = InMemoryLogStore | DiskLogStore
+"""Either store: what `GroupBuilder.with_log_storage` takes."""
 
 
 def disk_spec(storage: LogStore) -> tuple[str, int] | None:

@@ -53,7 +53,16 @@ def _nothing(value: Any) -> None:
 
 
 class CursorWatcher(Generic[V]):
-    """Waits on the committed index (ints) or the log position (Cursors)."""
+    """Waits on the committed index (ints) or the log position (Cursors).
+
+    Get one from `When.committed` or `When.log`.
+
+    Example:
+        ```python
+        fed = await group.feed_many(commands)        # indices assigned
+        await group.when().committed().reaches(fed)  # now committed and applied here
+        ```
+    """
 
     __slots__ = ("_change", "_native", "_reaches")
 
@@ -76,17 +85,40 @@ class CursorWatcher(Generic[V]):
         return self._wait(self._reaches(_last_index(target)))
 
     def advanced(self) -> Waiting[V]:
+        """Resolves to the new value once it moves forward from where it
+        was at the call."""
         return self._wait(self._change(Change.ADVANCED))
 
     def changed(self) -> Waiting[V]:
+        """Resolves to the new value once it differs from where it was at
+        the call, in either direction."""
         return self._wait(self._change(Change.CHANGED))
 
     def reverted(self) -> Waiting[V]:
+        """Resolves to the new value once it moves back from where it was at
+        the call. The log position moves back when a new leader replaces
+        entries that were never committed. The committed index moves back
+        only with ``min_quorum`` 1, when partitioned sides meet again and
+        this node's side lost: its state machine is then rebuilt from the
+        surviving log."""
         return self._wait(self._change(Change.REVERTED))
 
 
 class When:
-    """Reactive status of one group on this node."""
+    """Reactive status of one group on this node: `Group.when()`.
+
+    Every method returns an awaitable that starts waiting at the call and
+    can be cancelled (``asyncio.wait_for``); waits end with
+    `GroupTerminated` if the group is left.
+
+    Example:
+        ```python
+        leader = await group.when().leader_elected()
+        await asyncio.wait_for(group.when().online(), timeout=10)
+        if group.is_leader():
+            await group.when().is_follower()     # until leadership moves
+        ```
+    """
 
     __slots__ = ("_native",)
 
@@ -108,9 +140,11 @@ class When:
         return self._peer(Until.leader_changed())
 
     def leader_is(self, peer_id: PeerId) -> Waiting[PeerId]:
+        """Resolves once ``peer_id`` is the leader this node knows."""
         return self._peer(Until.leader_is(peer_id))
 
     def is_leader(self) -> Waiting[None]:
+        """Resolves once this node leads the group."""
         return self._flag(Until.is_leader())
 
     def is_follower(self) -> Waiting[None]:
@@ -122,6 +156,8 @@ class When:
         return self._flag(Until.online())
 
     def offline(self) -> Waiting[None]:
+        """Resolves once this node is not online: a candidate, without a
+        known leader, or catching up."""
         return self._flag(Until.offline())
 
     def committed(self) -> CursorWatcher[int]:
@@ -129,6 +165,8 @@ class When:
         return CursorWatcher(self._native, Until.applied, Until.committed)
 
     def log(self) -> CursorWatcher[Cursor]:
+        """The position (term and index) of the last entry of this node's
+        log, committed or not; its waits return `Cursor`s."""
         return CursorWatcher(self._native, Until.log_reaches, Until.log)
 
 

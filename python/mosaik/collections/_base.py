@@ -251,6 +251,7 @@ class Collection:
 
     @property
     def name(self) -> str:
+        """The collection's name, as given to `writer` or `reader`."""
         return self._name
 
     @property

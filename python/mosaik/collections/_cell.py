@@ -47,8 +47,12 @@ class CellMachine(CollectionMachine):
 class Cell(Collection, Generic[T]):
     """One replicated value; ``None`` means empty.
 
-    >>> owner = Cell[str].writer(net, "owner")
-    >>> ok = await owner.compare_exchange(None, "worker-7")
+    Example:
+        ```python
+        owner = Cell[str].writer(net, "owner")
+        ok = await owner.compare_exchange(None, "worker-7")  # only if empty
+        owner.get()                                          # "worker-7" if ok
+        ```
     """
 
     __slots__ = ()

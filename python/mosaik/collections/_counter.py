@@ -61,10 +61,12 @@ class CounterMachine(CollectionMachine):
 class Counter(Collection):
     """A replicated integer (64-bit signed).
 
-    >>> hits = Counter.writer(net, "hits")
-    >>> await hits.add(1)
-    >>> hits.value
-    1
+    Example:
+        ```python
+        hits = Counter.writer(net, "hits")
+        await hits.add(1)
+        hits.value          # 1
+        ```
     """
 
     __slots__ = ()

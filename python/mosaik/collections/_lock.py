@@ -208,6 +208,17 @@ class Lease:
 
     __slots__ = ("__weakref__", "_keeping", "_lock", "holder", "name", "token", "ttl")
 
+    name: str
+    """The name of the lock this lease holds."""
+    holder: bytes
+    """The random id this lease holds the lock as (the same across its
+    renewals, unlike any other caller's)."""
+    token: int
+    """The fencing token of this grant: larger than that of every earlier
+    grant of any lock of this collection."""
+    ttl: float
+    """Seconds the lease lasts after each renewal unless renewed again."""
+
     def __init__(
         self, lock: Lock, name: str, holder: bytes, token: int, ttl: float, sent: float
     ) -> None:
@@ -390,9 +401,12 @@ class Acquiring:
 class Lock(Collection):
     """Named locks granted as leases, with fencing tokens.
 
-    >>> locks = Lock.writer(net, "jobs", consensus=ConsensusConfig(min_quorum=2))
-    >>> async with locks.acquire("job-7", ttl=10) as lease:
-    ...     await storage.write(result, fencing_token=lease.token)
+    Example:
+        ```python
+        locks = Lock.writer(net, "jobs", consensus=ConsensusConfig(min_quorum=2))
+        async with locks.acquire("job-7", ttl=10) as lease:
+            await storage.write(result, fencing_token=lease.token)
+        ```
 
     No two leases of one name hold at once in the replicated state; a
     holder that stops renewing (crash, partition) loses the lock about

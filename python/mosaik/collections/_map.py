@@ -73,10 +73,12 @@ class Map(Collection, Generic[K, V]):
     """A replicated ``dict``: keys and values go through the default codec
     (keys must be hashable once decoded: no lists or dicts).
 
-    >>> orders = Map[str, int].writer(net, "orders")
-    >>> v = await orders.insert("apples", 3)
-    >>> orders.get("apples")
-    3
+    Example:
+        ```python
+        orders = Map[str, int].writer(net, "orders")
+        v = await orders.insert("apples", 3)     # the version it committed at
+        orders.get("apples")                     # 3, read here without await
+        ```
     """
 
     __slots__ = ()
@@ -107,12 +109,15 @@ class Map(Collection, Generic[K, V]):
         return iter(self.keys())
 
     def keys(self) -> list[K]:
+        """The keys here, as a list (a snapshot, not a live view)."""
         return self._locked(lambda m: list(m.data))
 
     def values(self) -> list[V]:
+        """Copies of the values here, as a list, in the keys' order."""
         return self._locked(lambda m: [copy_out(v) for v in m.data.values()])
 
     def items(self) -> list[tuple[K, V]]:
+        """The ``(key, value)`` pairs here, as a list; the values are copies."""
         return self._locked(lambda m: [(k, copy_out(v)) for k, v in m.data.items()])
 
     # -- writes -------------------------------------------------------------

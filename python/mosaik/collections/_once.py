@@ -42,10 +42,12 @@ class Once(Collection, Generic[T]):
     """A value that is set once and then never changes (later sets are
     ignored): an election of a single winner, a configuration published once.
 
-    >>> winner = Once[str].writer(net, "winner")
-    >>> await winner.set("node-a")
-    >>> await winner.wait()
-    'node-a'
+    Example:
+        ```python
+        winner = Once[str].writer(net, "winner")
+        await winner.set("node-a")
+        await winner.wait()          # "node-a", on every node, forever
+        ```
     """
 
     __slots__ = ()

@@ -19,8 +19,11 @@ class Entry(NamedTuple, Generic[K, V]):
     """One entry of a `PriorityQueue`."""
 
     key: K
+    """The entry's key, unique in the queue."""
     value: V
+    """The entry's value."""
     priority: float
+    """The entry's priority (an int or a float, never NaN)."""
 
 
 class PriorityQueueMachine(CollectionMachine):
@@ -132,10 +135,12 @@ class PriorityQueue(Collection, Generic[K, V]):
     """Replicated entries with a unique key, a value and a priority; both
     ends are cheap. Entries of equal priority leave in insertion order.
 
-    >>> jobs = PriorityQueue[str, dict[str, int]].writer(net, "jobs")
-    >>> await jobs.insert("job-7", {"size": 3}, priority=1)
-    >>> (await jobs.pop_min()).key
-    'job-7'
+    Example:
+        ```python
+        jobs = PriorityQueue[str, dict[str, int]].writer(net, "jobs")
+        await jobs.insert("job-7", {"size": 3}, priority=1)
+        entry = await jobs.pop_min()     # Entry("job-7", {"size": 3}, 1)
+        ```
     """
 
     __slots__ = ()

@@ -37,11 +37,12 @@ class Queue(Collection, Generic[T]):
     even when a caller retries after `mosaik.CommandUnknown` with the
     error's ``request_id``.
 
-    >>> work = Queue[str].writer(net, "work")
-    >>> await work.put("resize:42.png")
-    True
-    >>> await work.get()
-    'resize:42.png'
+    Example:
+        ```python
+        work = Queue[str].writer(net, "work")
+        await work.put("resize:42.png")     # True
+        await work.get()                    # "resize:42.png", to this caller only
+        ```
     """
 
     __slots__ = ()

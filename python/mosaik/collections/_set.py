@@ -47,10 +47,12 @@ class SetMachine(CollectionMachine):
 class Set(Collection, Generic[T]):
     """A replicated ``set`` (members must be hashable once decoded).
 
-    >>> seen = Set[str].writer(net, "seen")
-    >>> await seen.insert("a")
-    >>> "a" in seen
-    True
+    Example:
+        ```python
+        seen = Set[str].writer(net, "seen")
+        await seen.insert("a")
+        "a" in seen          # True
+        ```
     """
 
     __slots__ = ()

@@ -73,10 +73,12 @@ class Vec(Collection, Generic[T]):
     """A replicated list. Indices are as for a Python list (negative ones
     count from the end); the pops return the item or None when empty.
 
-    >>> log = Vec[str].writer(net, "events")
-    >>> await log.push_back("started")
-    >>> log[-1]
-    'started'
+    Example:
+        ```python
+        events = Vec[str].writer(net, "events")
+        await events.push_back("started")
+        events[-1]           # "started"
+        ```
     """
 
     __slots__ = ()
