@@ -221,6 +221,8 @@ class Proposals:
         try:
             pending = self._propose(data, self._on_assign, requests)
         except Exception as exc:
+            if self._stats is not None:
+                self._stats.failed += len(data)
             batch.fail(exc)
             return
         outcome = _bridge.watch(pending)

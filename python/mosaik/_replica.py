@@ -11,8 +11,9 @@ every snapshot). While a `call` waits, what ``apply`` returned is kept per
 index (`_requests.Results`) for the caller to collect with `result_of`.
 
 The group's machine version (`_versions`) is kept here too: a switch entry
-in the log moves it, the machine hears of it through ``use_version``, and
-it travels inside every snapshot.
+in the log moves it (and calls the machine's ``upgrade`` hook), the
+machine's ``active_version`` follows it, and it travels inside every
+snapshot.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ._requests import NOT_KEPT, AppliedRequests, Duplicate, Key, Raised, Results, unwrap, wrap
-from ._versions import CONTROL_PREFIX, UnsupportedVersion, supported_version, switch_of, use_version
+from ._versions import CONTROL_PREFIX, UnsupportedVersion, supported_version, switch_of
 from .codec import MSGPACK, Codec, msgpack_decoder
 from .cursor import ApplyContext
 from .exceptions import ApplyError, ResultNotKept
@@ -89,6 +90,7 @@ class Replica:
         # The group's machine version, and the index of the switch to it.
         self.version = 1
         self.version_since = 0
+        self._show_version()
         self.codec = codec_of(machine)
         self.decode = decoder_of(self.codec)
         self.label = label
@@ -118,9 +120,8 @@ class Replica:
                 self.applied = 0
                 self.requests.clear()
                 self.results.values.clear()
-                if self.version != 1:
-                    self.version, self.version_since = 1, 0
-                    use_version(self.machine, 1)
+                self.version, self.version_since = 1, 0
+                self._show_version()
             if entries:
                 timings = self.timings
                 if timings is None:
@@ -143,10 +144,12 @@ class Replica:
             table, version, snapshot = unwrap(data)
             if version > self.supported:
                 raise self._unsupported(version, None)
+            self.machine.restore(snapshot)
             if version != self.version:
                 self.version, self.version_since = version, 0
-                use_version(self.machine, version)
-            self.machine.restore(snapshot)
+            # After restore(): one that replaces the machine's whole state
+            # must not take the version back to its class default.
+            self._show_version()
             if table is None:
                 self.requests.clear()
             else:
@@ -193,7 +196,23 @@ class Replica:
             raise self._unsupported(version, index)
         log.info("group %s: machine version %d from index %d on", self.label, version, index)
         self.version, self.version_since = version, index
-        use_version(self.machine, version)
+        self._show_version()
+        upgrade = getattr(self.machine, "upgrade", None)
+        if callable(upgrade):
+            # Like a failing apply: logged, and the group goes on (every
+            # member fails the same way at the same index).
+            try:
+                upgrade(version)
+            except Exception:
+                log.exception(
+                    "group %s: upgrade(%d) failed at index %d", self.label, version, index
+                )
+
+    def _show_version(self) -> None:
+        """Sets the machine's ``active_version`` to the group's version, for
+        machines with versions (others are left untouched)."""
+        if self.supported > 1:
+            self.machine.active_version = self.version
 
     def _apply_batches(self, entries: list[Entry]) -> None:
         """``entries`` to ``apply_batch`` without the repeats of requests

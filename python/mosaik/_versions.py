@@ -4,7 +4,9 @@ without a new `GroupId`.
 A machine's class says the newest version its code applies
 (`StateMachine.version`). The version the group runs is replicated state:
 it starts at 1 and changes only at a committed switch entry, so every
-member moves at the same log index. A switch is a command with a reserved
+member moves at the same log index. The apply layer keeps the machine's
+``active_version`` equal to it (after a switch, a restore and a rebuild)
+and calls the machine's ``upgrade`` hook at the switch. A switch is a command with a reserved
 request key (``b"\\x00mosaik/version/<n>"``) that the apply layer handles
 itself; callers' request ids may not start with `CONTROL_PREFIX`.
 """
@@ -48,14 +50,6 @@ def supported_version(machine: Any) -> int:
             f"not {version!r}"
         )
     return version
-
-
-def use_version(machine: Any, version: int) -> None:
-    """Tells ``machine`` the version the group runs from here on (its
-    ``use_version`` method, when it has one)."""
-    hook = getattr(machine, "use_version", None)
-    if callable(hook):
-        hook(version)
 
 
 class UnsupportedVersion(RuntimeError):

@@ -435,7 +435,8 @@ class Group(Generic[M]):
         outcome = await _bridge.watch(self._native.propose([b""], False, [switch_key(target)]))
         if outcome.done < 1:
             raise unsettled([f"machine version {target}"], outcome.first, 0, outcome.unknown, None)
-        return outcome.first
+        # A switch committed meanwhile by another caller is the one in force.
+        return replica.version_since or outcome.first
 
     # -- queries ----------------------------------------------------------
 

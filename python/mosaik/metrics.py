@@ -67,6 +67,9 @@ _STATUS = (
     "mosaik.groups.applied",
     "mosaik.groups.machine.version",
 )
+# Refused bond handshakes: counted by groups, and by the network for those
+# refused before they reached a group.
+_REFUSED = "mosaik.groups.bonds.rejected"
 _LABELLED = re.compile(r"^(?P<name>[^{]+)\{(?P<labels>[^}]*)\}$")
 # Labels as the native side writes them (``reason=timeout``) or quoted.
 _LABEL = re.compile(r'(\w+)="?([^",]*)"?')
@@ -180,10 +183,12 @@ class NetworkCollector(Collector):
             "segments and meta file, fsync of the directory).",
             labels=["network", "group"],
         )
+        by_group: dict[str, float] = {}
         for group in net.groups().joined():
             labels = {"network": network, "group": str(group.id)}
             for name, value in group.metrics().items():
                 add(name, value, labels)
+                by_group[name] = by_group.get(name, 0.0) + value
             for name, value in _status_of(group).items():
                 add(name, value, labels)
             _add_syncs(syncs, group, [network, str(group.id)])
@@ -192,11 +197,16 @@ class NetworkCollector(Collector):
                 timings = _Timings(self._histograms, network, str(group.id))
                 replica.timings = timings
                 group._stats.commit_seconds = timings.commit.observe
-        # The network's own series; its totals over groups (bonds, bytes)
-        # are left to the groups' labelled series of the same names.
+        # The network's own series. Where groups have series of the same
+        # name, the network's value is their total plus what no group
+        # counted (a handshake refused before it reached a group): that
+        # rest is shown with ``group=""``, so that sums stay right.
         for name, value in net.metrics().items():
-            if _split(name)[0] not in families:
+            base = _split(name)[0]
+            if base not in families:
                 add(name, value, {"network": network})
+            elif base == _REFUSED and value > by_group.get(name, 0.0):
+                add(name, value - by_group.get(name, 0.0), {"network": network, "group": ""})
         yield from families.values()
         if syncs.samples:
             yield syncs

@@ -27,8 +27,9 @@ class StateMachine:
     (see docs/upgrades.md): ``version`` is the newest machine version this
     code applies, and the group runs one version at a time, starting at 1
     and switched by `Group.upgrade` at one committed index on every member.
-    ``use_version`` is told of each switch (and of the version a restored
-    snapshot or a rebuild starts at) before the next entry is applied.
+    mosaik keeps ``active_version`` at the group's version (after a switch,
+    a restore and a rebuild), and calls ``upgrade`` at the switch, before
+    the next entry is applied.
     """
 
     snapshot_every: ClassVar[int] = 100_000
@@ -39,13 +40,23 @@ class StateMachine:
     `GroupId`); `Group.upgrade` switches the group to it once every member
     runs such code."""
     active_version: int = 1
-    """The machine version the group runs at the entry being applied."""
+    """The machine version the group runs at the entry being applied; set
+    by mosaik for a machine whose ``version`` is above 1 (do not assign it)."""
 
-    def use_version(self, version: int) -> None:
-        """Called on the apply thread when the group's machine version
-        becomes ``version``; by default it sets `active_version`. Override
-        it to migrate the state (deterministically) at the switch."""
-        self.active_version = version
+    def upgrade(self, version: int) -> None:
+        """Called on the apply thread at the committed entry that switches
+        the group to machine ``version`` (`active_version` already says
+        it); by default it does nothing. Override it to migrate the state,
+        deterministically: every member calls it at the same index. Like a
+        failing ``apply``, an exception is logged and the group goes on.
+
+        Example:
+            ```python
+            def upgrade(self, version):
+                if version == 2:
+                    self.items = {k: {"qty": v} for k, v in self.items.items()}
+            ```
+        """
 
     def signature(self) -> str | bytes:
         """Names the machine (required); part of the `GroupId`, so nodes

@@ -122,9 +122,10 @@ def install_stop_signals(stop: asyncio.Event, why: list[str]) -> None:
 class Upgrader:
     """Switches the group to the newest machine version this node's code
     applies, when this node leads and every member runs code that applies
-    it: every bonded peer announces it, and the group has as many members
-    as the most this node has seen bonded at once and as the voters it
-    counts (a member that is away may still run old code)."""
+    it: every bonded peer announces it, and as many members are bonded as
+    the most this node has seen bonded at once since it started (a member
+    that is away may still run old code; one that went away before this
+    node started is not known of)."""
 
     def __init__(self, group: Group[Any]) -> None:
         self._group = group
@@ -137,8 +138,7 @@ class Upgrader:
         self._most_members = max(self._most_members, len(members) + 1)
         if not group.is_leader() or group.machine_version >= self._newest:
             return
-        voters = group.metrics().get("mosaik.groups.raft.committee.voters", 0.0)
-        if len(members) + 1 < max(voters, self._most_members):
+        if len(members) + 1 < self._most_members:
             return
         if any(v is None or v < self._newest for v in members.values()):
             return

@@ -287,6 +287,7 @@ async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_b
             ..spec()
         })
         .unwrap();
+    // The other node runs two variants under the key: each is told of once.
     let b = start().await;
     let theirs = b
         .join(GroupSpec {
@@ -295,6 +296,12 @@ async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_b
             ..spec()
         })
         .unwrap();
+    b.join(GroupSpec {
+        group_id: Digest([10; 32]),
+        settings: settings(b"counter_v3", 1),
+        ..spec()
+    })
+    .unwrap();
     // A third node under another key, listing a group of its own.
     let outsider = start().await;
     outsider
@@ -306,8 +313,8 @@ async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_b
         .unwrap();
     b.sync_with(a.local_addr()).await.unwrap();
     outsider.sync_with(a.local_addr()).await.unwrap();
-    eventually("both sides count the mismatch", || {
-        rejected(&a, "config_mismatch") == 1.0 && rejected(&b, "config_mismatch") == 1.0
+    eventually("both sides count the mismatches", || {
+        rejected(&a, "config_mismatch") == 2.0 && rejected(&b, "config_mismatch") == 2.0
     })
     .await;
     eventually("everyone knows everyone", || {
@@ -315,9 +322,12 @@ async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_b
     })
     .await;
     // Refreshes and more catalog traffic warn no more.
-    outsider.sync_with(b.local_addr()).await.unwrap();
+    for _ in 0..5 {
+        outsider.sync_with(b.local_addr()).await.unwrap();
+        outsider.sync_with(a.local_addr()).await.unwrap();
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rejected(&a, "config_mismatch"), 1.0);
+    assert_eq!(rejected(&a, "config_mismatch"), 2.0);
     assert!(!ours.is_bonded(&b.peer_id()) && !theirs.is_bonded(&a.peer_id()));
     shut(&[&a, &b, &outsider]).await;
 }

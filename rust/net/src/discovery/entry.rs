@@ -22,7 +22,7 @@ const SIGNATURE_LEN: usize = 64;
 /// entry: two ids, a version, a signature and the length prefixes.
 const FIXED_ENCODING_BOUND: usize = 32 + 32 + 10 + SIGNATURE_LEN + 4 * 5;
 /// Encoded size of one group hint.
-const HINT_ENCODING: usize = 16 + 24 + 4;
+const HINT_ENCODING: usize = 16 + 8 + 24 + 4;
 /// Upper bound of one encoded address (IPv6: tag, 16 bytes, port).
 const ADDR_ENCODING_BOUND: usize = 1 + 16 + 3;
 
@@ -42,10 +42,12 @@ pub struct PeerEntry {
 
 /// What a member says about one of its groups, keyed by the group's secret:
 /// a tag that only the key's holders recognise, digests of the group's
-/// settings and the newest machine version the member runs.
+/// settings and the newest machine version the member runs (masked with a
+/// pad of the nonce).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GroupHint {
     pub tag: [u8; 16],
+    pub nonce: [u8; 8],
     pub settings: [u8; 24],
     pub version: [u8; 4],
 }
@@ -153,6 +155,7 @@ mod tests {
         big.groups = vec![mosaik_core::Digest([0xff; 32]); MAX_ENTRY_GROUPS];
         let hint = GroupHint {
             tag: [0xff; 16],
+            nonce: [0xff; 8],
             settings: [0xff; 24],
             version: [0xff; 4],
         };
@@ -178,6 +181,7 @@ mod tests {
         fewer_hints.hints = vec![
             GroupHint {
                 tag: [0; 16],
+                nonce: [0; 8],
                 settings: [0; 24],
                 version: [0; 4],
             };

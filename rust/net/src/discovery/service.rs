@@ -192,24 +192,28 @@ impl Discovery {
             .collect()
     }
 
-    /// Every peer whose entry does not list `group`, with the groups it
-    /// lists and their hints.
-    pub fn hints_without(&self, group: &GroupId) -> Vec<(PeerId, Vec<(GroupId, GroupHint)>)> {
-        self.state()
-            .catalog
-            .entries()
-            .filter(|e| !e.groups.contains(group) && !e.hints.is_empty())
-            .map(|e| {
-                (
-                    e.peer_id,
-                    e.groups
-                        .iter()
-                        .copied()
-                        .zip(e.hints.iter().copied())
-                        .collect(),
-                )
-            })
-            .collect()
+    /// The groups and hints of every peer whose entry does not list
+    /// `group`, of the hints whose tag is `tag_of` their author.
+    pub fn hints_tagged(
+        &self,
+        group: &GroupId,
+        tag_of: impl Fn(&PeerId) -> [u8; 16],
+    ) -> Vec<(PeerId, GroupId, GroupHint)> {
+        let state = self.state();
+        let mut found = Vec::new();
+        for entry in state.catalog.entries() {
+            if entry.hints.is_empty() || entry.groups.contains(group) {
+                continue;
+            }
+            let tag = tag_of(&entry.peer_id);
+            let tagged = entry
+                .groups
+                .iter()
+                .zip(&entry.hints)
+                .filter(|(_, h)| h.tag == tag);
+            found.extend(tagged.map(|(g, h)| (entry.peer_id, *g, *h)));
+        }
+        found
     }
 
     /// The hint `peer`'s entry gives for `group`, if it lists the group.

@@ -40,8 +40,9 @@ struct GroupState {
     /// Entry version of peers that said `Departure`; not redialled until
     /// they publish a newer entry.
     departed: HashMap<PeerId, u64>,
-    /// The hint each peer with other settings was last warned of.
-    mismatched: HashMap<PeerId, GroupHint>,
+    /// The settings last warned of, per peer and group of theirs that
+    /// holds our key under another `GroupId`.
+    mismatched: HashMap<(PeerId, GroupId), [u8; 24]>,
     next_generation: u64,
     /// Where bonds report; dropped when the group is left, so that the
     /// event loop ends with the last bond.
@@ -51,6 +52,7 @@ struct GroupState {
 pub struct Group {
     spec: GroupSpec,
     hint_key: HintKey,
+    own_hint: GroupHint,
     ctx: Arc<GroupsCtx>,
     state: Mutex<GroupState>,
     pub(crate) metrics: Arc<BondMetrics>,
@@ -78,8 +80,11 @@ impl Group {
             events: Some(events_tx),
             ..GroupState::default()
         };
+        let hint_key = HintKey::new(&spec.secret);
+        let own_hint = hint_key.hint(&ctx.local, &spec.group_id, &spec.settings, rand::random());
         Arc::new(Group {
-            hint_key: HintKey::new(&spec.secret),
+            hint_key,
+            own_hint,
             spec,
             ctx,
             state: Mutex::new(state),
@@ -149,7 +154,7 @@ impl Group {
 
     /// The hint this node publishes for the group.
     pub fn own_hint(&self) -> GroupHint {
-        self.hint_key.hint(&self.local(), &self.spec.settings)
+        self.own_hint
     }
 
     /// Each bonded peer with the newest machine version its entry says it
@@ -159,45 +164,50 @@ impl Group {
             .into_iter()
             .map(|peer| {
                 let hint = self.ctx.discovery.hint_of(&peer, &self.spec.group_id);
-                let reading = hint.and_then(|h| self.hint_key.read(&peer, &h, &self.spec.settings));
+                let reading = hint.and_then(|h| {
+                    self.hint_key
+                        .read(&peer, &self.spec.group_id, &h, &self.spec.settings)
+                });
                 (peer, reading.map(|r| r.machine_version))
             })
             .collect()
     }
 
-    /// Warns once per peer and hint of each peer whose entry shows this
-    /// group's key under another `GroupId` (and not this one), naming what
-    /// differs; counted as `mosaik.groups.bonds.rejected{reason=config_mismatch}`.
+    /// Warns once per peer, group and settings of each peer whose entry
+    /// shows this group's key under another `GroupId` (and not this one),
+    /// naming what differs; counted as
+    /// `mosaik.groups.bonds.rejected{reason=config_mismatch}`.
     fn check_settings(&self) {
-        let others = self.ctx.discovery.hints_without(&self.spec.group_id);
+        let key = &self.hint_key;
+        let found = self
+            .ctx
+            .discovery
+            .hints_tagged(&self.spec.group_id, |peer| key.tag(peer));
         let mut state = self.state();
-        let listed: HashSet<PeerId> = others.iter().map(|(peer, _)| *peer).collect();
-        state.mismatched.retain(|peer, _| listed.contains(peer));
-        for (peer, groups) in others {
-            let tag = self.hint_key.tag(&peer);
-            for (their_id, hint) in groups.iter().filter(|(_, h)| h.tag == tag) {
-                if state.mismatched.get(&peer) == Some(hint) {
-                    continue;
-                }
-                let Some(reading) = self.hint_key.read(&peer, hint, &self.spec.settings) else {
-                    continue;
-                };
-                state.mismatched.insert(peer, *hint);
-                self.metrics.reject_named(metrics::CONFIG_MISMATCH);
-                let differs = if reading.differs.is_empty() {
-                    "no setting we can name (a mosaik release that derives group ids \
-                     differently?)"
-                        .to_string()
-                } else {
-                    reading.differs.join(", ")
-                };
-                log::warn!(
-                    "group {}: peer {peer} holds this group's key but runs group {} \
-                     (differs in: {differs}); the two never bond",
-                    short(&self.spec.group_id),
-                    short(their_id),
-                );
+        let listed: HashSet<(PeerId, GroupId)> = found.iter().map(|(p, g, _)| (*p, *g)).collect();
+        state.mismatched.retain(|seen, _| listed.contains(seen));
+        for (peer, their_id, hint) in found {
+            if state.mismatched.get(&(peer, their_id)) == Some(&hint.settings) {
+                continue;
             }
+            let Some(reading) = key.read(&peer, &their_id, &hint, &self.spec.settings) else {
+                continue;
+            };
+            state.mismatched.insert((peer, their_id), hint.settings);
+            self.metrics.reject_named(metrics::CONFIG_MISMATCH);
+            let differs = if reading.differs.is_empty() {
+                "no setting we can name (a mosaik release that derives group ids \
+                 differently?)"
+                    .to_string()
+            } else {
+                reading.differs.join(", ")
+            };
+            log::warn!(
+                "group {}: peer {peer} holds this group's key but runs group {} \
+                 (differs in: {differs}); the two never bond",
+                short(&self.spec.group_id),
+                short(&their_id),
+            );
         }
     }
 

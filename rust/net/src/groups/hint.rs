@@ -4,10 +4,14 @@
 //! that a leader learns which machine versions its members run.
 //!
 //! Everything is keyed by a key derived from the group secret and bound to
-//! the author's `PeerId`: an outsider sees bytes that differ from peer to
-//! peer and can neither link two members nor test a guessed setting.
+//! the author's `PeerId` (and, but for the tag, to the hint's `GroupId` and
+//! a nonce drawn for it): an outsider sees bytes that differ from peer to
+//! peer, cannot link two members, test a guessed setting or see how two
+//! versions differ. It can tell that two groups of one peer share a key
+//! (their tags are equal), which lets a holder of the key find its hints
+//! with one MAC per entry.
 
-use mosaik_core::{Digest, PeerId};
+use mosaik_core::{Digest, GroupId, PeerId};
 
 use crate::discovery::GroupHint;
 
@@ -49,11 +53,13 @@ impl HintKey {
         )))
     }
 
-    fn mac(&self, label: &[u8], author: &PeerId, value: &[u8]) -> blake3::Hash {
+    fn mac(&self, label: &[u8], author: &PeerId, value: &[&[u8]]) -> blake3::Hash {
         let mut hasher = blake3::Hasher::new_keyed(self.0.as_bytes());
         hasher.update(label);
         hasher.update(author.as_bytes());
-        hasher.update(value);
+        for part in value {
+            hasher.update(part);
+        }
         hasher.finalize()
     }
 
@@ -62,45 +68,68 @@ impl HintKey {
         prefix(self.mac(b"tag", author, &[]))
     }
 
-    fn settings(&self, author: &PeerId, settings: &Settings) -> [u8; 24] {
+    /// One 8-byte MAC per part of `settings`, bound to the author and the
+    /// group the hint is about (so equal settings of two groups look
+    /// different).
+    fn settings(&self, author: &PeerId, group: &GroupId, settings: &Settings) -> [u8; 24] {
         let parts = [settings.consensus, settings.machine, settings.sync];
         let mut out = [0u8; 24];
         for (i, (chunk, part)) in out.chunks_mut(8).zip(parts).enumerate() {
-            let mac = self.mac(b"part", author, &[&[i as u8][..], part.as_bytes()].concat());
+            let mac = self.mac(
+                b"part",
+                author,
+                &[group.as_bytes(), &[i as u8], part.as_bytes()],
+            );
             chunk.copy_from_slice(&mac.as_bytes()[..8]);
         }
         out
     }
 
-    fn version_pad(&self, author: &PeerId) -> [u8; 4] {
-        prefix(self.mac(b"version", author, &[]))
+    /// What the version is masked with: fresh for every `nonce`, so two
+    /// hints never show how two versions differ.
+    fn version_pad(&self, author: &PeerId, group: &GroupId, nonce: &[u8; 8]) -> [u8; 4] {
+        prefix(self.mac(b"version", author, &[group.as_bytes(), nonce]))
     }
 
-    /// The hint `author` publishes for a group of these `settings`.
-    pub fn hint(&self, author: &PeerId, settings: &Settings) -> GroupHint {
-        let pad = self.version_pad(author);
+    /// The hint `author` publishes for `group`, of these `settings`, with
+    /// a `nonce` drawn for it.
+    pub fn hint(
+        &self,
+        author: &PeerId,
+        group: &GroupId,
+        settings: &Settings,
+        nonce: [u8; 8],
+    ) -> GroupHint {
+        let pad = self.version_pad(author, group, &nonce);
         let version = settings.machine_version.to_le_bytes();
         GroupHint {
             tag: self.tag(author),
-            settings: self.settings(author, settings),
+            nonce,
+            settings: self.settings(author, group, settings),
             version: std::array::from_fn(|i| version[i] ^ pad[i]),
         }
     }
 
-    /// What `hint`, published by `author`, says compared with our
-    /// `settings`; `None` if it was not made with this key.
-    pub fn read(&self, author: &PeerId, hint: &GroupHint, settings: &Settings) -> Option<Reading> {
+    /// What `hint`, published by `author` for `group`, says compared with
+    /// our `settings`; `None` if it was not made with this key.
+    pub fn read(
+        &self,
+        author: &PeerId,
+        group: &GroupId,
+        hint: &GroupHint,
+        settings: &Settings,
+    ) -> Option<Reading> {
         if hint.tag != self.tag(author) {
             return None;
         }
-        let ours = self.settings(author, settings);
+        let ours = self.settings(author, group, settings);
         let differs = PARTS
             .iter()
             .enumerate()
             .filter(|(i, _)| ours[i * 8..i * 8 + 8] != hint.settings[i * 8..i * 8 + 8])
             .map(|(_, name)| *name)
             .collect();
-        let pad = self.version_pad(author);
+        let pad = self.version_pad(author, group, &hint.nonce);
         let version: [u8; 4] = std::array::from_fn(|i| hint.version[i] ^ pad[i]);
         Some(Reading {
             differs,
@@ -126,6 +155,8 @@ mod tests {
         }
     }
 
+    const GROUP: GroupId = Digest([7; 32]);
+
     fn peer(n: u8) -> PeerId {
         PeerId([n; 32])
     }
@@ -133,8 +164,8 @@ mod tests {
     #[test]
     fn a_holder_of_the_key_reads_the_differing_parts_and_the_version() {
         let key = HintKey::new(&Digest::of(b"secret"));
-        let hint = key.hint(&peer(1), &settings("counter_v2", 7));
-        let reading = key.read(&peer(1), &hint, &settings("counter_v1", 1));
+        let hint = key.hint(&peer(1), &GROUP, &settings("counter_v2", 7), [1; 8]);
+        let reading = key.read(&peer(1), &GROUP, &hint, &settings("counter_v1", 1));
         assert_eq!(
             reading,
             Some(Reading {
@@ -147,32 +178,62 @@ mod tests {
     #[test]
     fn the_same_settings_differ_in_nothing() {
         let key = HintKey::new(&Digest::of(b"secret"));
-        let hint = key.hint(&peer(1), &settings("m", 2));
-        let reading = key.read(&peer(1), &hint, &settings("m", 1)).unwrap();
+        let hint = key.hint(&peer(1), &GROUP, &settings("m", 2), [1; 8]);
+        let reading = key
+            .read(&peer(1), &GROUP, &hint, &settings("m", 1))
+            .unwrap();
         assert!(reading.differs.is_empty());
     }
 
     #[test]
     fn another_key_does_not_recognise_the_hint() {
-        let hint = HintKey::new(&Digest::of(b"secret")).hint(&peer(1), &settings("m", 1));
+        let hint =
+            HintKey::new(&Digest::of(b"secret")).hint(&peer(1), &GROUP, &settings("m", 1), [1; 8]);
         let other = HintKey::new(&Digest::of(b"other secret"));
-        assert_eq!(other.read(&peer(1), &hint, &settings("m", 1)), None);
+        assert_eq!(other.read(&peer(1), &GROUP, &hint, &settings("m", 1)), None);
     }
 
     #[test]
     fn a_hint_moved_to_another_author_is_not_recognised() {
         let key = HintKey::new(&Digest::of(b"secret"));
-        let hint = key.hint(&peer(1), &settings("m", 1));
-        assert_eq!(key.read(&peer(2), &hint, &settings("m", 1)), None);
+        let hint = key.hint(&peer(1), &GROUP, &settings("m", 1), [1; 8]);
+        assert_eq!(key.read(&peer(2), &GROUP, &hint, &settings("m", 1)), None);
     }
 
     #[test]
     fn hints_of_two_members_with_the_same_settings_share_no_bytes_an_outsider_could_link() {
         let key = HintKey::new(&Digest::of(b"secret"));
-        let a = key.hint(&peer(1), &settings("m", 1));
-        let b = key.hint(&peer(2), &settings("m", 1));
+        let a = key.hint(&peer(1), &GROUP, &settings("m", 1), [1; 8]);
+        let b = key.hint(&peer(2), &GROUP, &settings("m", 1), [1; 8]);
         assert_ne!(a.tag, b.tag);
         assert_ne!(a.settings, b.settings);
         assert_ne!(a.version, b.version);
+    }
+
+    #[test]
+    fn two_hints_of_one_member_hide_how_their_versions_differ() {
+        let key = HintKey::new(&Digest::of(b"secret"));
+        let v1 = key.hint(&peer(1), &GROUP, &settings("m", 1), [1; 8]);
+        let v2 = key.hint(&peer(1), &GROUP, &settings("m", 2), [2; 8]);
+        let xor: Vec<u8> = v1
+            .version
+            .iter()
+            .zip(v2.version)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        assert_ne!(xor, [3, 0, 0, 0]);
+        let read = |hint| key.read(&peer(1), &GROUP, hint, &settings("m", 1)).unwrap();
+        assert_eq!(
+            (read(&v1).machine_version, read(&v2).machine_version),
+            (1, 2)
+        );
+    }
+
+    #[test]
+    fn equal_settings_of_two_groups_look_different() {
+        let key = HintKey::new(&Digest::of(b"secret"));
+        let a = key.hint(&peer(1), &GROUP, &settings("m", 1), [1; 8]);
+        let b = key.hint(&peer(1), &Digest([9; 32]), &settings("m", 1), [1; 8]);
+        assert_ne!(a.settings, b.settings);
     }
 }
