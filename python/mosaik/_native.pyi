@@ -362,7 +362,11 @@ class ConsensusConfig:
         ```python
         consistent = mosaik.ConsensusConfig(min_quorum=2)         # 2 of 3 members
         fast = mosaik.ConsensusConfig(
-            heartbeat_interval=0.05, election_timeout=0.4, bootstrap_delay=0.2
+            heartbeat_interval=0.05,
+            heartbeat_jitter=0.01,       # each jitter must stay below its base
+            election_timeout=0.4,
+            election_timeout_jitter=0.1,
+            bootstrap_delay=0.2,
         )
         assert fast.heartbeat_interval == timedelta(milliseconds=50)
         ```
@@ -393,9 +397,9 @@ class ConsensusConfig:
         part of the `GroupId` that the settings contribute.
         """
     def deprioritize_leadership(self) -> ConsensusConfig:
-        """A copy whose election timeout and bootstrap delay are 3 times longer
-        on this node, so that it stands for leader after the others. The
-        `GroupId` does not change.
+        """A copy that triples this node's election timeout and bootstrap
+        delay, so that it stands for leader after the others. The `GroupId`
+        does not change.
         """
     def deprioritize_leadership_by(self, factor: int) -> ConsensusConfig:
         """As `deprioritize_leadership`, by ``factor`` (at least 1)."""
@@ -474,11 +478,12 @@ class LogReplaySync:
     """How a node that is behind catches up: by replaying the log from its
     peers (the default, and the only kind today).
 
-    A node that finds a gap goes offline, asks every bonded peer which
-    entries it holds, fetches the gap in chunks of ``batch_size`` entries
-    spread over them (the leader last), and comes back online when it has
-    caught up. Its settings enter the `GroupId`: every member must use the
-    same. A state machine chooses them with its ``state_sync()`` method.
+    A node missing entries goes offline, learns from each bonded peer
+    which entries that peer holds, fetches the gap in chunks of
+    ``batch_size`` entries spread over them (the leader last), and comes
+    back online when it has caught up. Its settings enter the `GroupId`:
+    every member must use the same. A state machine chooses them with its
+    ``state_sync()`` method.
 
     Example:
         ```python

@@ -50,7 +50,9 @@ class StatusServer:
             from .. import metrics
         except ImportError:
             raise CliError(
-                "--metrics needs prometheus_client: pip install 'mosaik[metrics]'"
+                "--metrics needs prometheus_client, from the extra mosaik[metrics]: install "
+                "this project's wheel as 'mosaik-<version>-<tags>.whl[metrics]', or run "
+                "pip install '.[metrics]' in a checkout (PyPI's 'mosaik' is another project)"
             ) from None
         registry = CollectorRegistry()
         metrics.register(net, registry)

@@ -76,7 +76,9 @@ KEY_PATH = click.Path(dir_okay=False, path_type=Path)
     "--metrics",
     metavar="HOST:PORT",
     help="Serve GET /metrics (Prometheus), /status (JSON) and /healthz (200 online, 503 "
-    "not) here; needs `pip install mosaik[metrics]`. Default: off.",
+    "not) here; needs the extra mosaik[metrics] (this project's wheel installed as "
+    "'mosaik-<version>-<tags>.whl[metrics]', or pip install '.[metrics]' in a checkout). "
+    "Default: off.",
 )
 @click.option(
     "--data-dir",
