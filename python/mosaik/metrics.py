@@ -4,7 +4,8 @@
 one by default), so an application that serves ``/metrics`` with
 `prometheus_client` shows mosaik's series beside its own. `mosaik node
 --metrics HOST:PORT` serves them itself (with ``/status`` and ``/healthz``).
-Needs the extra ``pip install mosaik[metrics]``.
+Needs the extra ``metrics`` (``pip install '.[metrics]'`` from a checkout,
+or the wheel's path followed by ``[metrics]``).
 
 Names are the ones of `Network.metrics` and `Group.metrics` with ``.`` as
 ``_`` (counters get Prometheus' ``_total``), labelled ``network`` (the
