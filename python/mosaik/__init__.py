@@ -1,8 +1,9 @@
 """mosaik: Availability Groups for Python.
 
-Trusted nodes that share a secret `GroupKey` bond over authenticated QUIC,
-elect a leader with a modified Raft and replicate a log of commands to state
-machines written as plain Python classes. The hot path is the Rust extension
+Nodes that trust one another and hold one secret `GroupKey` connect over
+authenticated QUIC, pick a leader through a modified form of Raft, and feed
+a replicated log of commands into state machines that are ordinary Python
+classes. The hot path is the Rust extension
 `mosaik._native`; this package is its typed front.
 
 Everything a program needs is importable from here; `mosaik.blocking` is

@@ -443,8 +443,8 @@ class ConsensusConfig:
         """
     @property
     def min_quorum(self) -> int:
-        """The least number of agreeing voters, this node included, that an
-        election or a commit needs (default 1). 1 is availability-first; a
+        """How many voters, counting this node, must agree before an election
+        is won or an entry commits (default 1). 1 is availability-first; a
         majority of the intended group (2 of 3) is consistency-first.
         """
     @property

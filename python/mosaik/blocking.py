@@ -371,8 +371,9 @@ class GroupBuilder(Generic[M]):
         return self._aio.group_id()
 
     def join(self) -> Group[M]:
-        """Joins now; the group forms in the background. Joining the same
-        group id twice on one network returns the same `Group`."""
+        """Joins without waiting while the group assembles in the background.
+        A group id already joined on this network, and still active, yields
+        that existing `Group` object rather than a new one."""
         return self._groups._join(self._aio)
 
 

@@ -1,11 +1,11 @@
-"""Codecs turn commands, queries and results into bytes.
+"""Codecs: how commands, queries and their results become bytes and back.
 
-The default, `MSGPACK`, carries `None`, `bool`, 64-bit `int`, `float`, `str`,
-`bytes`, `list`, `tuple` and `dict` and gives each back with its type
-(tuples travel as a msgpack extension). Anything else raises `CodecError`
-at the call that passed it, before anything is sent (``bytearray`` and
-``memoryview`` are the one leniency: they travel as, and come back as,
-``bytes``).
+`MSGPACK`, the default, handles `None`, `bool`, 64-bit `int`, `float`,
+`str`, `bytes`, `list`, `tuple` and `dict`, and decodes each value to the
+type it started as (a tuple is encoded as a msgpack extension type). Any
+other value makes the call that was handed it raise `CodecError` before
+that call sends anything (the single exception: ``bytearray`` and
+``memoryview`` are accepted, encoded as bytes and decoded as ``bytes``).
 
 Values nest at most `MAX_DEPTH` (32) containers deep, counting lists,
 tuples and dicts (keys included): ``encode`` raises `CodecError` for anything
@@ -14,9 +14,9 @@ pass over them before anything is decoded, so that no input can exhaust the
 stack of the thread decoding it (bytes no longer than `MAX_DEPTH` skip that
 pass: n bytes cannot nest deeper than n containers).
 
-A custom codec is any object with ``encode(obj) -> bytes`` and
-``decode(data) -> obj``; set it as the ``codec`` class attribute of a state
-machine. Nothing here ever unpickles.
+To use a codec of your own, give a state machine a ``codec`` class
+attribute holding any object that provides ``encode(obj) -> bytes`` and
+``decode(data) -> obj``. Nothing here ever unpickles.
 
 Example:
     ```python

@@ -60,8 +60,9 @@ class CommandError(MosaikError):
 
 
 class CommandOffline(CommandError):
-    """A promise: ``commands`` were not committed and never will be (no
-    leader took them in time, or other entries took their indices). In a
+    """A guarantee that ``commands`` did not commit and cannot commit later
+    (no leader accepted them in time, or different entries took their
+    indices). In a
     batch that a leader change cut, the commands before ``commands``
     committed.
 

@@ -494,8 +494,9 @@ class Group(Generic[M]):
         return self._native.committed()
 
     def is_online(self) -> bool:
-        """Online now: the leader, or a follower of a known leader that is
-        not catching up and not in an election (see `When.online`)."""
+        """Whether this node is online right now: it leads, or it follows a
+        leader it knows of while neither catching up nor in an election
+        (see `When.online`)."""
         return self._native.online()
 
     def log_position(self) -> Cursor:
@@ -545,11 +546,13 @@ class Group(Generic[M]):
 
 
 class GroupBuilder(Generic[M]):
-    """Configures a group before joining; ``with_*`` calls come in any order.
+    """Sets up a group before it is joined; the ``with_*`` calls can be made
+    in any order.
 
-    Each call returns a new builder (the old one is unchanged), typed by its
-    state machine: ``with_state_machine(Counter())`` gives a
-    ``GroupBuilder[Counter]`` whose `join` returns a ``Group[Counter]``.
+    Every call leaves the builder it is made on untouched and hands back a
+    new one, whose type follows its state machine: after
+    ``with_state_machine(Counter())`` the builder is a
+    ``GroupBuilder[Counter]``, and its `join` yields a ``Group[Counter]``.
 
     Example:
         ```python
@@ -615,8 +618,9 @@ class GroupBuilder(Generic[M]):
         )
 
     def join(self) -> Group[M]:
-        """Joins now; the group forms in the background. Joining the same
-        group id twice on one network returns the same `Group`."""
+        """Joins without waiting while the group assembles in the background.
+        A group id already joined on this network, and still active, yields
+        that existing `Group` object rather than a new one."""
         return self._groups._join(self._key, self._machine, self._consensus, self._storage)
 
 

@@ -14,7 +14,8 @@ _MIN_SEGMENT_BYTES = 4096
 
 
 class InMemoryLogStore:
-    """Keeps the term, the vote and the log in memory (the default).
+    """The default store: the current term, the vote cast and the log stay
+    in memory.
 
     A node restarted with it comes back empty and catches up from its
     peers; with ``min_quorum`` above 1 it is a learner until then (see the
@@ -26,9 +27,10 @@ class InMemoryLogStore:
 
 
 class DiskLogStore:
-    """Keeps the term, the vote, the log and the latest snapshot in the
-    directory ``path``, so that a node killed and started again with the same
-    secret key and path rejoins with its log.
+    """Stores the current term, the vote cast, the log and the newest
+    snapshot under the directory ``path``. A node that is killed and then
+    restarted with an unchanged secret key and ``path`` rejoins its group
+    holding the log it had.
 
     The log is a series of segment files of ``segment_bytes`` each, one
     checksummed record per entry; one ``fdatasync`` covers every append

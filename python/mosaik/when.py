@@ -152,7 +152,8 @@ class When:
         return self._flag(Until.is_follower())
 
     def online(self) -> Waiting[None]:
-        """Leader, or a follower with a known leader that is not catching up."""
+        """Resolves once this node is online: it leads, or it follows a
+        leader it knows of and is not catching up."""
         return self._flag(Until.online())
 
     def offline(self) -> Waiting[None]:

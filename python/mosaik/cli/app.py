@@ -17,10 +17,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def cli() -> None:
     """mosaik: Availability Groups for Python.
 
-    Nodes that share a group key bond over authenticated QUIC, elect a leader
-    and replicate a log of commands to a state machine. `mosaik demo` shows
-    this on your machine; `mosaik node` runs one node for real; `mosaik status`
-    reads a running node's status.
+    Nodes holding one group key connect over authenticated QUIC, choose a
+    leader, and keep a state machine in step by replicating a log of
+    commands. `mosaik demo` shows this on your machine; `mosaik node` runs one
+    node for real; `mosaik status` reads a running node's status.
     """
 
 

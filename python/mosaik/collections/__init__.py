@@ -5,11 +5,11 @@ it has the guarantees of any group (see the docs' collections page):
 
 - ``Type.writer(net, name)`` joins to read and write, ``Type.reader(net,
   name)`` to read only (the node never leads; writes raise
-  `ReadOnlyError`). ``key=`` admits members (default: derived from the
-  network id and the name), ``consensus=`` and ``storage=`` are as for any
-  group. The `GroupId` covers the type, the name, the key and the
-  consensus settings, so collections of one name and different types never
-  bond.
+  `ReadOnlyError`). ``key=`` admits members (by default a key computed
+  from the network id, the collection type and the name), ``consensus=``
+  and ``storage=`` are as for any group. The `GroupId` covers the type,
+  the name, the key and the consensus settings, so collections of one name
+  and different types never bond.
 - Local reads (``m.get(k)``, ``len(q)``, ...) answer at once from this node
   and see every write committed and applied here. ``await c.barrier()``
   makes the next ones linearizable.

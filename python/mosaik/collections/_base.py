@@ -145,9 +145,11 @@ M = TypeVar("M", bound=CollectionMachine)
 
 
 def default_key(net: Network, kind_name: str) -> GroupKey:
-    """The admission key of a collection opened without ``key=``: derived
-    from the network id and the name, so every node of the network can
-    derive it (it keeps outsiders of the network out, nobody inside)."""
+    """The admission key used when a collection is opened without ``key=``.
+
+    It is computed from the network id and ``kind_name`` (the collection
+    type and name), which every node of the network can compute as well: it
+    shuts out nodes outside the network and nobody within it."""
     return GroupKey(net.network_id.derive(f"mosaik.collections/{kind_name}"))
 
 
@@ -167,8 +169,8 @@ class Collection:
     def __init__(self, group: Group[Any], writable: bool, name: str) -> None:
         self._group = group
         self._replica: Replica = group._replica
-        # Joining a group twice on one network returns the first `Group`,
-        # whose machine is the one to read.
+        # A repeated join on one network yields the `Group` of the first
+        # join; its machine is the one to read.
         self._machine: Any = group.machine
         self._writable = writable
         self._name = name
@@ -185,9 +187,10 @@ class Collection:
     ) -> Self:
         """Joins the collection ``name`` on ``net`` to read and write it.
 
-        ``key`` admits members (default: derived from the network id and
-        the name); ``consensus`` and ``storage`` are as for any group.
-        Returns at once: the group forms in the background.
+        ``key`` admits members (by default a key computed from the network
+        id, the collection type and the name); ``consensus`` and
+        ``storage`` work as they do for any group. The call does not wait:
+        the group assembles in the background.
         """
         return cls._open(net, name, key, consensus, storage, writable=True)
 

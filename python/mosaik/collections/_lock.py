@@ -408,10 +408,11 @@ class Lock(Collection):
             await storage.write(result, fencing_token=lease.token)
         ```
 
-    No two leases of one name hold at once in the replicated state; a
-    holder that stops renewing (crash, partition) loses the lock about
-    ``ttl`` plus three ticks (3/8 of an election timeout) after its last
-    renewal in a steady group, plus the election when the leader fails too.
+    The replicated state never lets two leases on one name be held at the
+    same time. When a holder goes quiet (it crashed, or a partition cut it
+    off), its lease ends roughly ``ttl`` plus three ticks (3/8 of an
+    election timeout) after the last renewal if the group is steady; if the
+    leader fails as well, add the time the election takes.
     Leases only count while the leader's event loop runs its ticks.
 
     These guarantees need ``consensus=ConsensusConfig(min_quorum=...)`` set

@@ -70,8 +70,9 @@ class MapMachine(CollectionMachine):
 
 
 class Map(Collection, Generic[K, V]):
-    """A replicated ``dict``: keys and values go through the default codec
-    (keys must be hashable once decoded: no lists or dicts).
+    """A replicated ``dict`` whose keys and values are encoded with the
+    default codec (a key has to be hashable after decoding, so lists and
+    dicts cannot serve as keys).
 
     Example:
         ```python
