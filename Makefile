@@ -32,6 +32,7 @@ test-python: build nemesis-deps
 	$(PY) benches/compare.py --smoke --out $(VENV)/compare-smoke
 	$(PY) benches/durability.py --smoke
 	$(PY) benches/collections_memory.py --smoke
+	$(PY) benches/groups.py --smoke
 	$(PY) -m pytest tests
 
 lint: build
@@ -79,6 +80,7 @@ bench: build
 	$(PY) benches/durability.py
 	$(PY) benches/compare.py
 	$(PY) benches/collections_memory.py
+	$(PY) benches/groups.py
 	$(PY) -m pytest benches/micro --benchmark-only -q --benchmark-columns=min,median,mean,ops
 
 clean:

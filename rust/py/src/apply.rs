@@ -1,6 +1,6 @@
 //! The Python side of the apply port (`mosaik_net::groups::Applier`): the
-//! one place where committed commands enter Python. The network layer's
-//! apply thread calls it with every batch waiting; it takes the GIL once and
+//! one place where committed commands enter Python. A thread of the network
+//! layer's apply pool calls it with every batch waiting; it takes the GIL once and
 //! hands them to the group's replica (`mosaik._replica.Replica.apply`, which
 //! also restores and takes snapshots).
 
@@ -12,14 +12,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::cursor::PyApplyContext;
-
-/// The stack of an apply thread: what CPython's own threads get on Linux
-/// (glibc's default, from `ulimit -s`) rather than Rust's 2 MiB. The state
-/// machine's code runs here, and C-level recursion in it (a deep `repr`,
-/// `json.dumps`, a decode at `mosaik.codec.MAX_DEPTH`) that works on the
-/// main thread must not overflow here: that would kill every node at the
-/// same index. Only the pages touched are ever committed.
-const APPLY_STACK_BYTES: usize = 8 << 20;
 
 /// Set when the interpreter exits; apply threads then stop before taking
 /// the GIL again.
@@ -55,10 +47,6 @@ impl Applier for PyApplier {
                 .collect::<PyResult<_>>()
                 .map_err(|err| Halt::Failed(err.to_string()))
         })
-    }
-
-    fn stack_size(&self) -> usize {
-        APPLY_STACK_BYTES
     }
 }
 

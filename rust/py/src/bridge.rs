@@ -42,7 +42,7 @@ pub fn runtime() -> &'static Runtime {
 
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// Native operations whose Rust future has neither finished nor been dropped.
+/// Native operations whose outcome was neither delivered nor dropped.
 pub fn in_flight() -> usize {
     IN_FLIGHT.load(Ordering::SeqCst)
 }
@@ -86,33 +86,59 @@ pub struct Pending {
     abort: AbortHandle,
 }
 
+/// Delivers one operation's outcome to its `Pending`, from any thread: the
+/// end of a tokio task, or a callback that runs once the machine applied an
+/// index (so that no task has to wake up just to pass it on).
+pub struct Completer {
+    slot: Arc<Mutex<Slot>>,
+    _in_flight: Counted,
+}
+
+impl Completer {
+    /// Hands `outcome` over; it is converted to Python on the loop thread.
+    pub fn complete<T>(self, outcome: Result<T, Failure>)
+    where
+        T: for<'py> IntoPyObject<'py> + Send + 'static,
+    {
+        let completion: Completion = Box::new(move |py| match outcome {
+            Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
+            Err(failure) => Err(failure.into_err()),
+        });
+        let mut slot = lock(&self.slot);
+        match std::mem::replace(&mut *slot, Slot::Delivered) {
+            Slot::Watched(queue, id) => queue.push(id, completion),
+            Slot::Running => *slot = Slot::Done(completion),
+            other => *slot = other,
+        }
+    }
+}
+
+/// Starts the future `make` returns now; it completes the operation
+/// through the `Completer` it is given (or hands that on).
+pub fn spawn_with<F, Fut>(make: F) -> Pending
+where
+    F: FnOnce(Completer) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot::Running));
+    let completer = Completer {
+        slot: slot.clone(),
+        _in_flight: Counted::new(&IN_FLIGHT),
+    };
+    let handle = runtime().spawn(make(completer));
+    Pending {
+        slot,
+        abort: handle.abort_handle(),
+    }
+}
+
 /// Starts `fut` now; its value is converted to Python on the loop thread.
 pub fn spawn<F, T>(fut: F) -> Pending
 where
     F: Future<Output = Result<T, Failure>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
-    let slot = Arc::new(Mutex::new(Slot::Running));
-    let task_slot = slot.clone();
-    let in_flight = Counted::new(&IN_FLIGHT);
-    let handle = runtime().spawn(async move {
-        let outcome = fut.await;
-        drop(in_flight);
-        let completion: Completion = Box::new(move |py| match outcome {
-            Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
-            Err(failure) => Err(failure.into_err()),
-        });
-        let mut slot = lock(&task_slot);
-        match std::mem::replace(&mut *slot, Slot::Delivered) {
-            Slot::Watched(queue, id) => queue.push(id, completion),
-            Slot::Running => *slot = Slot::Done(completion),
-            other => *slot = other,
-        }
-    });
-    Pending {
-        slot,
-        abort: handle.abort_handle(),
-    }
+    spawn_with(|done| async move { done.complete(fut.await) })
 }
 
 #[pymethods]

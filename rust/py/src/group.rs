@@ -10,16 +10,17 @@ use bytes::Bytes;
 use mosaik_core::{Command, GroupId, LeadershipPreference, RequestKey, Role, MAX_REQUEST_ID};
 use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{
-    already_joined, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle, WorkerSetup,
+    already_joined, AppliedCallback, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle,
+    WorkerSetup,
 };
 use mosaik_net::Network;
 use mosaik_store::{SyncTimes, SYNC_BUCKETS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::apply::PyApplier;
-use crate::bridge::{spawn, Pending};
+use crate::bridge::{spawn, spawn_with, Completer, Pending};
 use crate::consensus::{PyConsensusConfig, PyLeadershipPreference, PyLogReplaySync};
 use crate::cursor::PyCursor;
 use crate::errors::{net_error, Failure};
@@ -120,7 +121,7 @@ impl PyGroupJoin {
 }
 
 impl PyGroup {
-    /// Joins the group and starts its worker and apply thread.
+    /// Joins the group, starts its worker and enters its machine in the apply pool.
     pub fn join(net: &Arc<Network>, join: &PyGroupJoin) -> PyResult<Self> {
         let spec = GroupSpec {
             group_id: join.group_id,
@@ -180,13 +181,19 @@ impl PyGroup {
     }
 }
 
-/// Waits until this node has applied `index`.
-async fn applied(mut applied: watch::Receiver<u64>, index: u64) -> Result<(), Failure> {
-    applied
-        .wait_for(|a| *a >= index)
-        .await
-        .map(|_| ())
-        .map_err(|_| Failure::Terminated)
+/// What completes an operation with `value` once the machine applied the
+/// index it waits for, or with `GroupTerminated` if the machine stopped.
+fn applied_then<T>(done: Completer, value: T) -> AppliedCallback
+where
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    Box::new(move |applied| {
+        done.complete(if applied {
+            Ok(value)
+        } else {
+            Err(Failure::Terminated)
+        })
+    })
 }
 
 #[pymethods]
@@ -238,18 +245,22 @@ impl PyGroup {
                 reply,
             })
             .map_err(|_| Failure::Terminated.into_err())?;
-        Ok(spawn(async move {
+        let on_applied = worker.on_applied.clone();
+        Ok(spawn_with(move |done| async move {
             let Ok(outcome) = answer.await else {
-                return Err(Failure::Terminated);
+                return done.complete(Err::<Proposal, _>(Failure::Terminated));
             };
-            if !on_assign && outcome.done > 0 {
-                applied(worker.applied, outcome.first + outcome.done - 1).await?;
-            }
-            Ok(Proposal {
+            let proposal = Proposal {
                 first: outcome.first,
                 done: outcome.done,
                 unknown: outcome.rest == Rest::Unknown,
-            })
+            };
+            if on_assign || outcome.done == 0 {
+                return done.complete(Ok(proposal));
+            }
+            // The thread that applies the last command answers the caller.
+            let last = outcome.first + outcome.done - 1;
+            on_applied.then(last, applied_then(done, proposal));
         }))
     }
 
@@ -262,13 +273,15 @@ impl PyGroup {
             .requests
             .send(Request::Read { reply })
             .map_err(|_| Failure::Terminated.into_err())?;
-        Ok(spawn(async move {
+        let on_applied = worker.on_applied.clone();
+        Ok(spawn_with(move |done| async move {
             let Ok(index) = answer.await else {
-                return Err(Failure::Terminated);
+                return done.complete(Err::<Option<u64>, _>(Failure::Terminated));
             };
-            let Some(index) = index else { return Ok(None) };
-            applied(worker.applied, index).await?;
-            Ok(Some(index))
+            match index {
+                None => done.complete(Ok(None::<u64>)),
+                Some(index) => on_applied.then(index, applied_then(done, Some(index))),
+            }
         }))
     }
 

@@ -277,7 +277,7 @@ impl PyNetwork {
     }
 
     /// Joins the group `join` describes; its replica receives committed
-    /// commands on the group's apply thread. `ConfigError` if this network
+    /// commands on the apply pool. `ConfigError` if this network
     /// has joined that group id already.
     fn join_group(&self, join: &PyGroupJoin) -> PyResult<PyGroup> {
         PyGroup::join(&self.net, join)

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use mosaik_core::{GroupId, PeerId};
 
-pub use apply::{Applier, ApplyWork, Committed, Halt, TakenSnapshot};
+pub use apply::{AppliedCallback, Applier, ApplyWork, Committed, Halt, OnApplied, TakenSnapshot};
 pub use ctx::{GroupSpec, GroupsCtx};
 pub use group::Group;
 use metrics::BondMetrics;

@@ -20,7 +20,7 @@ use mosaik_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::apply::{self, Applier, ApplyQueue, ApplyWork, Committed, TakenSnapshot};
+use super::apply::{self, Applier, ApplyQueue, ApplyWork, Committed, OnApplied, TakenSnapshot};
 use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
 use crate::error::NetError;
 use crate::tasks::TaskSet;
@@ -107,6 +107,7 @@ pub struct WorkerHandle {
     pub requests: mpsc::UnboundedSender<Request>,
     pub status: watch::Receiver<GroupStatus>,
     pub applied: watch::Receiver<u64>,
+    pub on_applied: OnApplied,
 }
 
 /// Per-node settings of the worker, and the machine it drives.
@@ -210,7 +211,7 @@ struct Worker {
 }
 
 /// Starts the consensus worker of `group` on the mesh's `port`, as one of
-/// `tasks`, with its machine's apply thread.
+/// `tasks`, with its machine in the apply pool.
 pub(crate) fn start(
     group: GroupId,
     consensus: &ConsensusConfig,
@@ -224,7 +225,7 @@ pub(crate) fn start(
     config.snapshot_every = setup.snapshot_every;
     let node =
         RaftNode::new(config, setup.store, now()).map_err(|e| NetError::Config(e.to_string()))?;
-    let machine = apply::spawn(&group.to_hex(), setup.applier)?;
+    let machine = apply::start(&group.to_hex(), setup.applier);
     let initial = GroupStatus::from_core(&node.status(), None, node.voters());
     let (status_tx, status_rx) = watch::channel(initial);
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
@@ -250,6 +251,7 @@ pub(crate) fn start(
         requests: requests_tx,
         status: status_rx,
         applied: machine.applied,
+        on_applied: machine.on_applied,
     })
 }
 
