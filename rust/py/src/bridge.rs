@@ -78,11 +78,18 @@ enum Slot {
     Delivered,
 }
 
+/// An operation's slot, and its count in `IN_FLIGHT` until it is delivered,
+/// cancelled or dropped.
+struct Shared {
+    slot: Slot,
+    in_flight: Option<Counted>,
+}
+
 /// A native operation in flight. Python awaits it through
 /// `mosaik._bridge.watch`, which attaches it to its loop's `Bridge`.
 #[pyclass(module = "mosaik._native", frozen)]
 pub struct Pending {
-    slot: Arc<Mutex<Slot>>,
+    shared: Arc<Mutex<Shared>>,
     abort: AbortHandle,
 }
 
@@ -90,12 +97,12 @@ pub struct Pending {
 /// end of a tokio task, or a callback that runs once the machine applied an
 /// index (so that no task has to wake up just to pass it on).
 pub struct Completer {
-    slot: Arc<Mutex<Slot>>,
-    _in_flight: Counted,
+    shared: Arc<Mutex<Shared>>,
 }
 
 impl Completer {
-    /// Hands `outcome` over; it is converted to Python on the loop thread.
+    /// Hands `outcome` over, unless the operation was cancelled; it is
+    /// converted to Python on the loop thread.
     pub fn complete<T>(self, outcome: Result<T, Failure>)
     where
         T: for<'py> IntoPyObject<'py> + Send + 'static,
@@ -104,12 +111,20 @@ impl Completer {
             Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
             Err(failure) => Err(failure.into_err()),
         });
-        let mut slot = lock(&self.slot);
-        match std::mem::replace(&mut *slot, Slot::Delivered) {
+        let mut shared = lock(&self.shared);
+        shared.in_flight = None;
+        match std::mem::replace(&mut shared.slot, Slot::Delivered) {
             Slot::Watched(queue, id) => queue.push(id, completion),
-            Slot::Running => *slot = Slot::Done(completion),
-            other => *slot = other,
+            Slot::Running => shared.slot = Slot::Done(completion),
+            other => shared.slot = other,
         }
+    }
+}
+
+impl Drop for Completer {
+    /// An operation whose future was dropped (aborted) is no longer in flight.
+    fn drop(&mut self) {
+        lock(&self.shared).in_flight = None;
     }
 }
 
@@ -120,14 +135,16 @@ where
     F: FnOnce(Completer) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let slot = Arc::new(Mutex::new(Slot::Running));
+    let shared = Arc::new(Mutex::new(Shared {
+        slot: Slot::Running,
+        in_flight: Some(Counted::new(&IN_FLIGHT)),
+    }));
     let completer = Completer {
-        slot: slot.clone(),
-        _in_flight: Counted::new(&IN_FLIGHT),
+        shared: shared.clone(),
     };
     let handle = runtime().spawn(make(completer));
     Pending {
-        slot,
+        shared,
         abort: handle.abort_handle(),
     }
 }
@@ -143,9 +160,14 @@ where
 
 #[pymethods]
 impl Pending {
-    /// Aborts the operation; its Rust future is dropped.
+    /// Aborts the operation: its Rust future is dropped, and an outcome
+    /// delivered later (by a callback it had handed its `Completer` to) is
+    /// thrown away.
     fn cancel(&self) {
         self.abort.abort();
+        let mut shared = lock(&self.shared);
+        shared.slot = Slot::Delivered;
+        shared.in_flight = None;
     }
 }
 
@@ -183,12 +205,12 @@ impl Bridge {
     /// carry, or None if it was awaited before.
     fn watch(&self, pending: &Pending) -> Option<u64> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut slot = lock(&pending.slot);
-        match std::mem::replace(&mut *slot, Slot::Delivered) {
-            Slot::Running => *slot = Slot::Watched(self.queue.clone(), id),
+        let mut shared = lock(&pending.shared);
+        match std::mem::replace(&mut shared.slot, Slot::Delivered) {
+            Slot::Running => shared.slot = Slot::Watched(self.queue.clone(), id),
             Slot::Done(completion) => self.queue.push(id, completion),
             other => {
-                *slot = other;
+                shared.slot = other;
                 return None;
             }
         }

@@ -6,7 +6,8 @@
 //! for Rust ones.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, Weak};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
 use mosaik_core::RequestKey;
@@ -97,28 +98,26 @@ impl Published {
     }
 
     fn restart(&self, epoch: u64) {
-        let mut current = self.epoch.lock().expect("not poisoned");
+        let mut current = lock(&self.epoch);
         *current = epoch;
         self.applied.send_replace(0);
     }
 
     fn applied(&self, works: &[ApplyWork]) {
-        let last = {
-            let current = self.epoch.lock().expect("not poisoned");
+        // The callbacks due are taken under the epoch lock, so a restart
+        // between publishing and taking them cannot have one answered from
+        // the discarded epoch; they run once both locks are released.
+        let due = {
+            let current = lock(&self.epoch);
             let Some(work) = works.iter().rev().find(|w| w.epoch == *current) else {
                 return;
             };
             self.applied.send_replace(work.last_index);
-            work.last_index
-        };
-        let due = {
             let mut waiting = lock(&self.waiting);
-            let later = waiting.split_off(&(last + 1));
+            let later = waiting.split_off(&(work.last_index + 1));
             std::mem::replace(&mut *waiting, later)
         };
-        for callback in due.into_values().flatten() {
-            callback(true);
-        }
+        run_callbacks(due.into_values().flatten(), true);
     }
 
     /// Runs `callback` once `index` is applied: now, if it is.
@@ -136,8 +135,16 @@ impl Drop for Published {
     /// The machine stopped: nothing it has not applied yet ever will be.
     fn drop(&mut self) {
         let waiting = std::mem::take(&mut *lock(&self.waiting));
-        for callback in waiting.into_values().flatten() {
-            callback(false);
+        run_callbacks(waiting.into_values().flatten(), false);
+    }
+}
+
+/// Runs each callback; one that panics does not keep the others from
+/// running or take the pool thread down.
+fn run_callbacks(callbacks: impl Iterator<Item = AppliedCallback>, applied: bool) {
+    for callback in callbacks {
+        if panic::catch_unwind(AssertUnwindSafe(|| callback(applied))).is_err() {
+            log::error!("a callback waiting for an applied index panicked");
         }
     }
 }
@@ -172,6 +179,10 @@ const POOL_THREADS: usize = 2;
 /// same index. Only the pages touched are ever committed.
 const POOL_STACK_BYTES: usize = 8 << 20;
 
+/// Most pieces of work one machine applies before the pool thread moves on
+/// to the next machine ready.
+const MAX_RUN: usize = 16;
+
 /// One group's machine in the pool: the work queued for it and whether it
 /// is in the pool's ready queue (or being applied), so that at most one
 /// thread applies it at a time and its work stays in order.
@@ -205,10 +216,15 @@ impl Machine {
         }
     }
 
-    /// Applies everything queued as one batch; back in the pool if more
-    /// came meanwhile.
+    /// Applies what is queued as one batch (at most `MAX_RUN` pieces, so
+    /// that a machine catching up does not keep a thread from the others);
+    /// back in the pool if more is queued.
     fn run(self: Arc<Self>) {
-        let batch = std::mem::take(&mut lock(&self.queue).works);
+        let batch: Vec<ApplyWork> = {
+            let mut queued = lock(&self.queue);
+            let take = queued.works.len().min(MAX_RUN);
+            queued.works.drain(..take).collect()
+        };
         if !batch.is_empty() {
             self.apply(&batch);
         }
@@ -223,23 +239,43 @@ impl Machine {
     }
 
     fn apply(&self, batch: &[ApplyWork]) {
-        let mut applier = lock(&self.applier);
-        let Some(machine) = applier.as_mut() else {
-            return;
-        };
-        let applied = machine.apply(batch).and_then(|taken| {
-            if taken.len() == batch.len() {
-                Ok(taken)
-            } else {
-                Err(Halt::Failed(format!(
-                    "the machine answered {} of {} pieces of work",
-                    taken.len(),
-                    batch.len()
-                )))
+        let applied = {
+            let mut applier = lock(&self.applier);
+            let Some(machine) = applier.as_mut() else {
+                return;
+            };
+            // A machine that panics stops like one that failed, and the
+            // pool thread lives on for the other groups.
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| machine.apply(batch)))
+                .unwrap_or_else(|_| Err(Halt::Failed("the machine panicked".into())))
+                .and_then(|taken| {
+                    if taken.len() == batch.len() {
+                        Ok(taken)
+                    } else {
+                        Err(Halt::Failed(format!(
+                            "the machine answered {} of {} pieces of work",
+                            taken.len(),
+                            batch.len()
+                        )))
+                    }
+                });
+            if outcome.is_err() {
+                *applier = None;
             }
-        });
-        let taken = match applied {
-            Ok(taken) => taken,
+            outcome
+        };
+        match applied {
+            Ok(taken) => {
+                for (w, snapshot) in batch.iter().zip(taken) {
+                    if let Some(data) = snapshot.filter(|_| w.take_snapshot) {
+                        let _ = self.snapshots.send((w.epoch, w.last_index, data));
+                    }
+                }
+                let published = lock(&self.published).clone();
+                if let Some(published) = published {
+                    published.applied(batch);
+                }
+            }
             Err(halt) => {
                 if let Halt::Failed(err) = halt {
                     log::error!(
@@ -251,18 +287,9 @@ impl Machine {
                 }
                 // Dropping the published index ends every wait on this
                 // machine instead of answering from a state nobody knows.
-                *applier = None;
-                lock(&self.published).take();
-                return;
+                let published = lock(&self.published).take();
+                drop(published);
             }
-        };
-        for (w, snapshot) in batch.iter().zip(taken) {
-            if let Some(data) = snapshot.filter(|_| w.take_snapshot) {
-                let _ = self.snapshots.send((w.epoch, w.last_index, data));
-            }
-        }
-        if let Some(published) = lock(&self.published).as_ref() {
-            published.applied(batch);
         }
     }
 }
@@ -303,24 +330,31 @@ impl Pool {
     }
 }
 
-/// The process's apply pool, its threads started on first use.
+/// The process's apply pool (`start_pool` starts its threads).
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    static STARTED: Once = Once::new();
-    let pool: &'static Pool = POOL.get_or_init(|| Pool {
+    POOL.get_or_init(|| Pool {
         ready: Mutex::new(VecDeque::new()),
         available: Condvar::new(),
-    });
-    STARTED.call_once(|| {
-        for n in 0..POOL_THREADS {
+    })
+}
+
+/// Starts the pool's threads on first use; an error says why they could
+/// not be (every later call says the same).
+fn start_pool() -> std::io::Result<()> {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        let pool = pool();
+        (0..POOL_THREADS).try_for_each(|n| {
             std::thread::Builder::new()
                 .name(format!("mosaik-apply-{n}"))
                 .stack_size(POOL_STACK_BYTES)
                 .spawn(move || pool.serve())
-                .expect("cannot start an apply thread");
-        }
+                .map(|_| ())
+                .map_err(|e| format!("cannot start an apply thread: {e}"))
+        })
     });
-    pool
+    started.clone().map_err(std::io::Error::other)
 }
 
 /// Where the worker queues work for its machine. Only the machine holds
@@ -345,7 +379,8 @@ impl ApplyQueue {
 }
 
 /// Enters the machine of group `label` in the apply pool.
-pub(crate) fn start(label: &str, applier: Box<dyn Applier>) -> ApplyThread {
+pub(crate) fn start(label: &str, applier: Box<dyn Applier>) -> std::io::Result<ApplyThread> {
+    start_pool()?;
     let (applied_tx, applied) = watch::channel(0);
     let published = Arc::new(Published::new(applied_tx));
     let weak = Arc::downgrade(&published);
@@ -357,7 +392,7 @@ pub(crate) fn start(label: &str, applier: Box<dyn Applier>) -> ApplyThread {
         published: Mutex::new(Some(published)),
         snapshots: snapshots_tx,
     });
-    ApplyThread {
+    Ok(ApplyThread {
         work: ApplyQueue {
             machine,
             published: weak.clone(),
@@ -365,7 +400,7 @@ pub(crate) fn start(label: &str, applier: Box<dyn Applier>) -> ApplyThread {
         applied,
         on_applied: OnApplied(weak),
         snapshots,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -457,7 +492,7 @@ mod pool_tests {
         let machines: Vec<_> = (0..64)
             .map(|n| {
                 let seen = Arc::new(Mutex::new(Vec::new()));
-                let thread = start(&format!("group{n}"), Box::new(Recorder(seen.clone())));
+                let thread = start(&format!("group{n}"), Box::new(Recorder(seen.clone()))).unwrap();
                 (thread, seen)
             })
             .collect();
@@ -474,9 +509,9 @@ mod pool_tests {
 
     #[test]
     fn a_failed_machine_stops_alone_and_its_waits_end() {
-        let mut failing = start("failing", Box::new(FailsAt(3)));
+        let mut failing = start("failing", Box::new(FailsAt(3))).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut healthy = start("healthy", Box::new(Recorder(seen.clone())));
+        let mut healthy = start("healthy", Box::new(Recorder(seen.clone()))).unwrap();
         for index in 1..=5 {
             failing.work.send(work(index));
             healthy.work.send(work(index));
@@ -484,6 +519,33 @@ mod pool_tests {
         assert_eq!(wait_applied(&mut failing.applied, 5), Err(()));
         wait_applied(&mut healthy.applied, 5).unwrap();
         assert_eq!(*lock(&seen), vec![1, 2, 3, 4, 5]);
+    }
+
+    /// Panics at its first work.
+    struct Panics;
+
+    impl Applier for Panics {
+        fn apply(&mut self, _: &[ApplyWork]) -> Result<Vec<Option<Bytes>>, Halt> {
+            panic!("a bug in a Rust machine");
+        }
+    }
+
+    #[test]
+    fn a_machine_that_panics_stops_and_the_pool_serves_the_others() {
+        let mut panicking = Vec::new();
+        // More than the pool has threads: none of them may be lost.
+        for n in 0..POOL_THREADS + 1 {
+            let machine = start(&format!("panics{n}"), Box::new(Panics)).unwrap();
+            machine.work.send(work(1));
+            panicking.push(machine);
+        }
+        for machine in &mut panicking {
+            assert_eq!(wait_applied(&mut machine.applied, 1), Err(()));
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut healthy = start("after", Box::new(Recorder(seen.clone()))).unwrap();
+        healthy.work.send(work(1));
+        wait_applied(&mut healthy.applied, 1).unwrap();
     }
 
     /// A callback that reports into `tx`.
@@ -498,7 +560,7 @@ mod pool_tests {
     fn callbacks_run_once_their_index_is_applied_or_the_machine_stops() {
         let timeout = std::time::Duration::from_secs(10);
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut healthy = start("callbacks", Box::new(Recorder(Arc::default())));
+        let mut healthy = start("callbacks", Box::new(Recorder(Arc::default()))).unwrap();
         healthy.on_applied.then(3, report(&tx, 3));
         healthy.work.send(work(2));
         healthy.work.send(work(3));
@@ -507,7 +569,7 @@ mod pool_tests {
         // Already applied: at once, on the caller's thread.
         healthy.on_applied.then(2, report(&tx, 2));
         assert_eq!(rx.try_recv(), Ok((2, true)));
-        let failing = start("stops", Box::new(FailsAt(2)));
+        let failing = start("stops", Box::new(FailsAt(2))).unwrap();
         failing.on_applied.then(5, report(&tx, 5));
         failing.work.send(work(2));
         assert_eq!(rx.recv_timeout(timeout), Ok((5, false)));

@@ -225,7 +225,7 @@ pub(crate) fn start(
     config.snapshot_every = setup.snapshot_every;
     let node =
         RaftNode::new(config, setup.store, now()).map_err(|e| NetError::Config(e.to_string()))?;
-    let machine = apply::start(&group.to_hex(), setup.applier);
+    let machine = apply::start(&group.to_hex(), setup.applier)?;
     let initial = GroupStatus::from_core(&node.status(), None, node.voters());
     let (status_tx, status_rx) = watch::channel(initial);
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
