@@ -261,11 +261,17 @@ async fn acceptor_proof_binds_to_its_own_id_so_reflection_fails() {
     shut(&[&node, &client]).await;
 }
 
-fn settings(machine: &[u8], machine_version: u32) -> Settings {
-    Settings {
-        machine: Digest::of(machine),
-        machine_version,
-        ..Settings::default()
+/// The group of id `[id; 32]` under our key, with a machine of that
+/// signature and version.
+fn variant(id: u8, machine: &[u8], machine_version: u32) -> GroupSpec {
+    GroupSpec {
+        group_id: Digest([id; 32]),
+        settings: Settings {
+            machine: Digest::of(machine),
+            machine_version,
+            ..Settings::default()
+        },
+        ..spec()
     }
 }
 
@@ -281,27 +287,11 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 #[tokio::test]
 async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_bonds() {
     let a = start().await;
-    let ours = a
-        .join(GroupSpec {
-            settings: settings(b"counter_v1", 1),
-            ..spec()
-        })
-        .unwrap();
+    let ours = a.join(variant(7, b"counter_v1", 1)).unwrap();
     // The other node runs two variants under the key: each is told of once.
     let b = start().await;
-    let theirs = b
-        .join(GroupSpec {
-            group_id: Digest([8; 32]),
-            settings: settings(b"counter_v2", 1),
-            ..spec()
-        })
-        .unwrap();
-    b.join(GroupSpec {
-        group_id: Digest([10; 32]),
-        settings: settings(b"counter_v3", 1),
-        ..spec()
-    })
-    .unwrap();
+    let theirs = b.join(variant(8, b"counter_v2", 1)).unwrap();
+    b.join(variant(10, b"counter_v3", 1)).unwrap();
     // A third node under another key, listing a group of its own.
     let outsider = start().await;
     outsider
@@ -335,19 +325,9 @@ async fn a_peer_holding_the_key_with_another_machine_is_counted_once_and_never_b
 #[tokio::test]
 async fn members_learn_the_machine_version_each_bonded_peer_runs() {
     let a = start().await;
-    let ours = a
-        .join(GroupSpec {
-            settings: settings(b"counter", 1),
-            ..spec()
-        })
-        .unwrap();
+    let ours = a.join(variant(7, b"counter", 1)).unwrap();
     let b = start().await;
-    let theirs = b
-        .join(GroupSpec {
-            settings: settings(b"counter", 3),
-            ..spec()
-        })
-        .unwrap();
+    let theirs = b.join(variant(7, b"counter", 3)).unwrap();
     b.sync_with(a.local_addr()).await.unwrap();
     eventually("the two bond", || {
         ours.is_bonded(&b.peer_id()) && theirs.is_bonded(&a.peer_id())
