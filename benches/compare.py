@@ -52,7 +52,17 @@ COLLECTIONS = {
     "ctr": ("ctr_w2000", "Counter.add", "PySyncObj ReplCounter"),
 }
 # What --only can pick.
-PARTS = ("seq", "w100", "w2000", "w20000", "many", *COLLECTIONS, "durable", "failover")
+PARTS = (
+    "seq",
+    "w100",
+    "w2000",
+    "w20000",
+    "w200000",
+    "many",
+    *COLLECTIONS,
+    "durable",
+    "failover",
+)
 PARTS += ("overload", "memory")
 
 _LIVE: set[subprocess.Popen[str]] = set()
@@ -462,6 +472,7 @@ def main() -> None:
             (100, 20_000),
             (2000, 40_000 if quick else 60_000),
             (20_000, 100_000 if quick else 200_000),
+            (200_000, 400_000 if quick else 1_000_000),
         ]
     )
     # The collections rows: as many commands as the plain counter's W=2,000.
@@ -737,7 +748,17 @@ def chart(res: Results, path: Path) -> None:
     groups = [
         (
             "Throughput (higher is better)",
-            ["seq_ops", "nb_ops", "w100", "w2000", "map_w2000", "ctr_w2000", "w20000", "many"],
+            [
+                "seq_ops",
+                "nb_ops",
+                "w100",
+                "w2000",
+                "map_w2000",
+                "ctr_w2000",
+                "w20000",
+                "w200000",
+                "many",
+            ],
         ),
         ("Latency (lower is better)", ["seq_p50", "seq_p99", "nb_p50", "nb_p99", "failover"]),
         ("Overload convergence, memory (lower is better)", ["overload", "rss"]),
