@@ -181,7 +181,7 @@ const POOL_STACK_BYTES: usize = 8 << 20;
 
 /// Most pieces of work one machine applies before the pool thread moves on
 /// to the next machine ready.
-const MAX_RUN: usize = 16;
+const MAX_RUN: usize = 256;
 
 /// One group's machine in the pool: the work queued for it and whether it
 /// is in the pool's ready queue (or being applied), so that at most one
