@@ -9,11 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use mosaik_core::{
     Command, ConsensusConfig, Digest, GroupId, InMemoryLogStore, LeadershipPreference, PeerId,
-    MIN_MESSAGE_BYTES,
+    Role, MIN_MESSAGE_BYTES,
 };
 use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{
-    Applier, ApplyWork, GroupSpec, Halt, Proposed, Request, Rest, WorkerHandle, WorkerSetup,
+    Applier, ApplyWork, GroupSpec, GroupStatus, Halt, Proposed, Request, Rest, WorkerHandle,
+    WorkerSetup,
 };
 use mosaik_net::{Network, NetworkConfig};
 use tokio::sync::oneshot;
@@ -126,20 +127,38 @@ async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
         .unwrap()
 }
 
-/// Three members bonded through the first, once the first knows a leader.
+/// Three members bonded through the first, once all three follow one
+/// leader and are online (the first member alone knowing a leader is not
+/// enough: the third may still be joining, and an election follow).
 async fn three_with_a_leader() -> (Member, [Member; 2], PeerId) {
     let first = member(None).await;
     let others = [
         member(Some(&first.net)).await,
         member(Some(&first.net)).await,
     ];
-    let mut status = first.worker.status.clone();
-    let leader = tokio::time::timeout(WAIT, status.wait_for(|s| s.leader.is_some()))
-        .await
-        .expect("a leader within the wait")
-        .unwrap()
-        .leader
-        .unwrap();
+    let settled = || {
+        let statuses: Vec<GroupStatus> = std::iter::once(&first)
+            .chain(&others)
+            .map(|m| m.worker.status.borrow().clone())
+            .collect();
+        let leader = statuses[0].leader?;
+        let agreed = statuses
+            .iter()
+            .all(|s| s.leader == Some(leader) && s.online);
+        let leads = statuses.iter().filter(|s| s.role == Role::Leader).count() == 1;
+        (agreed && leads).then_some(leader)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let leader = loop {
+        if let Some(leader) = settled() {
+            break leader;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "one leader for all three within the wait"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     (first, others, leader)
 }
 
