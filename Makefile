@@ -81,6 +81,7 @@ bench: build
 	$(PY) benches/compare.py
 	$(PY) benches/collections_memory.py
 	$(PY) benches/groups.py
+	$(PY) benches/latency_stages.py
 	$(PY) -m pytest benches/micro --benchmark-only -q --benchmark-columns=min,median,mean,ops
 
 clean:
