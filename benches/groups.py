@@ -19,13 +19,14 @@ import asyncio
 import hashlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from compare import machine
 
 import mosaik
 from mosaik import GroupKey
@@ -162,8 +163,7 @@ def report(rows: list[tuple[int, list[dict[str, Any]]]], idle: float) -> str:
         "core), resident memory, and memory per group above the first group's run. "
         "Formation: from joining to every group on the node knowing its leader.",
         "",
-        f"- CPU: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}; "
-        f"Python {platform.python_version()}, Linux {platform.release()}",
+        *machine(),
         "",
         "| groups | threads per node | idle CPU per node | RSS per node | per group | formed in |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
+
+from compare import machine
 
 import mosaik
 
@@ -132,8 +132,7 @@ def main() -> None:
         "replication and commit, hand-over to the apply pool); `apply -> resumed`: from "
         "there to `execute` returning on the caller's event loop.",
         "",
-        f"- CPU: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}; "
-        f"Python {platform.python_version()}, Linux {platform.release()}",
+        *machine(),
         "",
         *table(runs),
     ]
