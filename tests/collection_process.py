@@ -20,7 +20,8 @@ answer instead of a silent test timeout.
   ``{"ok": true, "result": ..., "attempts": n}`` | ``{"ok": false, "error": ...}``
 - ``state`` ``[barrier]`` -> every collection's local state and version
   (after a barrier on each, if asked): ``{"state": {type: {"version", "value"}}}``
-- ``read`` ``type`` -> one collection's local value: ``{"value": ...}``
+- ``read`` ``type`` ``[barrier]`` -> one collection's local value (after a
+  barrier, if asked): ``{"value": ...}``
 - ``reach`` ``versions`` -> once every ``{type: version}`` is applied here.
 
 Lock requests (the lock ``test-lock``; every time is `lease_clock()`,
@@ -160,7 +161,10 @@ class Member:
         if op == "write":
             return await self.write(r["type"], r["call"], r.get("args", []), r.get("kwargs", {}))
         if op == "read":
-            return {"value": await contents(r["type"], self.handles[r["type"]])}
+            handle = self.handles[r["type"]]
+            if r.get("barrier"):
+                await asyncio.wait_for(handle.barrier(), CALL_LIMIT)
+            return {"value": await contents(r["type"], handle)}
         if op == "state":
             if r.get("barrier"):
                 for handle in self.handles.values():

@@ -574,8 +574,13 @@ async def test_every_collection_survives_a_leader_sigkill(tmp_path: Path) -> Non
                 elif kind == "vec":
                     await node.write(kind, "push_back", f"after.{node.name}")
                 elif kind == "cell":
-                    seen = (await node.request("read", type="cell"))["value"]
-                    assert await node.write(kind, "compare_exchange", seen, f"after.{node.name}")
+                    # A barrier first: the other survivor's write just before
+                    # may not be applied here yet, and a stale local read
+                    # would make the exchange fail, rightly.
+                    reply = await node.request("read", type="cell", barrier=True)
+                    assert await node.write(
+                        kind, "compare_exchange", reply["value"], f"after.{node.name}"
+                    )
                 elif kind == "once":
                     await node.write(kind, "set", f"after.{node.name}")
                 elif kind == "pq":
@@ -728,7 +733,7 @@ async def test_a_lease_is_kept_or_lost_before_anyone_else_holds_it_when_the_lead
                 assert not waiting.done(), f"granted while held: {waiting.result()}"
                 # The replicated state names the same lease, on both survivors.
                 for node in (holder, contender):
-                    locks = (await node.request("read", type="lock"))["value"]
+                    locks = (await node.request("read", type="lock", barrier=True))["value"]
                     assert locks.get("job") == first, f"{node.name} has {locks}"
                 released = await holder.request("release", token=first)
                 assert released.get("ok"), released
