@@ -169,6 +169,8 @@ class Cluster:
     system: str
     logdir: Path
     workload: str = COUNTER
+    # mosaik's counter snapshots (and so compacts its log), as PySyncObj does.
+    snapshots: bool = False
     nodes: list[Node] = field(default_factory=list)
     acked: int = 0
     verified: bool = False
@@ -199,6 +201,7 @@ class Cluster:
         ours = self.system in OURS
         workload = [] if self.workload == COUNTER else ["--workload", self.workload]
         if ours:
+            workload += ["--snapshots"] if self.snapshots else []
             import mosaik  # the driver only uses it to make a key
 
             key = mosaik.GroupKey.generate().to_hex()
@@ -370,10 +373,15 @@ def overload(c: Cluster, window: int, seconds: float, limit: float) -> float:
     return time.monotonic() - stop
 
 
-def memory(c: Cluster, total: int) -> float:
+def memory(c: Cluster, total: int) -> dict[str, float]:
+    """The largest RSS after ``total`` commands, and the largest growth per
+    command (what each retained entry costs when the whole log is kept)."""
+    before = [n.rss_mb() for n in c.nodes]
     applied_everywhere(c, f"pipe 1000 {total} 180 30", total, 180)
     c.check()
-    return max(n.rss_mb() for n in c.nodes)
+    after = [n.rss_mb() for n in c.nodes]
+    growth = max(a - b for a, b in zip(after, before, strict=True))
+    return {"rss": max(after), "entry_bytes": growth * (1 << 20) / total}
 
 
 # -- the run ----------------------------------------------------------------
@@ -423,9 +431,10 @@ def run_cluster(
     keys: list[str],
     res: Results,
     workload: str = COUNTER,
+    snapshots: bool = False,
 ) -> None:
     """Starts a fresh cluster, runs ``body``, checks the counters, records."""
-    c = Cluster(system, logdir, workload)
+    c = Cluster(system, logdir, workload, snapshots)
     try:
         c.start()
         c.values.update(body(c))
@@ -522,7 +531,24 @@ def main() -> None:
     if overloads:
         res.row("overload", "overload W=90,000 for 5 s: all 3 converge", "s after stop", False)
     if memory_total:
-        res.row("rss", f"max RSS per node after {memory_total:,} commands", "MB", False)
+        res.row(
+            "rss",
+            f"max RSS per node after {memory_total:,} commands (a machine that snapshots)",
+            "MB",
+            False,
+        )
+        res.row(
+            "rss_log",
+            f"max RSS per node after {memory_total:,} commands, whole log kept (mosaik only)",
+            "MB",
+            False,
+        )
+        res.row(
+            "entry_bytes",
+            "resident bytes per retained entry, 1-byte command (mosaik only)",
+            "B",
+            False,
+        )
 
     started = time.monotonic()
     body: Body
@@ -611,8 +637,13 @@ def main() -> None:
         if memory_total:
             for system in (MOSAIK, PSO):
                 print(f"[{time.monotonic() - started:6.1f} s] memory: {system}", flush=True)
-                body = lambda c: {"rss": memory(c, memory_total)}  # noqa: E731
-                run_cluster(system, logdir, body, ["rss"], res)
+                body = lambda c: {"rss": memory(c, memory_total)["rss"]}  # noqa: E731
+                run_cluster(system, logdir, body, ["rss"], res, snapshots=True)
+            print(f"[{time.monotonic() - started:6.1f} s] memory, whole log: {MOSAIK}", flush=True)
+            body = lambda c: {  # noqa: E731
+                f"{'rss_log' if k == 'rss' else k}": v for k, v in memory(c, memory_total).items()
+            }
+            run_cluster(MOSAIK, logdir, body, ["rss_log", "entry_bytes"], res)
 
     took = time.monotonic() - started
     mode = "smoke" if smoke else "quick" if quick else "full"

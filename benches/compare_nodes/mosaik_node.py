@@ -29,7 +29,7 @@ import mosaik.collections
 
 # The counter that tests use too (tests/machines.py).
 sys.path.append(str(Path(__file__).resolve().parents[2] / "tests"))
-from machines import Counter
+from machines import Counter, SnapshotCounter
 
 # The same timings as the PySyncObj nodes (see pysyncobj_node.py): heartbeats
 # every 50 ms, election timeouts drawn from [0.4 s, 0.7 s).
@@ -68,6 +68,7 @@ def open_target(
     workload: str,
     key: mosaik.GroupKey,
     storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore,
+    snapshots: bool = False,
 ) -> Target:
     consensus = mosaik.ConsensusConfig(**CONSENSUS)
     if workload == "map":
@@ -83,7 +84,11 @@ def open_target(
     group: mosaik.Group[Counter] = (
         net.groups()
         .with_key(key)
-        .with_state_machine(Counter())
+        .with_state_machine(
+            SnapshotCounter(snapshot_every=mosaik.StateMachine.snapshot_every)
+            if snapshots
+            else Counter()
+        )
         .with_consensus_config(consensus)
         .with_log_storage(storage)
         .join()
@@ -238,6 +243,11 @@ async def main() -> None:
     parser.add_argument("--bootstrap", action="append", default=[])
     parser.add_argument("--data-dir", help="keep the log in a DiskLogStore here (fsync)")
     parser.add_argument("--workload", choices=WORKLOADS, default="counter")
+    parser.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="the counter snapshots every 100,000 entries (mosaik's default interval)",
+    )
     args = parser.parse_args()
     storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore = mosaik.InMemoryLogStore()
     if args.data_dir:
@@ -252,7 +262,8 @@ async def main() -> None:
         .with_bootstrap(args.bootstrap)
     )
     async with await builder.build() as net:
-        target = open_target(net, args.workload, mosaik.GroupKey.from_hex(args.key), storage)
+        key = mosaik.GroupKey.from_hex(args.key)
+        target = open_target(net, args.workload, key, storage, args.snapshots)
         say(f"ADDR {net.local.addr}")
         while True:
             line = (await stdin.readline()).decode()

@@ -10,6 +10,9 @@ pub mod config;
 pub mod entry;
 pub mod error;
 pub mod ids;
+mod memory_store;
+#[cfg(any(test, feature = "model-store"))]
+pub mod model_store;
 pub mod passphrase;
 pub mod raft;
 pub mod rng;

@@ -1,6 +1,6 @@
 //! Durable state of one node: the hard state (term, vote), the log and the
-//! latest snapshot, behind the `LogStore` trait, plus the in-memory
-//! implementation.
+//! latest snapshot, behind the `LogStore` trait (the in-memory
+//! implementation is `memory_store`, a plain model of it `model_store`).
 //!
 //! The Raft core writes through the store as it goes; a store may buffer
 //! writes, and `sync` makes everything written so far durable. The driver
@@ -10,8 +10,6 @@
 //! A log compacted behind a snapshot starts after its `base` position: the
 //! entries up to `base.index` are gone, `term_at(base.index)` still answers.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +17,7 @@ use crate::config::ENTRY_OVERHEAD;
 use crate::entry::{Entry, Index, LogPosition, Term};
 use crate::error::{Error, Result};
 use crate::ids::{Digest, PeerId};
+pub use crate::memory_store::InMemoryLogStore;
 
 /// What Raft must never forget across a restart besides the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -142,125 +141,6 @@ pub fn within_budget(costs: impl IntoIterator<Item = usize>, max_bytes: usize) -
     count
 }
 
-/// A `LogStore` that keeps everything in memory (the default store).
-#[derive(Debug, Clone, Default)]
-pub struct InMemoryLogStore {
-    hard_state: HardState,
-    base: LogPosition,
-    log: VecDeque<Entry>,
-    snapshot: Option<Snapshot>,
-}
-
-impl InMemoryLogStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Slot of `index` in `log`, if the log holds it.
-    fn slot(&self, index: Index) -> Option<usize> {
-        let offset = index.checked_sub(self.base.index + 1)?;
-        usize::try_from(offset).ok().filter(|s| *s < self.log.len())
-    }
-
-    /// Slot where `index` is or would go, clamped to the log.
-    fn clamped_slot(&self, index: Index) -> usize {
-        let offset = index.saturating_sub(self.base.index + 1);
-        usize::try_from(offset).map_or(self.log.len(), |s| s.min(self.log.len()))
-    }
-
-    fn drop_through(&mut self, index: Index) {
-        let term = self.term_at(index).ok().flatten();
-        let count = self.clamped_slot(index + 1);
-        self.log.drain(..count);
-        self.base = LogPosition::new(term.unwrap_or(self.base.term), index.max(self.base.index));
-    }
-}
-
-impl LogStore for InMemoryLogStore {
-    fn hard_state(&self) -> Result<HardState> {
-        Ok(self.hard_state)
-    }
-
-    fn set_hard_state(&mut self, state: HardState) -> Result<()> {
-        self.hard_state = state;
-        Ok(())
-    }
-
-    fn base(&self) -> LogPosition {
-        self.base
-    }
-
-    fn last_position(&self) -> Result<LogPosition> {
-        Ok(self.log.back().map_or(self.base, Entry::position))
-    }
-
-    fn term_at(&self, index: Index) -> Result<Option<Term>> {
-        if index == self.base.index {
-            return Ok(Some(self.base.term));
-        }
-        Ok(self.slot(index).map(|s| self.log[s].term))
-    }
-
-    fn entries(&self, from: Index, to: Index, max: usize) -> Result<Vec<Entry>> {
-        let start = self.clamped_slot(from);
-        let end = self.clamped_slot(to).max(start);
-        let end = end.min(start.saturating_add(max));
-        Ok(self.log.range(start..end).cloned().collect())
-    }
-
-    fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        check_continues(self.last_position()?.index, entries)?;
-        self.log.extend(entries.iter().cloned());
-        Ok(())
-    }
-
-    fn truncate_from(&mut self, index: Index) -> Result<()> {
-        if index <= self.base.index {
-            return Err(Error::Storage(format!(
-                "cannot cut the log at {index}: it is compacted up to {}",
-                self.base.index
-            )));
-        }
-        let keep = self.clamped_slot(index);
-        self.log.truncate(keep);
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<Option<Snapshot>> {
-        Ok(self.snapshot.clone())
-    }
-
-    fn save_snapshot(&mut self, snapshot: Snapshot, compact_to: Index) -> Result<()> {
-        check_compaction(self, &snapshot, compact_to)?;
-        self.drop_through(compact_to);
-        self.snapshot = Some(snapshot);
-        Ok(())
-    }
-
-    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
-        let position = snapshot.meta.position;
-        if self.term_at(position.index)? == Some(position.term) {
-            self.drop_through(position.index);
-        } else {
-            self.log.clear();
-        }
-        self.base = position;
-        self.snapshot = Some(snapshot);
-        Ok(())
-    }
-
-    fn clear(&mut self) -> Result<()> {
-        self.log.clear();
-        self.base = LogPosition::default();
-        self.snapshot = None;
-        Ok(())
-    }
-}
-
 /// Refuses entries that do not continue a log ending at `last` without a gap.
 pub fn check_continues(last: Index, entries: &[Entry]) -> Result<()> {
     for (expected, entry) in (last + 1..).zip(entries) {
@@ -346,69 +226,5 @@ impl<T: LogStore + ?Sized> LogStore for Box<T> {
     }
     fn clear(&mut self) -> Result<()> {
         (**self).clear()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::entry::EntryKind;
-
-    fn entry(term: Term, index: Index) -> Entry {
-        Entry {
-            term,
-            index,
-            kind: EntryKind::Marker,
-        }
-    }
-
-    #[test]
-    fn append_read_truncate() {
-        let mut store = InMemoryLogStore::new();
-        store
-            .append(&[entry(1, 1), entry(1, 2), entry(2, 3)])
-            .unwrap();
-        assert_eq!(store.last_position().unwrap(), LogPosition::new(2, 3));
-        assert_eq!(store.term_at(0).unwrap(), Some(0));
-        assert_eq!(store.term_at(3).unwrap(), Some(2));
-        assert_eq!(store.term_at(4).unwrap(), None);
-        assert_eq!(store.entries(2, 10, 10).unwrap().len(), 2);
-        assert_eq!(store.entries(1, 10, 1).unwrap().len(), 1);
-        store.truncate_from(2).unwrap();
-        assert_eq!(store.last_position().unwrap(), LogPosition::new(1, 1));
-    }
-
-    #[test]
-    fn compaction_keeps_the_tail_and_the_base_term() {
-        let mut store = InMemoryLogStore::new();
-        let entries: Vec<Entry> = (1..=10).map(|i| entry(1 + i / 5, i)).collect();
-        store.append(&entries).unwrap();
-        let snapshot = Snapshot::new(LogPosition::new(2, 8), Bytes::from_static(b"state"));
-        store.save_snapshot(snapshot.clone(), 6).unwrap();
-        assert_eq!(store.base(), LogPosition::new(2, 6));
-        assert_eq!(store.term_at(6).unwrap(), Some(2));
-        assert_eq!(store.term_at(5).unwrap(), None);
-        assert_eq!(store.entries(1, 11, 100).unwrap()[0].index, 7);
-        assert!(store.truncate_from(6).is_err());
-        assert_eq!(store.snapshot().unwrap(), Some(snapshot));
-    }
-
-    #[test]
-    fn installing_a_foreign_snapshot_drops_the_whole_log() {
-        let mut store = InMemoryLogStore::new();
-        store.append(&[entry(1, 1), entry(1, 2)]).unwrap();
-        let snapshot = Snapshot::new(LogPosition::new(3, 50), Bytes::from_static(b"s"));
-        assert!(snapshot.is_intact());
-        store.install_snapshot(snapshot).unwrap();
-        assert_eq!(store.last_position().unwrap(), LogPosition::new(3, 50));
-        assert!(store.entries(1, 100, 100).unwrap().is_empty());
-        store.append(&[entry(3, 51)]).unwrap();
-        assert_eq!(store.last_position().unwrap(), LogPosition::new(3, 51));
-    }
-
-    #[test]
-    fn append_with_a_gap_is_refused() {
-        let mut store = InMemoryLogStore::new();
-        assert!(store.append(&[entry(1, 2)]).is_err());
     }
 }

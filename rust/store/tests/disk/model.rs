@@ -1,12 +1,11 @@
-//! `DiskLogStore` behaves like `InMemoryLogStore` under a seeded random
+//! `DiskLogStore` behaves like the reference `ModelLogStore` under a seeded random
 //! sequence of appends, truncations, snapshots, syncs and reopens.
 
 use std::path::Path;
 
 use bytes::Bytes;
-use mosaik_core::{
-    Entry, EntryKind, HardState, InMemoryLogStore, LogPosition, LogStore, PeerId, Snapshot,
-};
+use mosaik_core::model_store::ModelLogStore;
+use mosaik_core::{Entry, EntryKind, HardState, LogPosition, LogStore, PeerId, Snapshot};
 use mosaik_store::DiskLogStore;
 
 use crate::common::*;
@@ -37,7 +36,7 @@ struct Harness<'a> {
     rng: XorShift,
     path: &'a Path,
     disk: Option<DiskLogStore>,
-    model: InMemoryLogStore,
+    model: ModelLogStore,
     term: u64,
 }
 
@@ -158,14 +157,14 @@ impl Harness<'_> {
 }
 
 #[test]
-fn disk_store_matches_the_in_memory_store_on_random_operations() {
+fn disk_store_matches_the_model_store_on_random_operations() {
     for seed in [1u64, 0x9e37_79b9_7f4a_7c15, 0xdead_beef] {
         let dir = tempfile::tempdir().unwrap();
         let mut harness = Harness {
             rng: XorShift(seed),
             path: dir.path(),
             disk: Some(open(dir.path())),
-            model: InMemoryLogStore::new(),
+            model: ModelLogStore::new(),
             term: 1,
         };
         for _ in 0..600 {
