@@ -62,6 +62,7 @@ PARTS = (
     *COLLECTIONS,
     "durable",
     "failover",
+    "sizes",
 )
 PARTS += ("overload", "memory")
 
@@ -171,6 +172,8 @@ class Cluster:
     workload: str = COUNTER
     # mosaik's counter snapshots (and so compacts its log), as PySyncObj does.
     snapshots: bool = False
+    # Members; mosaik's min_quorum is their majority.
+    size: int = 3
     nodes: list[Node] = field(default_factory=list)
     acked: int = 0
     verified: bool = False
@@ -206,15 +209,16 @@ class Cluster:
 
             key = mosaik.GroupKey.generate().to_hex()
             script = str(NODES / "mosaik_node.py")
+            workload += ["--min-quorum", str(self.size // 2 + 1)]
             argv = [script, "--key", key, *workload, *self.disk(0)]
             first = Node("mosaik-0", argv, self.logdir)
             self.nodes.append(first)
             addr = first.recv(20)[1]
-            for i in (1, 2):
+            for i in range(1, self.size):
                 argv = [script, "--key", key, "--bootstrap", addr, *workload, *self.disk(i)]
                 self.nodes.append(Node(f"mosaik-{i}", argv, self.logdir))
         else:
-            ports = free_ports(3)
+            ports = free_ports(self.size)
             addrs = [f"127.0.0.1:{p}" for p in ports]
             extra = ["--no-batch"] if self.system == PSO_NOBATCH else []
             extra += workload
@@ -230,7 +234,7 @@ class Cluster:
         while time.monotonic() < deadline:
             st = self.statuses()
             leaders = [s for s in st if s[0] == 1]
-            if len(leaders) == 1 and all(s[1] == 1 and s[3] == 2 for s in st):
+            if len(leaders) == 1 and all(s[1] == 1 and s[3] == self.size - 1 for s in st):
                 return
             time.sleep(0.05)
         raise BenchFailure(f"{self.label}: no stable leader within 30 s")
@@ -288,7 +292,7 @@ def sequential(c: Cluster, seconds: float, limit: int) -> dict[str, float]:
 
 
 def applied_everywhere(c: Cluster, command: str, expect: int, cap: float) -> float:
-    """Runs ``command`` on the leader; commits/s counted once applied on all 3.
+    """Runs ``command`` on the leader; commits/s counted once applied on every member.
 
     Commands the system rejected (an error answer) are not counted and are
     noted in the report; the run fails if any command went unanswered or a
@@ -432,9 +436,10 @@ def run_cluster(
     res: Results,
     workload: str = COUNTER,
     snapshots: bool = False,
+    size: int = 3,
 ) -> None:
     """Starts a fresh cluster, runs ``body``, checks the counters, records."""
-    c = Cluster(system, logdir, workload, snapshots)
+    c = Cluster(system, logdir, workload, snapshots, size)
     try:
         c.start()
         c.values.update(body(c))
@@ -495,6 +500,8 @@ def main() -> None:
     overloads = 0 if smoke or "overload" not in only else 1 if quick else 3
     memory_total = 0 if smoke or "memory" not in only else 200_000 if quick else 1_000_000
     durable = "durable" in only
+    # Larger groups (mosaik only): sequential latency and pipelined W=2,000.
+    sizes = [] if smoke or "sizes" not in only else [5, 7]
 
     res = Results()
     if run_seq:
@@ -525,6 +532,15 @@ def main() -> None:
         res.row("d_p99", "durable sequential latency p99", "ms", False, PSO_JOURNAL)
         res.row(
             "d_w2000", "durable pipelined W=2,000 (group commit)", "commits/s", True, PSO_JOURNAL
+        )
+    for size in sizes:
+        label = f"{size} members: sequential latency p50 (mosaik only)"
+        res.row(f"n{size}_p50", label, "ms", False)
+        res.row(
+            f"n{size}_w2000",
+            f"{size} members: pipelined W=2,000, applied on all {size} (mosaik only)",
+            "commits/s",
+            True,
         )
     if kills:
         res.row("failover", "failover: SIGKILL leader -> next commit", "ms", False)
@@ -605,6 +621,18 @@ def main() -> None:
                     elapsed = time.monotonic() - started
                     print(f"[{elapsed:6.1f} s] rep {rep + 1}: {who}", flush=True)
                     run_cluster(system, logdir, collection_body(key), [key], res, name)
+
+        def size_body(c: Cluster) -> dict[str, float]:
+            p50 = sequential(c, seq_seconds, seq_limit)["p50"]
+            cmd = f"pipe 2000 {w2000_total} 60 30"
+            w2000 = applied_everywhere(c, cmd, w2000_total, 60)
+            return {f"n{c.size}_p50": p50, f"n{c.size}_w2000": w2000}
+
+        for _ in range(reps):
+            for size in sizes:
+                print(f"[{time.monotonic() - started:6.1f} s] {size} members: {MOSAIK}", flush=True)
+                keys = [f"n{size}_p50", f"n{size}_w2000"]
+                run_cluster(MOSAIK, logdir, size_body, keys, res, size=size)
 
         def durable_body(c: Cluster) -> dict[str, float]:
             out = c.values

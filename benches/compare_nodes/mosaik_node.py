@@ -42,7 +42,6 @@ CONSENSUS: dict[str, Any] = {
     "bootstrap_delay": 0.1,
     "forward_timeout": 1.0,
     "query_timeout": 1.0,
-    "min_quorum": 2,
 }
 
 
@@ -69,8 +68,9 @@ def open_target(
     key: mosaik.GroupKey,
     storage: mosaik.DiskLogStore | mosaik.InMemoryLogStore,
     snapshots: bool = False,
+    min_quorum: int = 2,
 ) -> Target:
-    consensus = mosaik.ConsensusConfig(**CONSENSUS)
+    consensus = mosaik.ConsensusConfig(**{**CONSENSUS, "min_quorum": min_quorum})
     if workload == "map":
         m = mosaik.collections.Map[str, int].writer(
             net, "bench", key=key, consensus=consensus, storage=storage
@@ -244,6 +244,9 @@ async def main() -> None:
     parser.add_argument("--data-dir", help="keep the log in a DiskLogStore here (fsync)")
     parser.add_argument("--workload", choices=WORKLOADS, default="counter")
     parser.add_argument(
+        "--min-quorum", type=int, default=2, help="the group's min_quorum (a majority of its size)"
+    )
+    parser.add_argument(
         "--snapshots",
         action="store_true",
         help="the counter snapshots every 100,000 entries (mosaik's default interval)",
@@ -263,7 +266,7 @@ async def main() -> None:
     )
     async with await builder.build() as net:
         key = mosaik.GroupKey.from_hex(args.key)
-        target = open_target(net, args.workload, key, storage, args.snapshots)
+        target = open_target(net, args.workload, key, storage, args.snapshots, args.min_quorum)
         say(f"ADDR {net.local.addr}")
         while True:
             line = (await stdin.readline()).decode()
