@@ -63,6 +63,7 @@ PARTS = (
     "durable",
     "failover",
     "sizes",
+    "reads",
 )
 PARTS += ("overload", "memory")
 
@@ -500,6 +501,8 @@ def main() -> None:
     overloads = 0 if smoke or "overload" not in only else 1 if quick else 3
     memory_total = 0 if smoke or "memory" not in only else 200_000 if quick else 1_000_000
     durable = "durable" in only
+    run_reads = "reads" in only
+    reads_total = 2_000 if smoke else 200_000 if quick else 400_000
     # Larger groups (mosaik only): sequential latency and pipelined W=2,000.
     sizes = [] if smoke or "sizes" not in only else [5, 7]
 
@@ -533,6 +536,12 @@ def main() -> None:
         res.row(
             "d_w2000", "durable pipelined W=2,000 (group commit)", "commits/s", True, PSO_JOURNAL
         )
+    if run_reads:
+        for where in ("leader", "follower"):
+            label = f"strong query, one at a time on the {where}, p50 (mosaik only)"
+            res.row(f"q_{where}_p50", label, "ms", False)
+        label = "strong queries pipelined W=2,000 on the leader (mosaik only)"
+        res.row("q_w2000", label, "queries/s", True)
     for size in sizes:
         label = f"{size} members: sequential latency p50 (mosaik only)"
         res.row(f"n{size}_p50", label, "ms", False)
@@ -621,6 +630,27 @@ def main() -> None:
                     elapsed = time.monotonic() - started
                     print(f"[{elapsed:6.1f} s] rep {rep + 1}: {who}", flush=True)
                     run_cluster(system, logdir, collection_body(key), [key], res, name)
+
+        def reads_body(c: Cluster) -> dict[str, float]:
+            leader = c.leader
+            out = {}
+            for where, node in (("leader", leader), ("follower", c.followers(leader)[0])):
+                w = node.ask(f"qseq {seq_seconds} {seq_limit}", seq_seconds + 30)
+                if int(w[2]):
+                    raise BenchFailure(f"{c.label}: {w[2]} strong queries failed on the {where}")
+                out[f"q_{where}_p50"] = float(w[4])
+            w = leader.ask(f"qpipe 2000 {reads_total} 60", 90)
+            if int(w[2]):
+                raise BenchFailure(f"{c.label}: {w[2]} pipelined strong queries failed")
+            out["q_w2000"] = int(w[1]) / float(w[3])
+            return out
+
+        if run_reads:
+            for rep in range(reps):
+                elapsed = time.monotonic() - started
+                print(f"[{elapsed:6.1f} s] reads {rep + 1}: {MOSAIK}", flush=True)
+                keys = ["q_leader_p50", "q_follower_p50", "q_w2000"]
+                run_cluster(MOSAIK, logdir, reads_body, keys, res)
 
         def size_body(c: Cluster) -> dict[str, float]:
             p50 = sequential(c, seq_seconds, seq_limit)["p50"]
@@ -823,6 +853,8 @@ def chart(res: Results, path: Path) -> None:
         ("Overload convergence, memory (lower is better)", ["overload", "rss"]),
     ]
     groups = [(title, keys) for title, keys in groups if any(k in res.rows for k in keys)]
+    if not groups:  # only mosaik's own rows: nothing to set side by side
+        return
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 5.5), squeeze=False)
     for ax, (title, keys) in zip(axes[0], groups, strict=True):
         present = [k for k in keys if k in res.rows]

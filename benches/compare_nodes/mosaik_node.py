@@ -152,6 +152,47 @@ async def pipelined(target: Target, window: int, total: int, seconds: float, dra
     return f"PIPE {acked} {failed} {lost} {start:.6f} {last:.6f} {tally(reasons)}"
 
 
+async def strong_sequential(group: Group, seconds: float, limit: int) -> str:
+    """Strong queries one at a time, answered on this node."""
+    samples: list[float] = []
+    failed = 0
+    start = time.monotonic()
+    end = start + seconds
+    while time.monotonic() < end and len(samples) + failed < limit:
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(CALL_LIMIT):
+                await group.query("value", mosaik.Consistency.STRONG)
+        except (mosaik.QueryError, TimeoutError):
+            failed += 1
+            continue
+        samples.append(time.perf_counter() - t0)
+    return seq_line(samples, failed, time.monotonic() - start)
+
+
+async def strong_pipelined(group: Group, window: int, total: int, seconds: float) -> str:
+    """``window`` clients, each running one strong query at a time:
+    ``QPIPE answered failed seconds``."""
+    issued = answered = failed = 0
+
+    async def client() -> None:
+        nonlocal issued, answered, failed
+        while issued < total and time.monotonic() < stop:
+            issued += 1
+            try:
+                await group.query("value", mosaik.Consistency.STRONG)
+            except mosaik.QueryError:
+                failed += 1
+                continue
+            answered += 1
+
+    clients = [asyncio.ensure_future(client()) for _ in range(window)]
+    start = time.monotonic()  # once the clients exist, as in `pipelined`
+    stop = start + seconds
+    await asyncio.wait(clients)
+    return f"QPIPE {answered} {failed} {time.monotonic() - start:.6f}"
+
+
 async def batched(group: Group, size: int, batches: int, seconds: float) -> str:
     acked = failed = 0
     reasons: Tally[str] = Tally()
@@ -232,6 +273,10 @@ async def answer(target: Target, words: list[str]) -> str:
         return await sequential(target, float(args[0]), int(args[1]))
     if verb == "pipe":
         return await pipelined(target, int(args[0]), int(args[1]), float(args[2]), float(args[3]))
+    if verb == "qseq":
+        return await strong_sequential(group, float(args[0]), int(args[1]))
+    if verb == "qpipe":
+        return await strong_pipelined(group, int(args[0]), int(args[1]), float(args[2]))
     if verb == "many":
         return await batched(group, int(args[0]), int(args[1]), float(args[2]))
     if verb == "wait":

@@ -20,6 +20,7 @@ from ._native import (
     PeerId,
 )
 from ._proposals import Proposals, ProposalStats, Requests, propose_counted, unsettled
+from ._reads import Reads
 from ._replica import Replica
 from ._versions import CONTROL_PREFIX, MAX_VERSION, switch_key
 from .cursor import Cursor
@@ -200,6 +201,7 @@ class Group(Generic[M]):
         "_feeds",
         "_max_command",
         "_native",
+        "_reads",
         "_replica",
         "_stats",
     )
@@ -213,6 +215,7 @@ class Group(Generic[M]):
         self._stats = ProposalStats()
         self._executes = Proposals(native.propose, False, budget, self._stats)
         self._feeds = Proposals(native.propose, True, budget, None)
+        self._reads = Reads(native.read)
 
     @property
     def id(self) -> Digest:
@@ -451,8 +454,9 @@ class Group(Generic[M]):
         anywhere before the call, confirmed as in a strong query by a
         leader that heard a quorum; the index it waited for.
         `QueryOffline` (with ``query`` None) when no leader confirmed one
-        in time."""
-        index = await _bridge.watch(self._native.read())
+        in time. Barriers and strong queries made in one turn of the event
+        loop share one read index."""
+        index = await self._reads.index()
         if index is None:
             raise QueryOffline("no leader confirmed a read index in time", None)
         return index
@@ -469,9 +473,9 @@ class Group(Generic[M]):
             raise TypeError(
                 f"consistency must be a mosaik.Consistency, not {type(consistency).__name__}"
             )
-        self._encode([query])
+        self._replica.codec.encode(query)  # refuses what the codec cannot carry
         if consistency is Consistency.STRONG:
-            index = await _bridge.watch(self._native.read())
+            index = await self._reads.index()
             if index is None:
                 raise QueryOffline("no leader confirmed a read index in time", query)
         elif not self._native.active:

@@ -1,0 +1,76 @@
+"""Coalescing strong reads.
+
+Every strong query and barrier made while the event loop runs one iteration
+shares one read index. The native read starts when the loop gets to it,
+after all of them were made, so the index it confirms was asked for after
+each of them began, which is all that linearizability needs of it. One
+native operation and one leader confirmation then serve the iteration's
+reads instead of one each. Each caller awaits a future of its own,
+resolved with the others': cancelling one caller leaves the others
+waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from . import _bridge, _native
+
+Read = Callable[[], "_native.Pending[int | None]"]
+
+
+class Reads:
+    """The shared read index of the strong reads made in one loop iteration."""
+
+    __slots__ = ("_loop", "_read", "_waiters")
+
+    def __init__(self, read: Read) -> None:
+        self._read = read
+        self._waiters: list[asyncio.Future[int | None]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def index(self) -> asyncio.Future[int | None]:
+        """A read index asked for after this call, applied here: ``None``
+        when no leader confirmed one in time."""
+        loop = asyncio.get_running_loop()
+        waiters = self._waiters
+        if waiters is None or loop is not self._loop:
+            waiters = self._waiters = []
+            self._loop = loop
+            loop.call_soon(self._start, waiters)
+        waiter: asyncio.Future[int | None] = loop.create_future()
+        waiters.append(waiter)
+        return waiter
+
+    def _start(self, waiters: list[asyncio.Future[int | None]]) -> None:
+        if self._waiters is waiters:
+            self._waiters = None
+        try:
+            outcome = _bridge.watch(self._read())
+        except Exception as exc:
+            settle(waiters, None, exc)
+            return
+
+        def done(outcome: asyncio.Future[int | None]) -> None:
+            if outcome.cancelled():
+                settle(waiters, None, asyncio.CancelledError())
+            else:
+                error = outcome.exception()
+                settle(waiters, None if error is not None else outcome.result(), error)
+
+        outcome.add_done_callback(done)
+
+
+def settle(
+    waiters: list[asyncio.Future[int | None]], index: int | None, error: BaseException | None
+) -> None:
+    """Resolves every waiter still waiting with ``index``, or fails it with
+    ``error``."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(index)
