@@ -7,7 +7,8 @@ each of them began, which is all that linearizability needs of it. One
 native operation and one leader confirmation then serve the iteration's
 reads instead of one each. Each caller awaits a future of its own,
 resolved with the others': cancelling one caller leaves the others
-waiting.
+waiting, and the shared read runs to its end even when every caller was
+cancelled (it ends by the group's ``query_timeout`` at the latest).
 """
 
 from __future__ import annotations
@@ -23,29 +24,33 @@ Read = Callable[[], "_native.Pending[int | None]"]
 class Reads:
     """The shared read index of the strong reads made in one loop iteration."""
 
-    __slots__ = ("_loop", "_read", "_waiters")
+    __slots__ = ("_batch", "_read")
 
     def __init__(self, read: Read) -> None:
         self._read = read
-        self._waiters: list[asyncio.Future[int | None]] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop and waiters of the open batch, as one value: a group used
+        # from loops on two threads never mixes their waiters.
+        self._batch: tuple[asyncio.AbstractEventLoop, list[asyncio.Future[int | None]]] | None
+        self._batch = None
 
     def index(self) -> asyncio.Future[int | None]:
         """A read index asked for after this call, applied here: ``None``
         when no leader confirmed one in time."""
         loop = asyncio.get_running_loop()
-        waiters = self._waiters
-        if waiters is None or loop is not self._loop:
-            waiters = self._waiters = []
-            self._loop = loop
-            loop.call_soon(self._start, waiters)
+        batch = self._batch
+        if batch is None or batch[0] is not loop:
+            batch = self._batch = (loop, [])
+            loop.call_soon(self._start, batch)
         waiter: asyncio.Future[int | None] = loop.create_future()
-        waiters.append(waiter)
+        batch[1].append(waiter)
         return waiter
 
-    def _start(self, waiters: list[asyncio.Future[int | None]]) -> None:
-        if self._waiters is waiters:
-            self._waiters = None
+    def _start(
+        self, batch: tuple[asyncio.AbstractEventLoop, list[asyncio.Future[int | None]]]
+    ) -> None:
+        if self._batch is batch:
+            self._batch = None
+        waiters = batch[1]
         try:
             outcome = _bridge.watch(self._read())
         except Exception as exc:

@@ -549,7 +549,8 @@ mod tests {
             new_term: bool,
             kinds: u64,
         },
-        /// Cut at a point of the log (a fraction of it).
+        /// Cut at a point of the log (a fraction of it; below 0 is before
+        /// its base, which must be refused).
         Truncate(f64),
         /// A snapshot at one point, compacting to an earlier one.
         Save(f64, f64),
@@ -566,7 +567,7 @@ mod tests {
                 .prop_map(|(count, new_term, kinds)| Op::Append { count, new_term, kinds }),
             2 => (1usize..3 * BLOCK, any::<bool>(), any::<u64>())
                 .prop_map(|(count, new_term, kinds)| Op::Append { count, new_term, kinds }),
-            2 => (0.0..1.0f64).prop_map(Op::Truncate),
+            2 => (-0.3..1.0f64).prop_map(Op::Truncate),
             2 => (0.0..1.0f64, 0.0..1.0f64).prop_map(|(at, to)| Op::Save(at, to)),
             1 => (0.0..1.2f64, any::<bool>()).prop_map(|(at, held)| Op::Install(at, held)),
             1 => any::<u64>().prop_map(Op::HardState),
@@ -590,14 +591,24 @@ mod tests {
                 electors: vec![],
             }),
             3 => EntryKind::Command(payload(COPY_MAX as u64 + index % 3)),
+            4 if index % 5 == 0 => EntryKind::Request(
+                Box::new(RequestKey {
+                    id: payload(8),
+                    seq: 0,
+                }),
+                payload(COPY_MAX as u64),
+            ),
             len => EntryKind::Command(payload(len * 5)),
         }
     }
 
-    /// An index of the log `store` holds, `fraction` of the way from its
-    /// base to its end.
+    /// An index `fraction` of the way from the base of `store`'s log to
+    /// its end (below the base for a negative one, down to 0).
     fn point(store: &impl LogStore, fraction: f64) -> Index {
         let base = store.base().index;
+        if fraction < 0.0 {
+            return base.saturating_sub(1 + (-fraction * 10.0) as Index);
+        }
         let last = store.last_position().unwrap().index;
         base + ((last - base) as f64 * fraction) as Index
     }
@@ -667,13 +678,18 @@ mod tests {
                 proptest::prop_assert_eq!(store.snapshot().unwrap(), model.snapshot().unwrap());
                 let all = |s: &dyn LogStore| s.entries(0, Index::MAX, usize::MAX).unwrap();
                 proptest::prop_assert_eq!(all(&store), all(&model));
-                for index in [0, last.index.saturating_sub(1), last.index, last.index + 1] {
+                let base = model.base().index;
+                for index in [0, base.saturating_sub(1), base, base + 1, last.index, last.index + 1] {
                     proptest::prop_assert_eq!(store.term_at(index).unwrap(), model.term_at(index).unwrap());
                 }
                 let (from, to) = (point(&model, 0.3), point(&model, 0.8) + 2);
                 proptest::prop_assert_eq!(
                     store.entries(from, to, 100).unwrap(),
                     model.entries(from, to, 100).unwrap()
+                );
+                proptest::prop_assert_eq!(
+                    store.entries_within(from, to, 50, 700).unwrap(),
+                    model.entries_within(from, to, 50, 700).unwrap()
                 );
             }
         }
