@@ -591,7 +591,7 @@ mod tests {
                 electors: vec![],
             }),
             3 => EntryKind::Command(payload(COPY_MAX as u64 + index % 3)),
-            4 if index % 5 == 0 => EntryKind::Request(
+            4 if index.is_multiple_of(5) => EntryKind::Request(
                 Box::new(RequestKey {
                     id: payload(8),
                     seq: 0,
