@@ -96,22 +96,35 @@ def open_target(
     return Target(group, lambda: group.machine.value, lambda i: group.execute(1))
 
 
-async def sequential(target: Target, seconds: float, limit: int) -> str:
+async def one_at_a_time(
+    call: Callable[[int], Awaitable[Any]],
+    errors: tuple[type[Exception], ...],
+    seconds: float,
+    limit: int,
+) -> str:
+    """``call(n)`` for n = 0, 1, ... one at a time, each timed (a call that
+    raises one of ``errors`` or takes over `CALL_LIMIT` counts as failed):
+    the `seq` answer."""
     samples: list[float] = []
     failed = 0
-    base = target.value()
     start = time.monotonic()
     end = start + seconds
     while time.monotonic() < end and len(samples) + failed < limit:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(CALL_LIMIT):
-                await target.write(base + len(samples) + failed)
-        except (mosaik.CommandError, TimeoutError):
+                await call(len(samples) + failed)
+        except (*errors, TimeoutError):
             failed += 1
             continue
         samples.append(time.perf_counter() - t0)
     return seq_line(samples, failed, time.monotonic() - start)
+
+
+async def sequential(target: Target, seconds: float, limit: int) -> str:
+    base = target.value()
+    write = target.write
+    return await one_at_a_time(lambda n: write(base + n), (mosaik.CommandError,), seconds, limit)
 
 
 async def pipelined(target: Target, window: int, total: int, seconds: float, drain: float) -> str:
@@ -154,20 +167,11 @@ async def pipelined(target: Target, window: int, total: int, seconds: float, dra
 
 async def strong_sequential(group: Group, seconds: float, limit: int) -> str:
     """Strong queries one at a time, answered on this node."""
-    samples: list[float] = []
-    failed = 0
-    start = time.monotonic()
-    end = start + seconds
-    while time.monotonic() < end and len(samples) + failed < limit:
-        t0 = time.perf_counter()
-        try:
-            async with asyncio.timeout(CALL_LIMIT):
-                await group.query("value", mosaik.Consistency.STRONG)
-        except (mosaik.QueryError, TimeoutError):
-            failed += 1
-            continue
-        samples.append(time.perf_counter() - t0)
-    return seq_line(samples, failed, time.monotonic() - start)
+
+    def ask(_: int) -> Awaitable[Any]:
+        return group.query("value", mosaik.Consistency.STRONG)
+
+    return await one_at_a_time(ask, (mosaik.QueryError,), seconds, limit)
 
 
 async def strong_pipelined(group: Group, window: int, total: int, seconds: float) -> str:
