@@ -25,6 +25,7 @@ from typing import Any
 from . import _bridge, _native
 from ._native import COMMAND_OVERHEAD
 from ._requests import Key
+from ._running import running_loop
 from .exceptions import CommandError, CommandOffline, CommandUnknown
 
 #: Most commands in one coalesced proposal.
@@ -185,7 +186,7 @@ class Proposals:
     def submit(self, command: Any, data: bytes, request: Key | None) -> asyncio.Future[int]:
         """The future of ``command`` (already encoded as ``data``, within
         the budget on its own), made with ``request`` as its request key."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop(self._loop)
         size = cost(data, request)
         if self._batch is not None and (
             loop is not self._loop or self._batch.cost + size > self._budget

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 
 from . import _bridge, _native
+from ._running import running_loop
 
 Read = Callable[[], "_native.Pending[int | None]"]
 
@@ -36,8 +37,8 @@ class Reads:
     def index(self) -> asyncio.Future[int | None]:
         """A read index asked for after this call, applied here: ``None``
         when no leader confirmed one in time."""
-        loop = asyncio.get_running_loop()
         batch = self._batch
+        loop = running_loop(None if batch is None else batch[0])
         if batch is None or batch[0] is not loop:
             batch = self._batch = (loop, [])
             loop.call_soon(self._start, batch)
