@@ -11,12 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from machines import Counter
@@ -29,14 +29,14 @@ from mosaik import blocking
 #: The bound on every wait that is expected to finish.
 WAIT = 10.0
 
+T = TypeVar("T")
 
-def eventually(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Polls ``condition`` until true, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.01)
+
+def on_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """What ``make()`` gives, awaited on the facade's own loop (where the
+    groups' asyncio waits live); ``make`` bounds its own waits by `WAIT`."""
+    future = asyncio.run_coroutine_threadsafe(make(), blocking._runner.loop())
+    return future.result(WAIT + 5)
 
 
 @contextmanager
@@ -73,22 +73,35 @@ def cluster(count: int) -> Iterator[list[blocking.Group[Counter]]]:
     key = mosaik.GroupKey.generate()
     with networks(count) as nets:
         groups = [join(n, key) for n in nets]
-        eventually(lambda: all(len(g.bonds()) == count - 1 for g in groups), "mesh")
-        groups[0].when().leader_elected(timeout=WAIT)
-        eventually(
-            lambda: len({g.leader() for g in groups}) == 1 and groups[0].leader() is not None,
-            "one leader",
-        )
+        on_loop(lambda: one_leader(groups))
         yield groups
 
 
-def tasks_on_loop() -> int:
-    """How many tasks the facade's loop runs, besides the one counting them."""
+async def one_leader(groups: list[blocking.Group[Counter]]) -> None:
+    """Returns once every member names one leader, within `WAIT`. Each round
+    arms a wait for every member's next leader change before it looks at
+    the members, so no change between the look and the wait goes unseen."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            changes = [asyncio.ensure_future(g._aio.when().leader_changed()) for g in groups]
+            try:
+                leaders = {g.leader() for g in groups}
+                if len(leaders) == 1 and None not in leaders:
+                    return
+                await asyncio.wait(changes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for change in changes:
+                    change.cancel()
 
-    async def count() -> int:
-        return len(asyncio.all_tasks()) - 1
 
-    return asyncio.run_coroutine_threadsafe(count(), blocking._runner.loop()).result(WAIT)
+async def tasks_left() -> int:
+    """How many of the other tasks on the facade's loop are still running
+    once they all ended, or `WAIT` passed."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if not others:
+        return 0
+    _, pending = await asyncio.wait(others, timeout=WAIT)
+    return len(pending)
 
 
 def test_threads_executing_at_once_get_distinct_indices_and_every_command_counts() -> None:
@@ -179,7 +192,7 @@ def test_a_timeout_raises_the_builtin_timeout_error_and_cancels_the_wait() -> No
         with pytest.raises(TimeoutError):
             # Below the query_timeout (1 s) after which it would be QueryOffline.
             alone.query("value", mosaik.Consistency.STRONG, timeout=0.2)
-        eventually(lambda: tasks_on_loop() == 0, "the timed-out waits cancelled")
+        assert on_loop(tasks_left) == 0, "the timed-out waits were not cancelled"
         assert alone.leader() is None
 
 
