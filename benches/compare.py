@@ -378,7 +378,10 @@ def overload(c: Cluster, window: int, seconds: float, limit: float) -> float:
     return time.monotonic() - stop
 
 
-def memory(c: Cluster, total: int) -> dict[str, float]:
+WHOLE_LOG = ("rss_log", "entry_bytes")  # the rows of `memory` with the whole log kept
+
+
+def memory(c: Cluster, total: int) -> tuple[float, float]:
     """The largest RSS after ``total`` commands, and the largest growth per
     command (what each retained entry costs when the whole log is kept)."""
     before = [n.rss_mb() for n in c.nodes]
@@ -386,7 +389,7 @@ def memory(c: Cluster, total: int) -> dict[str, float]:
     c.check()
     after = [n.rss_mb() for n in c.nodes]
     growth = max(a - b for a, b in zip(after, before, strict=True))
-    return {"rss": max(after), "entry_bytes": growth * (1 << 20) / total}
+    return max(after), growth * (1 << 20) / total
 
 
 # -- the run ----------------------------------------------------------------
@@ -695,13 +698,11 @@ def main() -> None:
         if memory_total:
             for system in (MOSAIK, PSO):
                 print(f"[{time.monotonic() - started:6.1f} s] memory: {system}", flush=True)
-                body = lambda c: {"rss": memory(c, memory_total)["rss"]}  # noqa: E731
+                body = lambda c: {"rss": memory(c, memory_total)[0]}  # noqa: E731
                 run_cluster(system, logdir, body, ["rss"], res, snapshots=True)
             print(f"[{time.monotonic() - started:6.1f} s] memory, whole log: {MOSAIK}", flush=True)
-            body = lambda c: {  # noqa: E731
-                f"{'rss_log' if k == 'rss' else k}": v for k, v in memory(c, memory_total).items()
-            }
-            run_cluster(MOSAIK, logdir, body, ["rss_log", "entry_bytes"], res)
+            body = lambda c: dict(zip(WHOLE_LOG, memory(c, memory_total), strict=True))  # noqa: E731
+            run_cluster(MOSAIK, logdir, body, list(WHOLE_LOG), res)
 
     took = time.monotonic() - started
     mode = "smoke" if smoke else "quick" if quick else "full"
