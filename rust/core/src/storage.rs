@@ -4,8 +4,9 @@
 //!
 //! The Raft core writes through the store as it goes; a store may buffer
 //! writes, and `sync` makes everything written so far durable. The driver
-//! calls `sync` whenever a `Ready` says `must_sync`, before it sends that
-//! ready's `persisted_messages`. Snapshot calls are durable on return.
+//! calls `RaftNode::sync_storage` whenever a `Ready` says `must_sync`,
+//! before it sends that ready's `persisted_messages`. Snapshot calls are
+//! durable on return.
 //!
 //! A log compacted behind a snapshot starts after its `base` position: the
 //! entries up to `base.index` are gone, `term_at(base.index)` still answers.

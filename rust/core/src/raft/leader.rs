@@ -467,7 +467,7 @@ impl<S: LogStore> RaftNode<S> {
 
     /// Commits the highest index a quorum holds, if it is of the current term.
     fn maybe_commit(&mut self) -> Result<()> {
-        let mut matched = self.voter_values(self.last.index, |p| p.matched);
+        let mut matched = self.voter_values(self.durable_last(), |p| p.matched);
         let Some(mut index) = quorum_value(&mut matched, self.quorum()) else {
             return Ok(());
         };
@@ -492,7 +492,7 @@ impl<S: LogStore> RaftNode<S> {
             .iter()
             .filter(|(peer, _)| self.peers.get(peer).is_some_and(|p| !p.observer))
             .map(|(_, p)| p.matched);
-        let mut matched: Vec<Index> = std::iter::once(self.last.index).chain(peers).collect();
+        let mut matched: Vec<Index> = std::iter::once(self.durable_last()).chain(peers).collect();
         let majority = matched.len() / 2 + 1;
         quorum_value(&mut matched, majority)
     }

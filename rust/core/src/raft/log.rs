@@ -67,10 +67,10 @@ impl<S: LogStore> RaftNode<S> {
             return Ok(());
         };
         self.store.append(entries)?;
+        self.unsynced.log_written(entries[0].index);
         self.committees.appended(entries);
         self.recognise_lineage()?;
         self.last = last.position();
-        self.out.must_sync = true;
         Ok(())
     }
 
@@ -91,7 +91,7 @@ impl<S: LogStore> RaftNode<S> {
             index
         };
         self.last = self.store.last_position()?;
-        self.out.must_sync = true;
+        self.unsynced.log_written(index);
         self.out.truncated_from = Some(self.out.truncated_from.map_or(index, |i| i.min(index)));
         if index <= self.applied {
             let snapshot = self.store.snapshot()?;

@@ -6,10 +6,17 @@
 //! - `step(from, message)` for every message a bonded peer sends;
 //! - `propose(req, commands)` and `read(req)` for client requests;
 //! - `add_peer` / `remove_peer` when a bond forms or breaks;
-//! - then `ready()`: if `must_sync`, call `sync_storage()` first; then send
-//!   `messages` and `persisted_messages`; replace the state machine with
+//! - then `ready()`: send `messages` at once; if `must_sync`, call
+//!   `sync_storage()`, then send `persisted_messages` (and call `ready()`
+//!   again afterwards: the sync may commit); replace the state machine with
 //!   `restore` when set (or with a fresh one when `rebuild` is set); apply
 //!   `committed_entries` in order; and deliver `events` to the callers.
+//!
+//! Durability: a message that reflects a write goes out only after that
+//! write is synced, with one exception (Raft thesis 10.2.1): a leader whose
+//! term and vote are durable sends its appends while its own copy of their
+//! entries is still being synced, so its fsync runs beside the followers'.
+//! It counts its own copy toward a commit only once synced.
 //! - `snapshot_taken(epoch, index, bytes)` hands the core the state
 //!   machine's snapshot, taken after applying each index of the ready's
 //!   `snapshots_due` (every multiple of `NodeConfig::snapshot_every`), with
@@ -149,11 +156,13 @@ pub enum ClientEvent {
 /// Work for the driver, produced by [`RaftNode::ready`].
 #[derive(Debug, Default)]
 pub struct Ready {
-    /// Messages that may go out before storage is synced.
+    /// Messages that may go out at once, before this ready's sync and
+    /// before any earlier ready's.
     pub messages: Vec<(PeerId, Message)>,
-    /// Messages that may go out only after `LogStore::sync`.
+    /// Messages that may go out only after `sync_storage`.
     pub persisted_messages: Vec<(PeerId, Message)>,
-    /// Writes (hard state, entries, truncation) went to the store since the last ready.
+    /// Writes (hard state, entries, truncation) went to the store and were
+    /// not synced yet, in this ready or an earlier one.
     pub must_sync: bool,
     /// The hard state written, when it changed.
     pub hard_state: Option<HardState>,
@@ -201,12 +210,30 @@ enum RoleState {
 struct Outbox {
     messages: Vec<(PeerId, Message)>,
     events: Vec<ClientEvent>,
-    must_sync: bool,
     hard_state: Option<HardState>,
     truncated_from: Option<Index>,
     rebuild: bool,
     restore: Option<Snapshot>,
     commit_regressed: Option<(Index, Index)>,
+}
+
+/// What was written to the store since the last `sync_storage`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Unsynced {
+    /// The lowest log index appended or cut: the log below it is durable.
+    log_from: Option<Index>,
+    /// The hard state (term, vote, learner, life) changed.
+    hard: bool,
+}
+
+impl Unsynced {
+    fn log_written(&mut self, from: Index) {
+        self.log_from = Some(self.log_from.map_or(from, |i| i.min(from)));
+    }
+
+    fn any(&self) -> bool {
+        self.hard || self.log_from.is_some()
+    }
 }
 
 /// Most committed entries handed out by one ready.
@@ -239,6 +266,7 @@ pub struct RaftNode<S: LogStore> {
     /// available to fetchers after the store moves on to a newer one.
     serving: Option<(Snapshot, Duration)>,
     out: Outbox,
+    unsynced: Unsynced,
     reported: Option<Status>,
     /// Goes up whenever the state machine starts over (rebuild, restore).
     epoch: u64,
@@ -290,6 +318,7 @@ impl<S: LogStore> RaftNode<S> {
                 restore: snapshot.map(for_machine),
                 ..Outbox::default()
             },
+            unsynced: Unsynced::default(),
             reported: None,
             epoch: 0,
             forwarded: Forwarded::new(0),
@@ -323,9 +352,20 @@ impl<S: LogStore> RaftNode<S> {
 
     /// Makes everything written to the store durable (`LogStore::sync`);
     /// call it when a ready says `must_sync`, before sending its
-    /// `persisted_messages`.
+    /// `persisted_messages`, and call `ready` again after: a leader's own
+    /// copy of its entries counts toward a commit from now on.
     pub fn sync_storage(&mut self) -> Result<()> {
-        self.store.sync()
+        self.store.sync()?;
+        self.unsynced = Unsynced::default();
+        self.leader_quorum_changed()
+    }
+
+    /// The end of the log as far as it is synced: what this node may count
+    /// as its own copy toward a commit.
+    fn durable_last(&self) -> Index {
+        self.unsynced
+            .log_from
+            .map_or(self.last.index, |from| self.last.index.min(from - 1))
     }
 
     /// Gives the store back (a crashed node in a simulation keeps it).
@@ -511,15 +551,22 @@ impl<S: LogStore> RaftNode<S> {
             .filter(|i| every > 0 && i.is_multiple_of(every))
             .collect();
         let out = std::mem::take(&mut self.out);
-        let (messages, persisted_messages) = if out.must_sync {
+        let must_sync = self.unsynced.any();
+        let (messages, persisted_messages) = if !must_sync {
+            (out.messages, Vec::new())
+        } else if self.unsynced.hard {
             (Vec::new(), out.messages)
         } else {
-            (out.messages, Vec::new())
+            // Only the log is unsynced: appends (all of them a leader's,
+            // of its durable term) need not wait for its own copy.
+            out.messages
+                .into_iter()
+                .partition(|(_, m)| matches!(m, Message::Append(_)))
         };
         Ok(Ready {
             messages,
             persisted_messages,
-            must_sync: out.must_sync,
+            must_sync,
             hard_state: out.hard_state,
             truncated_from: out.truncated_from,
             committed_entries,
@@ -657,7 +704,7 @@ impl<S: LogStore> RaftNode<S> {
         self.store.set_hard_state(hard)?;
         self.hard = hard;
         self.out.hard_state = Some(hard);
-        self.out.must_sync = true;
+        self.unsynced.hard = true;
         Ok(())
     }
 

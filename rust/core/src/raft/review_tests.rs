@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::tests::{cmd, id, node_with, Cluster};
+use super::tests::{cmd, id, node_with, Cluster, Driven};
 use super::*;
 use crate::storage::InMemoryLogStore;
 use crate::wire::{Ask, ForwardOutcome, RequestVote};
@@ -215,7 +215,7 @@ fn review_a_long_lived_leader_stops_taking_forwarded_commands() {
         )
         .unwrap();
     assert_eq!(leader.role(), Role::Leader);
-    leader.ready().unwrap();
+    leader.driven_ready();
     let forward = |req| Message::Forward {
         ask: Ask {
             incarnation: 5,
@@ -229,7 +229,7 @@ fn review_a_long_lived_leader_stops_taking_forwarded_commands() {
     for req in 0..total {
         leader.step(id(2), forward(req)).unwrap();
         if req % 1024 == 0 || req + 1 == total {
-            let ready = leader.ready().unwrap();
+            let ready = leader.driven_ready();
             for (_, m) in ready.messages.into_iter().chain(ready.persisted_messages) {
                 if let Message::ForwardReply { outcome, .. } = m {
                     last_outcome = Some(outcome);
@@ -368,7 +368,7 @@ fn review_the_learner_flag_does_not_survive_a_second_restart_with_disk() {
         admit: true,
     });
     net.at(b).step(a, heartbeat).unwrap();
-    net.at(b).ready().unwrap();
+    net.at(b).driven_ready();
     assert!(net.at(b).status().term > 0);
     // B crashes again and restarts with the disk it has now.
     let slot = net.nodes.iter().position(|n| n.id() == b).unwrap();

@@ -46,6 +46,22 @@ fn node_at(
     RaftNode::new(cfg, InMemoryLogStore::new(), now).unwrap()
 }
 
+/// A ready as the worker handles it: the sync it asks for is done at once
+/// (after the ready's contents were taken, so they show what waits for it).
+pub(super) trait Driven {
+    fn driven_ready(&mut self) -> Ready;
+}
+
+impl<S: LogStore> Driven for RaftNode<S> {
+    fn driven_ready(&mut self) -> Ready {
+        let ready = self.ready().unwrap();
+        if ready.must_sync {
+            self.sync_storage().unwrap();
+        }
+        ready
+    }
+}
+
 pub(super) fn cmd(v: u8) -> Command {
     Command::from(Bytes::from(vec![v]))
 }
@@ -107,9 +123,12 @@ impl Cluster {
     pub(super) fn settle(&mut self) {
         let mut queue: VecDeque<(PeerId, PeerId, Message)> = VecDeque::new();
         loop {
+            // A sync may commit: the next ready hands that out.
+            let mut synced = false;
             for i in 0..self.nodes.len() {
                 let from = self.nodes[i].id();
-                let ready = self.nodes[i].ready().unwrap();
+                let ready = self.nodes[i].driven_ready();
+                synced |= ready.must_sync;
                 if ready.rebuild {
                     self.applied[i].clear();
                 }
@@ -120,7 +139,7 @@ impl Cluster {
                     queue.push_back((from, to, m));
                 }
             }
-            if queue.is_empty() {
+            if queue.is_empty() && !synced {
                 return;
             }
             while let Some((from, to, m)) = queue.pop_front() {
@@ -279,13 +298,13 @@ fn follower_with(entries: Vec<Entry>) -> RaftNode<InMemoryLogStore> {
         .unwrap();
     // Past the election timeout: no longer bound to peer 9 by stickiness.
     follower.tick(Duration::from_millis(350)).unwrap();
-    follower.ready().unwrap();
+    follower.driven_ready();
     follower
 }
 
 /// Grants the pre-vote `node` just asked for (as peer `from`).
 fn grant_pre_vote(node: &mut RaftNode<InMemoryLogStore>, from: PeerId) {
-    let ready = node.ready().unwrap();
+    let ready = node.driven_ready();
     let term = ready
         .messages
         .iter()
@@ -311,11 +330,11 @@ fn voter_grants_a_candidate_with_the_same_log_and_only_once_per_term() {
     voter
         .step(id(8), vote_request(5, LogPosition::new(1, 1)))
         .unwrap();
-    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Granted]);
+    assert_eq!(votes(&voter.driven_ready()), vec![Vote::Granted]);
     voter
         .step(id(9), vote_request(5, LogPosition::new(1, 1)))
         .unwrap();
-    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Denied]);
+    assert_eq!(votes(&voter.driven_ready()), vec![Vote::Denied]);
 }
 
 #[test]
@@ -324,11 +343,11 @@ fn voter_behind_the_candidate_abstains_and_binds_its_vote() {
     voter
         .step(id(8), vote_request(5, LogPosition::new(1, 4)))
         .unwrap();
-    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Abstained]);
+    assert_eq!(votes(&voter.driven_ready()), vec![Vote::Abstained]);
     voter
         .step(id(9), vote_request(5, LogPosition::new(1, 4)))
         .unwrap();
-    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Denied]);
+    assert_eq!(votes(&voter.driven_ready()), vec![Vote::Denied]);
 }
 
 #[test]
@@ -337,12 +356,12 @@ fn voter_denies_a_candidate_whose_log_is_behind() {
     voter
         .step(id(8), vote_request(5, LogPosition::new(2, 1)))
         .unwrap();
-    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Denied]);
+    assert_eq!(votes(&voter.driven_ready()), vec![Vote::Denied]);
     voter
         .step(id(8), vote_request(6, LogPosition::new(1, 9)))
         .unwrap();
     assert_eq!(
-        votes(&voter.ready().unwrap()),
+        votes(&voter.driven_ready()),
         vec![Vote::Denied],
         "higher index, lower last term"
     );
@@ -354,7 +373,7 @@ fn term_and_vote_are_persisted_before_the_vote_leaves() {
     voter
         .step(id(8), vote_request(5, LogPosition::default()))
         .unwrap();
-    let ready = voter.ready().unwrap();
+    let ready = voter.driven_ready();
     assert!(ready.must_sync);
     let voted = |h: HardState| (h.term, h.vote);
     assert_eq!(ready.hard_state.map(voted), Some((5, Some(id(8)))));
@@ -382,7 +401,7 @@ fn follower_rejects_an_append_that_does_not_match_its_log() {
             append(2, LogPosition::new(2, 1), vec![entry(2, 2, 2)], 0),
         )
         .unwrap();
-    let ready = follower.ready().unwrap();
+    let ready = follower.driven_ready();
     let rejected = ready
         .messages
         .iter()
@@ -407,7 +426,7 @@ fn follower_truncates_conflicting_entries_and_keeps_matching_ones() {
     follower
         .step(id(9), append(2, LogPosition::new(1, 1), entries, 0))
         .unwrap();
-    let ready = follower.ready().unwrap();
+    let ready = follower.driven_ready();
     assert_eq!(ready.truncated_from, Some(3));
     assert!(!ready.rebuild, "nothing applied was cut");
     assert_eq!(follower.status().last, LogPosition::new(2, 4));
@@ -420,14 +439,14 @@ fn cutting_an_applied_prefix_asks_for_a_rebuild_and_reports_the_commit_regressio
     follower
         .step(id(9), append(1, LogPosition::new(1, 2), vec![], 2))
         .unwrap();
-    assert_eq!(follower.ready().unwrap().committed_entries.len(), 2);
+    assert_eq!(follower.driven_ready().committed_entries.len(), 2);
     follower
         .step(
             id(8),
             append(2, LogPosition::new(1, 1), vec![entry(2, 2, 7)], 2),
         )
         .unwrap();
-    let ready = follower.ready().unwrap();
+    let ready = follower.driven_ready();
     assert!(ready.rebuild);
     assert_eq!(ready.commit_regressed, Some((2, 1)));
     let replayed: Vec<Index> = ready.committed_entries.iter().map(|e| e.index).collect();
@@ -464,7 +483,7 @@ fn leader_with(old: Vec<Entry>) -> (RaftNode<InMemoryLogStore>, Term) {
         )
         .unwrap();
     assert_eq!(leader.role(), Role::Leader);
-    leader.ready().unwrap();
+    leader.driven_ready();
     (leader, term)
 }
 
@@ -505,9 +524,74 @@ fn leader_commits_only_entries_of_its_own_term() {
 fn a_quorum_is_needed_before_the_leader_commits() {
     let (mut leader, term) = leader_with(vec![]);
     leader.propose(1, vec![cmd(1)]).unwrap();
+    leader.driven_ready();
     assert_eq!(leader.status().committed, 0);
     leader.step(id(3), accepted(term, 2, 0)).unwrap();
     assert_eq!(leader.status().committed, 2);
+}
+
+/// Raft thesis 10.2.1: the leader replicates while its own write is on the
+/// way to disk, and counts its own copy only once it is there.
+#[test]
+fn the_leader_sends_appends_before_its_sync_and_counts_itself_after() {
+    let (mut leader, term) = leader_with(vec![]);
+    leader.propose(1, vec![cmd(1)]).unwrap();
+    let ready = leader.ready().unwrap();
+    assert!(ready.must_sync);
+    let early: Vec<PeerId> = ready
+        .messages
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Append(a) if a.entries.len() == 1))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(early, vec![id(2), id(3)], "the appends need no sync");
+    leader.step(id(3), accepted(term, 2, 0)).unwrap();
+    assert_eq!(
+        leader.status().committed,
+        1,
+        "one durable copy of index 2 (the follower's) is not a quorum"
+    );
+    leader.sync_storage().unwrap();
+    assert_eq!(leader.status().committed, 2, "synced, its own copy counts");
+    let ready = leader.ready().unwrap();
+    assert_eq!(ready.committed_entries.last().map(|e| e.index), Some(2));
+}
+
+#[test]
+fn a_single_node_commits_only_what_it_synced() {
+    let mut solo = node_with(1, |c| c.consensus.min_quorum = 1);
+    solo.tick(Duration::from_secs(5)).unwrap();
+    solo.driven_ready();
+    assert_eq!(solo.role(), Role::Leader);
+    solo.driven_ready(); // the marker its sync committed
+    let committed = solo.status().committed;
+    solo.propose(1, vec![cmd(1)]).unwrap();
+    let ready = solo.ready().unwrap();
+    assert!(ready.must_sync && ready.committed_entries.is_empty());
+    assert_eq!(solo.status().committed, committed);
+    solo.sync_storage().unwrap();
+    let ready = solo.ready().unwrap();
+    assert_eq!(
+        ready.committed_entries.last().map(|e| e.index),
+        Some(committed + 1)
+    );
+}
+
+/// A write still unsynced from an earlier ready holds back what a later
+/// ready says, even when the later one wrote nothing: a vote granted
+/// again (a duplicated request) must not leave before the vote is durable.
+#[test]
+fn messages_wait_for_an_earlier_unsynced_vote() {
+    let mut voter = follower_with(vec![]);
+    let request = vote_request(5, LogPosition::default());
+    voter.step(id(8), request.clone()).unwrap();
+    let first = voter.ready().unwrap();
+    assert!(first.must_sync && first.messages.is_empty());
+    voter.step(id(8), request).unwrap();
+    let second = voter.ready().unwrap();
+    assert!(second.must_sync, "the vote is still not synced");
+    assert!(second.messages.is_empty());
+    assert_eq!(votes(&second), vec![Vote::Granted]);
 }
 
 fn read_ready(ready: &Ready) -> Vec<(RequestId, Index)> {
@@ -527,7 +611,7 @@ fn strong_read_waits_for_a_quorum_round_started_after_it_arrived() {
     leader.step(id(2), accepted(term, 1, 0)).unwrap();
     assert_eq!(leader.status().committed, 1);
     leader.read(5).unwrap();
-    let ready = leader.ready().unwrap();
+    let ready = leader.driven_ready();
     assert!(read_ready(&ready).is_empty());
     let round = match &ready
         .messages
@@ -542,25 +626,25 @@ fn strong_read_waits_for_a_quorum_round_started_after_it_arrived() {
     };
     leader.step(id(2), accepted(term, 1, round - 1)).unwrap();
     assert!(
-        read_ready(&leader.ready().unwrap()).is_empty(),
+        read_ready(&leader.driven_ready()).is_empty(),
         "an ack of an older round does not count"
     );
     leader.step(id(3), accepted(term, 1, round)).unwrap();
-    assert_eq!(read_ready(&leader.ready().unwrap()), vec![(5, 1)]);
+    assert_eq!(read_ready(&leader.driven_ready()), vec![(5, 1)]);
 }
 
 #[test]
 fn leader_answers_reads_only_after_committing_an_entry_of_its_term() {
     let (mut leader, term) = leader_with(vec![entry(1, 1, 1)]);
     leader.read(5).unwrap();
-    leader.ready().unwrap();
+    leader.driven_ready();
     leader.step(id(2), accepted(term, 1, 9)).unwrap();
     assert!(
-        read_ready(&leader.ready().unwrap()).is_empty(),
+        read_ready(&leader.driven_ready()).is_empty(),
         "marker (index 2) not committed yet"
     );
     leader.step(id(2), accepted(term, 2, 9)).unwrap();
-    assert_eq!(read_ready(&leader.ready().unwrap()), vec![(5, 2)]);
+    assert_eq!(read_ready(&leader.driven_ready()), vec![(5, 2)]);
 }
 
 #[test]
@@ -568,7 +652,7 @@ fn deposed_leader_never_answers_a_read() {
     let (mut leader, term) = leader_with(vec![]);
     leader.step(id(2), accepted(term, 1, 0)).unwrap();
     leader.read(5).unwrap();
-    leader.ready().unwrap();
+    leader.driven_ready();
     let newer = Message::AppendReply(AppendReply {
         term: term + (1 << 32),
         round: 99,
@@ -580,7 +664,7 @@ fn deposed_leader_never_answers_a_read() {
     leader.step(id(3), newer).unwrap();
     assert_eq!(leader.role(), Role::Follower);
     leader.step(id(2), accepted(term, 1, 99)).unwrap();
-    assert!(read_ready(&leader.ready().unwrap()).is_empty());
+    assert!(read_ready(&leader.driven_ready()).is_empty());
     leader.tick(Duration::from_secs(6)).unwrap();
     assert!(leader
         .ready()
@@ -639,9 +723,9 @@ fn forward_without_a_leader_times_out_offline_with_the_commands_back() {
     follower.remove_peer(id(9)).unwrap();
     follower.propose(3, vec![cmd(4)]).unwrap();
     follower.tick(Duration::from_millis(350 + 499)).unwrap();
-    assert!(follower.ready().unwrap().events.is_empty());
+    assert!(follower.driven_ready().events.is_empty());
     follower.tick(Duration::from_millis(350 + 501)).unwrap();
-    let events = follower.ready().unwrap().events;
+    let events = follower.driven_ready().events;
     assert_eq!(
         events,
         vec![ClientEvent::CommandOffline {
@@ -667,7 +751,7 @@ fn observer_never_stands_abstains_and_does_not_count() {
     voter
         .step(id(8), vote_request(5, LogPosition::default()))
         .unwrap();
-    assert_eq!(votes(&voter.ready().unwrap()), vec![Vote::Abstained]);
+    assert_eq!(votes(&voter.driven_ready()), vec![Vote::Abstained]);
 
     let mut cluster = Cluster::new(vec![node(1), observer()]);
     cluster.run_for(Duration::from_secs(2));
@@ -836,7 +920,7 @@ fn a_command_above_max_command_bytes_is_offline_at_once_and_never_appended() {
 fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index() {
     let mut follower = follower_with(vec![]);
     follower.propose(3, vec![cmd(4), cmd(5)]).unwrap();
-    follower.ready().unwrap();
+    follower.driven_ready();
     let assigned = crate::wire::Assignment {
         term: 1,
         first: 1,
@@ -851,7 +935,7 @@ fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index(
             },
         )
         .unwrap();
-    let events = follower.ready().unwrap().events;
+    let events = follower.driven_ready().events;
     assert_eq!(
         events,
         vec![ClientEvent::Assigned {
@@ -867,7 +951,7 @@ fn an_overwritten_proposal_goes_offline_once_another_entry_commits_at_its_index(
             append(2, LogPosition::default(), vec![entry(2, 1, 7)], 1),
         )
         .unwrap();
-    let events = follower.ready().unwrap().events;
+    let events = follower.driven_ready().events;
     assert_eq!(
         events,
         vec![ClientEvent::CommandOffline {
@@ -951,7 +1035,7 @@ fn a_rejected_append_of_an_older_term_acknowledges_no_read_round() {
     follower
         .step(id(8), vote_request(3 << 32, LogPosition::new(1 << 32, 1)))
         .unwrap();
-    follower.ready().unwrap();
+    follower.driven_ready();
     let mut stale = append(1 << 32, LogPosition::new(1 << 32, 1), vec![], 1);
     if let Message::Append(a) = &mut stale {
         a.round = 57;
@@ -985,7 +1069,7 @@ fn a_snapshot_of_a_newer_term_raises_the_term_and_stale_appends_are_refused() {
         follower.status().term >= newer,
         "term never below the log's"
     );
-    follower.ready().unwrap();
+    follower.driven_ready();
     follower
         .step(
             id(9),
@@ -1029,10 +1113,10 @@ fn a_term_below_the_last_log_term_is_raised_at_load() {
 fn a_forward_whose_answer_never_came_is_unknown_not_offline() {
     let mut follower = follower_with(vec![]);
     follower.propose(3, vec![cmd(4)]).unwrap();
-    follower.ready().unwrap();
+    follower.driven_ready();
     follower.tick(Duration::from_millis(350 + 501)).unwrap();
     assert_eq!(
-        follower.ready().unwrap().events,
+        follower.driven_ready().events,
         vec![ClientEvent::CommandUnknown {
             req: 3,
             committed: None,
@@ -1045,7 +1129,7 @@ fn a_forward_whose_answer_never_came_is_unknown_not_offline() {
 fn follower_with_assigned_batch(term: Term) -> RaftNode<InMemoryLogStore> {
     let mut follower = follower_with(vec![]);
     follower.propose(3, vec![cmd(4), cmd(5), cmd(6)]).unwrap();
-    follower.ready().unwrap();
+    follower.driven_ready();
     let assigned = crate::wire::Assignment {
         term,
         first: 1,
@@ -1060,7 +1144,7 @@ fn follower_with_assigned_batch(term: Term) -> RaftNode<InMemoryLogStore> {
             },
         )
         .unwrap();
-    follower.ready().unwrap();
+    follower.driven_ready();
     follower
 }
 
@@ -1080,7 +1164,7 @@ fn a_batch_whose_prefix_survived_a_leader_change_settles_entry_by_entry() {
         .step(id(8), append(t2, LogPosition::default(), entries, 2))
         .unwrap();
     assert_eq!(
-        follower.ready().unwrap().events,
+        follower.driven_ready().events,
         vec![ClientEvent::CommandOffline {
             req: 3,
             committed: Some((1, 1)),
@@ -1097,7 +1181,7 @@ fn a_batch_compacted_into_a_snapshot_of_its_own_term_is_committed() {
     follower.install_fetched(snapshot).unwrap();
     follower.settle_committed().unwrap();
     assert_eq!(
-        follower.ready().unwrap().events,
+        follower.driven_ready().events,
         vec![ClientEvent::Committed {
             req: 3,
             first: 1,
@@ -1113,7 +1197,7 @@ fn a_batch_compacted_into_a_snapshot_of_a_later_term_is_unknown() {
     follower.install_fetched(snapshot).unwrap();
     follower.settle_committed().unwrap();
     assert!(matches!(
-        follower.ready().unwrap().events.as_slice(),
+        follower.driven_ready().events.as_slice(),
         [ClientEvent::CommandUnknown {
             req: 3,
             committed: None,
@@ -1127,7 +1211,7 @@ fn an_assigned_proposal_that_never_commits_times_out_unknown() {
     let mut follower = follower_with_assigned_batch(1 << 32);
     follower.tick(Duration::from_millis(350 + 501)).unwrap();
     assert!(matches!(
-        follower.ready().unwrap().events.as_slice(),
+        follower.driven_ready().events.as_slice(),
         [ClientEvent::CommandUnknown { req: 3, .. }]
     ));
 }
@@ -1158,7 +1242,7 @@ fn a_duplicated_forward_is_appended_once_and_a_refusal_is_certain() {
     };
     leader.step(id(2), forward.clone()).unwrap();
     leader.step(id(2), forward.clone()).unwrap();
-    let outcomes = forward_outcomes(&leader.ready().unwrap());
+    let outcomes = forward_outcomes(&leader.driven_ready());
     assert_eq!(outcomes.len(), 2);
     assert_eq!(
         outcomes[0], outcomes[1],
@@ -1172,7 +1256,7 @@ fn a_duplicated_forward_is_appended_once_and_a_refusal_is_certain() {
     };
     leader.step(id(2), older).unwrap();
     assert_eq!(
-        forward_outcomes(&leader.ready().unwrap()),
+        forward_outcomes(&leader.driven_ready()),
         vec![crate::wire::ForwardOutcome::Unknown],
         "a term it does not remember: it cannot promise a refusal"
     );
@@ -1196,7 +1280,7 @@ fn a_duplicated_forward_is_appended_once_and_a_refusal_is_certain() {
         )
         .unwrap();
     leader.step(id(2), forward).unwrap();
-    let outcomes = forward_outcomes(&leader.ready().unwrap());
+    let outcomes = forward_outcomes(&leader.driven_ready());
     assert_eq!(
         outcomes[0],
         crate::wire::ForwardOutcome::Refused,
@@ -1308,7 +1392,7 @@ fn a_snapshot_taken_before_the_machine_started_over_is_refused() {
             append(1 << 32, LogPosition::new(1 << 32, 2), vec![], 2),
         )
         .unwrap();
-    let ready = follower.ready().unwrap();
+    let ready = follower.driven_ready();
     assert_eq!(ready.committed_entries.len(), 2);
     let epoch = ready.epoch;
     follower
@@ -1322,7 +1406,7 @@ fn a_snapshot_taken_before_the_machine_started_over_is_refused() {
             ),
         )
         .unwrap();
-    let ready = follower.ready().unwrap();
+    let ready = follower.driven_ready();
     assert!(ready.rebuild && ready.epoch > epoch);
     assert!(!follower
         .snapshot_taken(epoch, 1, Bytes::from_static(b"old branch"))
@@ -1406,7 +1490,7 @@ fn a_restarted_follower_counting_its_requests_from_one_again_is_not_answered_fro
         };
         leader.step(id(2), forward).unwrap();
     }
-    let outcomes = forward_outcomes(&leader.ready().unwrap());
+    let outcomes = forward_outcomes(&leader.driven_ready());
     assert_ne!(
         outcomes[0], outcomes[1],
         "request 1 of another life is another request"

@@ -36,10 +36,16 @@ pub struct Families {
 }
 
 impl Families {
-    pub fn from_env() -> Self {
-        let Ok(list) = std::env::var("MOSAIK_SIM_FAULTS") else {
-            return Families::all(true);
-        };
+    /// `MOSAIK_SIM_FAULTS` when set, else `default`.
+    pub fn from_env_or(default: Families) -> Self {
+        match std::env::var("MOSAIK_SIM_FAULTS") {
+            Ok(list) => Families::only(&list),
+            Err(_) => default,
+        }
+    }
+
+    /// The families named in a comma-separated `list`.
+    pub fn only(list: &str) -> Self {
         let on = |name: &str| list.split(',').any(|s| s.trim() == name);
         Families {
             long_delay: on("long_delay"),
@@ -54,7 +60,7 @@ impl Families {
         }
     }
 
-    fn all(on: bool) -> Self {
+    pub fn all(on: bool) -> Self {
         Families {
             long_delay: on,
             lost_state: on,
@@ -83,6 +89,9 @@ pub enum Fault {
     },
     Heal,
     Crash,
+    /// A node whose driver still owes a sync crashes (a leader when one
+    /// does): what it sent ahead of its sync is all that is left of it.
+    CrashUnsynced,
     Restart,
     /// A stopped node comes back with an empty store under the same id.
     RestartEmpty,
@@ -114,6 +123,7 @@ enum Kind {
     Partition,
     Heal,
     Crash,
+    CrashUnsynced,
     Restart,
     RestartEmpty,
     Leave,
@@ -132,6 +142,7 @@ const EVERY: &[Kind] = &[
     Kind::Partition,
     Kind::Heal,
     Kind::Crash,
+    Kind::CrashUnsynced,
     Kind::Restart,
     Kind::RestartEmpty,
     Kind::Leave,
@@ -214,6 +225,7 @@ impl Faults {
     fn family_on(&self, kind: Kind) -> bool {
         match kind {
             Kind::RestartEmpty | Kind::Leave => self.families.lost_state,
+            Kind::CrashUnsynced => self.families.sync,
             Kind::UnseenBlip | Kind::OneSidedDrop | Kind::UnseenRestart => self.families.bonds,
             _ => true,
         }
@@ -282,6 +294,7 @@ impl Faults {
             }
             Kind::Heal => Fault::Heal,
             Kind::Crash => Fault::Crash,
+            Kind::CrashUnsynced => Fault::CrashUnsynced,
             Kind::Restart => Fault::Restart,
             Kind::RestartEmpty => Fault::RestartEmpty,
             Kind::Leave => Fault::Leave,
@@ -322,6 +335,15 @@ pub fn apply(sim: &mut Sim, fault: Fault) {
         }
         Fault::Crash => {
             if let Some(i) = pick(sim, |n| n.alive()) {
+                sim.crash_node(i, false);
+            }
+        }
+        Fault::CrashUnsynced => {
+            let leader = pick(sim, |n| {
+                n.alive() && n.owes_sync() && n.last_role == Some(Role::Leader)
+            });
+            if let Some(i) = leader.or_else(|| pick(sim, |n| n.alive() && n.owes_sync())) {
+                sim.log(|| format!("node {i} crashes before its driver syncs"));
                 sim.crash_node(i, false);
             }
         }

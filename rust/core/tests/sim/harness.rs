@@ -48,7 +48,8 @@ impl Mode {
 }
 
 /// What one ready asked the driver to do, queued when the driver is slow:
-/// a sync (before the messages), messages, apply work and client events.
+/// a sync, the messages that wait for it, apply work and client events
+/// (the ready's other messages went out at once).
 struct ReadyWork {
     due: Duration,
     sync: bool,
@@ -122,6 +123,11 @@ impl SimNode {
 
     fn local(&self, now: Duration) -> Duration {
         self.clock_offset + now.mul_f64(self.clock_rate)
+    }
+
+    /// The driver still owes a sync of writes the core made.
+    pub fn owes_sync(&self) -> bool {
+        self.work.iter().any(|w| w.sync)
     }
 
     /// Forgets the driver's queued work (the process died).
@@ -265,8 +271,7 @@ fn random_id(rng: &mut Rng) -> PeerId {
 }
 
 impl Sim {
-    pub fn new(mode: Mode, seed: u64, trace: bool) -> Self {
-        let families = Families::from_env();
+    pub fn new(mode: Mode, families: Families, seed: u64, trace: bool) -> Self {
         let mut rng = Rng::new(seed ^ 0x005E_ED0F_5111);
         let voters = 1 + rng.below(5) as usize;
         let observers = rng.below(2) as usize;
@@ -616,12 +621,14 @@ impl Sim {
         let raft = self.nodes[i].raft.as_ref().expect("alive");
         self.checker
             .on_log_change(i, raft.store(), ready.truncated_from);
-        let mut messages = ready.messages;
-        messages.extend(ready.persisted_messages);
+        // Ahead of every sync still queued: the core says they need none.
+        for (to, message) in &ready.messages {
+            self.send(i, *to, message);
+        }
         self.nodes[i].work.push_back(ReadyWork {
             due,
             sync: ready.must_sync,
-            messages,
+            messages: ready.persisted_messages,
             apply: ApplyWork {
                 due: apply_due,
                 epoch: ready.epoch,

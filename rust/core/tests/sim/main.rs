@@ -23,6 +23,7 @@ mod store;
 
 use std::collections::BTreeMap;
 
+use faults::Families;
 use harness::{Mode, Sim, Stats};
 
 fn env_number(name: &str) -> Option<u64> {
@@ -53,14 +54,15 @@ fn failure_kind(panic: &(dyn std::any::Any + Send)) -> String {
         .join("#")
 }
 
-fn run_mode(mode: Mode, test_name: &str) {
+fn run_mode(mode: Mode, families: Families, test_name: &str) {
+    let families = Families::from_env_or(families);
     let trace = std::env::var("MOSAIK_SIM_TRACE").is_ok();
     let keep_going = std::env::var("MOSAIK_SIM_KEEP_GOING").is_ok();
     let seeds = seeds();
     let mut total = Stats::default();
     let mut failures: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for &seed in &seeds {
-        let result = std::panic::catch_unwind(|| Sim::new(mode, seed, trace).run());
+        let result = std::panic::catch_unwind(|| Sim::new(mode, families, seed, trace).run());
         let panic = match result {
             Ok(stats) => {
                 total += stats;
@@ -91,7 +93,20 @@ fn run_mode(mode: Mode, test_name: &str) {
 fn consistency_first_is_safe_and_live_under_every_fault() {
     run_mode(
         Mode::ConsistencyFirst,
+        Families::all(true),
         "consistency_first_is_safe_and_live_under_every_fault",
+    );
+}
+
+/// Crashes while the driver owes a sync, without the other new families
+/// diluting them: a leader that counted its own unsynced copy toward a
+/// commit failed 3 of these 1,500 seeds (and none with every family on).
+#[test]
+fn consistency_first_is_safe_when_nodes_crash_before_their_sync() {
+    run_mode(
+        Mode::ConsistencyFirst,
+        Families::only("sync"),
+        "consistency_first_is_safe_when_nodes_crash_before_their_sync",
     );
 }
 
@@ -99,6 +114,7 @@ fn consistency_first_is_safe_and_live_under_every_fault() {
 fn availability_first_is_safe_without_partitions_pauses_or_lost_bonds() {
     run_mode(
         Mode::AvailabilityFirst,
+        Families::all(true),
         "availability_first_is_safe_without_partitions_pauses_or_lost_bonds",
     );
 }
@@ -107,6 +123,7 @@ fn availability_first_is_safe_without_partitions_pauses_or_lost_bonds() {
 fn availability_first_converges_after_every_fault() {
     run_mode(
         Mode::AvailabilityChaos,
+        Families::all(true),
         "availability_first_converges_after_every_fault",
     );
 }
