@@ -4,8 +4,10 @@
 //! snapshots it takes, answers client requests and publishes status.
 //!
 //! Durability: a ready that wrote to the store is synced (one `sync` for
-//! every append of the ready: group commit) before any of its messages or
-//! client answers leave the worker.
+//! every append of the ready: group commit) before its client answers and
+//! the messages that wait for it leave the worker. A leader's appends go
+//! out first, so its fsync overlaps the followers'; the ready after the
+//! sync hands out what the leader's now durable copy commits.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
@@ -15,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mosaik_core::{
     ClientEvent, Command, ConsensusConfig, Entry, EntryKind, GroupId, LeadershipPreference,
-    LogPosition, LogReplaySync, LogStore, NodeConfig, PeerId, RaftNode, Ready, RequestKey, Role,
-    Status,
+    LogPosition, LogReplaySync, LogStore, Message, NodeConfig, PeerId, RaftNode, Ready, RequestKey,
+    Role, Status,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -383,28 +385,34 @@ impl Worker {
         Ok(())
     }
 
+    /// Handles readies until one needs no sync (a sync may commit).
     fn process_ready(&mut self) -> mosaik_core::Result<()> {
-        let ready = self.node.ready()?;
-        if ready.must_sync {
-            self.node.sync_storage()?;
+        loop {
+            let ready = self.node.ready()?;
+            // The status first: whatever a peer learns from this ready's
+            // messages (that this node leads, say) is already visible here.
+            if let Some(status) = ready.status {
+                let voters = self.node.voters();
+                self.status
+                    .send_modify(|s| *s = GroupStatus::from_core(&status, Some(s), voters));
+            }
+            self.send(&ready.messages);
+            if ready.must_sync {
+                self.node.sync_storage()?;
+            }
+            self.send(&ready.persisted_messages);
+            self.apply(&ready);
+            for event in ready.events {
+                self.event(event);
+            }
+            if !ready.must_sync {
+                return Ok(());
+            }
         }
-        // The status first: whatever a peer learns from this ready's
-        // messages (that this node leads, say) is already visible here.
-        if let Some(status) = ready.status {
-            let voters = self.node.voters();
-            self.status
-                .send_modify(|s| *s = GroupStatus::from_core(&status, Some(s), voters));
-        }
-        self.send(&ready);
-        self.apply(&ready);
-        for event in ready.events {
-            self.event(event);
-        }
-        Ok(())
     }
 
-    fn send(&self, ready: &Ready) {
-        for (peer, msg) in ready.messages.iter().chain(&ready.persisted_messages) {
+    fn send(&self, messages: &[(PeerId, Message)]) {
+        for (peer, msg) in messages {
             match mosaik_core::encode(msg) {
                 Ok(bytes) => {
                     self.outbox.send(peer, bytes);
