@@ -20,13 +20,15 @@ pub struct StoreFile {
 }
 
 impl StoreFile {
-    /// Opens `path` as [`open_file`] does.
+    /// Opens `path` as [`open_file`] does. A file that was already there
+    /// counts as unsynced: a process that crashed may have left writes in
+    /// the page cache that it never synced, and a power cut would undo them.
     pub fn open(path: PathBuf, missing: Missing) -> Result<StoreFile, StoreError> {
         let file = open_file(&path, missing)?;
         Ok(StoreFile {
             path,
             file,
-            dirty: false,
+            dirty: !matches!(missing, Missing::CreateNew),
         })
     }
 

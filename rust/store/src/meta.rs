@@ -84,7 +84,7 @@ impl MetaFile {
     pub fn sync(&mut self) -> Result<bool, StoreError> {
         let synced = self.file.sync()?;
         if synced {
-            self.durable_slot = self.written_slot;
+            self.durable_slot = self.written_slot.or(self.durable_slot);
         }
         Ok(synced)
     }

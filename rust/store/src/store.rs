@@ -85,13 +85,12 @@ impl DiskLogStore {
         let meta = MetaFile::open(&dir.join(META))?;
         let snapshot = snapshot_file::recover(&dir, meta.state().snapshot)?;
         let log = recovery::load_log(&dir, meta.state().base)?;
-        dir.sync()?;
         let recovery = Recovery {
             entries: log.index.len(),
             segments: log.segments.len(),
             torn_tail: log.torn_tail,
         };
-        let store = DiskLogStore {
+        let mut store = DiskLogStore {
             dir,
             options,
             meta,
@@ -99,9 +98,13 @@ impl DiskLogStore {
             index: log.index,
             cache: RecentEntries::new(options.cache_entries, options.cache_bytes),
             snapshot,
-            dir_dirty: false,
+            dir_dirty: true,
             sync_times: Arc::default(),
         };
+        // What the store serves from now on (a vote, entries a leader
+        // counts as its own durable copy) must be durable, even if the
+        // process that wrote it crashed before its sync.
+        store.sync_all()?;
         Ok((store, recovery))
     }
 

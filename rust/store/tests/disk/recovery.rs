@@ -3,7 +3,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 
-use mosaik_core::{LogPosition, LogStore};
+use mosaik_core::{HardState, LogPosition, LogStore, PeerId};
 use mosaik_store::{DiskLogStore, DiskOptions, StoreError, TornTail};
 
 use crate::common::*;
@@ -134,4 +134,34 @@ fn a_record_damaged_while_running_fails_the_read_naming_it() {
     let error = store.entries(1, 4, 10).unwrap_err().to_string();
     assert!(error.contains(&first.display().to_string()), "{error}");
     assert!(error.contains(&format!("at byte {offset}")), "{error}");
+}
+
+/// A process that crashed between its writes and their sync leaves them in
+/// the page cache, where a restart reads them back: open syncs them before
+/// the store serves them (a vote answered again, entries a leader counts as
+/// durable), and the hard state written next goes to the other slot than
+/// the one it found.
+#[test]
+fn open_syncs_what_a_crashed_process_left_unsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_with(dir.path(), &entries(1, 1..=10));
+    let voted = |term| HardState {
+        term,
+        vote: Some(PeerId([term as u8; 32])),
+        ..HardState::default()
+    };
+    store.set_hard_state(voted(2)).unwrap();
+    store.append(&entries(2, 11..=12)).unwrap();
+    drop(store); // no sync
+
+    let mut store = open(dir.path());
+    let (_, syncs, _) = store.sync_times().read();
+    assert_eq!(syncs, 1, "one sync at open covers the segments and meta");
+    assert_eq!(store.hard_state().unwrap(), voted(2));
+    assert_eq!(store.last_position().unwrap(), LogPosition::new(2, 12));
+
+    store.set_hard_state(voted(3)).unwrap();
+    drop(store); // no sync: the slot holding term 2 must still be there
+    let reopened = open(dir.path());
+    assert!(matches!(reopened.hard_state().unwrap().term, 2 | 3));
 }
