@@ -52,17 +52,23 @@ impl Cluster {
 
     fn drain(&mut self) {
         loop {
+            // A sync may commit: the next ready hands that out.
+            let mut synced = false;
             for i in 0..self.nodes.len() {
                 let ready = self.nodes[i].ready().expect("ready");
+                for (to, message) in ready.messages {
+                    self.queue.push_back((i, to, message));
+                }
                 if ready.must_sync {
                     self.nodes[i].sync_storage().expect("sync");
+                    synced = true;
                 }
                 self.applied[i] += ready.committed_entries.len() as u64;
-                for (to, message) in ready.messages.into_iter().chain(ready.persisted_messages) {
+                for (to, message) in ready.persisted_messages {
                     self.queue.push_back((i, to, message));
                 }
             }
-            if self.queue.is_empty() {
+            if self.queue.is_empty() && !synced {
                 return;
             }
             while let Some((from, to, message)) = self.queue.pop_front() {

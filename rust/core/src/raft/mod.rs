@@ -11,12 +11,6 @@
 //!   again afterwards: the sync may commit); replace the state machine with
 //!   `restore` when set (or with a fresh one when `rebuild` is set); apply
 //!   `committed_entries` in order; and deliver `events` to the callers.
-//!
-//! Durability: a message that reflects a write goes out only after that
-//! write is synced, with one exception (Raft thesis 10.2.1): a leader whose
-//! term and vote are durable sends its appends while its own copy of their
-//! entries is still being synced, so its fsync runs beside the followers'.
-//! It counts its own copy toward a commit only once synced.
 //! - `snapshot_taken(epoch, index, bytes)` hands the core the state
 //!   machine's snapshot, taken after applying each index of the ready's
 //!   `snapshots_due` (every multiple of `NodeConfig::snapshot_every`), with
@@ -26,6 +20,12 @@
 //!
 //! A `ReadReady { index }` event means: answer the query on this node once
 //! it has applied `index`.
+//!
+//! Durability: a message that reflects a write goes out only after that
+//! write is synced, with one exception (Raft thesis 10.2.1): a leader whose
+//! term and vote are durable sends its appends while its own copy of their
+//! entries is still being synced, so its fsync runs beside the followers'.
+//! It counts its own copy toward a commit only once synced.
 //!
 //! Who counts toward elections, commits and read confirmations, and how a
 //! node that lost its store is kept from counting, is `committee`'s part;

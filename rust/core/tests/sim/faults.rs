@@ -89,8 +89,9 @@ pub enum Fault {
     },
     Heal,
     Crash,
-    /// A node whose driver still owes a sync crashes (a leader when one
-    /// does): what it sent ahead of its sync is all that is left of it.
+    /// A node whose driver still owes a sync crashes (half the time a
+    /// leader when one does): what it sent ahead of its sync is all that
+    /// is left of it.
     CrashUnsynced,
     Restart,
     /// A stopped node comes back with an empty store under the same id.
@@ -339,8 +340,9 @@ pub fn apply(sim: &mut Sim, fault: Fault) {
             }
         }
         Fault::CrashUnsynced => {
+            let leader_first = sim.rng.chance(0.5);
             let leader = pick(sim, |n| {
-                n.alive() && n.owes_sync() && n.last_role == Some(Role::Leader)
+                leader_first && n.alive() && n.owes_sync() && n.last_role == Some(Role::Leader)
             });
             if let Some(i) = leader.or_else(|| pick(sim, |n| n.alive() && n.owes_sync())) {
                 sim.log(|| format!("node {i} crashes before its driver syncs"));
