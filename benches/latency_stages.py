@@ -1,11 +1,12 @@
 """Where one command's time goes: a sequential `execute` split into the part
 before the state machine sees it (the event loop, the consensus worker,
-replication, commit, the hand-over to the apply pool) and the part after
+replication, the store's sync, commit, the hand-over to the apply pool) and the part after
 (back from the apply pool to the caller's event loop), per command.
 
 The machine stamps ``time.perf_counter_ns()`` when its ``apply`` runs; the
 caller stamps before ``execute`` and after it returns. One process: a
-single-node group, and a three-member group on three networks (the caller
+single-node group (in memory, then on disk: the difference is the store's
+writes and its sync), and a three-member group on three networks (the caller
 on the leader). Writes benches/results/latency_stages.md.
 
 Usage: python benches/latency_stages.py [--smoke] [--commands N]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -60,11 +62,12 @@ async def measure(group: mosaik.Group[Stamped], commands: int) -> list[tuple[int
     return rows
 
 
-async def one_node(commands: int) -> list[tuple[int, int]]:
+async def one_node(
+    commands: int, storage: mosaik.InMemoryLogStore | mosaik.DiskLogStore
+) -> list[tuple[int, int]]:
     async with await mosaik.Network.new("latency-stages") as net:
-        group = (
-            net.groups().with_key(mosaik.GroupKey.generate()).with_state_machine(Stamped()).join()
-        )
+        builder = net.groups().with_key(mosaik.GroupKey.generate()).with_state_machine(Stamped())
+        group = builder.with_log_storage(storage).join()
         await asyncio.wait_for(group.when().is_leader(), WAIT)
         return await measure(group, commands)
 
@@ -119,8 +122,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     commands = 200 if args.smoke else args.commands
+    with tempfile.TemporaryDirectory(prefix="mosaik-latency-") as disk:
+        durable = asyncio.run(one_node(commands, mosaik.DiskLogStore(disk)))
     runs = [
-        ("one node", asyncio.run(one_node(commands))),
+        ("one node", asyncio.run(one_node(commands, mosaik.InMemoryLogStore()))),
+        ("one node, DiskLogStore", durable),
         ("three members, one process", asyncio.run(three_nodes(commands))),
     ]
     lines = [
