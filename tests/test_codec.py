@@ -15,11 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from msgpack_bytes import ext_tuple, tuples_bytes
 
 import mosaik
 from mosaik._replica import Replica
-from mosaik.codec import MAX_DEPTH, MSGPACK, msgpack_decoder
+from mosaik.codec import MAX_DEPTH, MSGPACK, encode_all, msgpack_decoder
 
 DECODERS = {"MSGPACK.decode": MSGPACK.decode, "bare decoder": msgpack_decoder()}
 
@@ -244,3 +246,50 @@ def test_a_command_raising_system_exit_is_logged_and_the_rest_of_the_batch_appli
     replica.apply(False, None, entries, 3, False)
     assert replica.machine.applied == ["a", "b"]
     assert any("apply failed at index 2" in r.getMessage() for r in caplog.records)
+
+
+# Values msgpack carries, nested a little: what a batch of commands holds.
+CARRIED = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.binary(max_size=80),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(CARRIED, max_size=30))
+def test_a_batch_encodes_to_exactly_what_one_value_at_a_time_does(values: list[Any]) -> None:
+    assert encode_all(MSGPACK, values) == [MSGPACK.encode(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [SHAPES["lists"](MAX_DEPTH + 1), SHAPES["tuple_as_dict_key"](MAX_DEPTH + 1), {1, 2}, 2**70],
+    ids=["too_deep", "too_deep_key", "set", "int_above_64_bits"],
+)
+def test_a_batch_refuses_a_bad_value_as_one_call_would(bad: Any) -> None:
+    with pytest.raises(mosaik.CodecError) as single:
+        MSGPACK.encode(bad)
+    with pytest.raises(mosaik.CodecError) as batch:
+        encode_all(MSGPACK, [1, "fine", bad, 2])
+    assert str(batch.value) == str(single.value)
+
+
+def test_a_batch_of_another_codec_goes_through_its_encode() -> None:
+    class Upper:
+        def encode(self, obj: Any) -> bytes:
+            return str(obj).upper().encode()
+
+        def decode(self, data: bytes) -> Any:
+            return data.decode()
+
+    assert encode_all(Upper(), ["a", 1]) == [b"A", b"1"]

@@ -199,4 +199,32 @@ class MsgpackCodec:
 MSGPACK = MsgpackCodec()
 """The default codec of every state machine (a `MsgpackCodec`)."""
 
+
+def encode_all(codec: Codec, objs: list[Any]) -> list[bytes]:
+    """``codec.encode`` of each of ``objs``, in order. For msgpack, one
+    packer packs the whole batch and only values long enough to nest deep
+    are checked: about a third of the time of one call per value."""
+    if type(codec) is not MsgpackCodec:
+        return [codec.encode(obj) for obj in objs]
+    try:
+        pack = _idle_packs.pop()
+    except IndexError:
+        pack = _new_pack()
+    try:
+        data = list(map(pack, objs))
+    except (TypeError, OverflowError, ValueError):
+        # One at a time, for the error that names the value.
+        data = [codec.encode(obj) for obj in objs]
+    finally:
+        _idle_packs.append(pack)
+    if data and max(map(len, data)) > MAX_DEPTH:
+        for obj, encoded in zip(objs, data, strict=True):
+            if type(obj) in _CONTAINERS and len(encoded) > MAX_DEPTH:
+                try:
+                    check_msgpack_depth(encoded)
+                except (TypeError, ValueError) as e:
+                    raise CodecError(f"cannot encode {reprlib.repr(obj)}: {e}") from None
+    return data
+
+
 __all__ = ["MAX_DEPTH", "MSGPACK", "Codec", "MsgpackCodec"]

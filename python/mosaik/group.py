@@ -23,6 +23,7 @@ from ._proposals import Proposals, ProposalStats, Requests, propose_counted, uns
 from ._reads import Reads
 from ._replica import Replica
 from ._versions import CONTROL_PREFIX, MAX_VERSION, switch_key
+from .codec import encode_all
 from .cursor import Cursor
 from .exceptions import (
     CommandTooLarge,
@@ -229,10 +230,6 @@ class Group(Generic[M]):
 
     # -- commands ---------------------------------------------------------
 
-    def _encode(self, commands: list[Any]) -> list[bytes]:
-        encode = self._replica.codec.encode
-        return [encode(c) for c in commands]
-
     def _too_large(self, size: int) -> CommandTooLarge:
         limit = self._config.consensus.max_command_bytes
         return CommandTooLarge(
@@ -244,13 +241,14 @@ class Group(Generic[M]):
         above ``max_command_bytes`` or all of them above ``max_batch_bytes``."""
         if not commands:
             raise NoCommands("an empty batch of commands")
-        data = self._encode(commands)
-        for encoded in data:
-            if len(encoded) > self._max_command:
-                raise self._too_large(len(encoded))
+        data = encode_all(self._replica.codec, commands)
+        sizes = list(map(len, data))
+        largest = max(sizes)
+        if largest > self._max_command:
+            raise self._too_large(largest)
         budget = self._config.consensus.max_batch_bytes
         extra = COMMAND_OVERHEAD + (0 if request_id is None else len(request_id))
-        total = sum(len(d) for d in data) + extra * len(data)
+        total = sum(sizes) + extra * len(data)
         if len(data) > 1 and total > budget:
             raise CommandTooLarge(
                 f"a batch of {total} bytes is above max_batch_bytes {budget}; "
