@@ -80,7 +80,7 @@ impl Committees {
     }
 
     /// The committee in force once the log up to `index` is applied.
-    fn at(&self, index: Index) -> &Committee {
+    pub(super) fn at(&self, index: Index) -> &Committee {
         self.entries
             .iter()
             .rev()

@@ -418,6 +418,12 @@ impl<S: LogStore> RaftNode<S> {
         self.committees.current()
     }
 
+    /// The committee in force at this node's commit index: one no later
+    /// election can take back (`committee` may still be cut with its entry).
+    pub fn committed_committee(&self) -> &[PeerId] {
+        &self.committees.at(self.commit).members
+    }
+
     /// Index up to which committed entries were handed out to apply.
     pub fn applied(&self) -> Index {
         self.applied

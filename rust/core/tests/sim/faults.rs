@@ -357,7 +357,7 @@ pub fn apply(sim: &mut Sim, fault: Fault) {
         }
         Fault::RestartEmpty => {
             let stopped = pick(sim, |n| n.joined && n.raft.is_none());
-            if let Some(i) = stopped.filter(|i| sim.may_start_empty(*i)) {
+            if let Some(i) = stopped.filter(|i| sim.may_wipe(*i)) {
                 sim.log(|| format!("node {i} restarts with an empty store"));
                 sim.wipe_store(i);
                 sim.stats.empty_restarts += 1;
@@ -367,7 +367,7 @@ pub fn apply(sim: &mut Sim, fault: Fault) {
         }
         Fault::Leave => {
             let leaving = pick(sim, |n| n.alive());
-            if let Some(i) = leaving.filter(|i| sim.may_start_empty(*i)) {
+            if let Some(i) = leaving.filter(|i| sim.may_wipe(*i)) {
                 sim.log(|| format!("node {i} leaves; it will rejoin empty under its id"));
                 sim.crash_node(i, false);
                 sim.nodes[i].joined = false;
@@ -414,7 +414,7 @@ pub fn apply(sim: &mut Sim, fault: Fault) {
         }
         Fault::UnseenRestart { empty } => {
             if let Some(i) = pick(sim, |n| n.alive()) {
-                let empty = empty && sim.faults.families.lost_state && sim.may_start_empty(i);
+                let empty = empty && sim.faults.families.lost_state && sim.may_wipe(i);
                 sim.log(|| format!("node {i} restarts unseen by its peers (empty: {empty})"));
                 sim.crash_node(i, true);
                 if empty {

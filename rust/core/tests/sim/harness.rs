@@ -251,8 +251,12 @@ pub struct Sim {
     pub nodes: Vec<SimNode>,
     pub faults: Faults,
     pub checker: Checker,
-    /// The largest committee any node's log held so far (they only grow).
+    /// The largest committee any node's log held so far (they only grow),
+    /// committed or not: who may be a member.
     committee: Vec<PeerId>,
+    /// The most members of a committee some node saw committed: how many
+    /// members there surely are.
+    committed_members: usize,
     ids: BTreeMap<PeerId, usize>,
     net: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
@@ -363,6 +367,7 @@ impl Sim {
             faults,
             checker: Checker::new(mode),
             committee: Vec::new(),
+            committed_members: 0,
             ids,
             net: BinaryHeap::new(),
             seq: 0,
@@ -651,6 +656,7 @@ impl Sim {
             if raft.committee().len() > self.committee.len() {
                 self.committee = raft.committee().to_vec();
             }
+            self.committed_members = self.committed_members.max(raft.committed_committee().len());
         }
         while self.nodes[i]
             .work
@@ -992,11 +998,13 @@ impl Sim {
         let m = self.min_quorum() as usize;
         // Liveness too: a learner is caught up only by a leader, and a
         // leader needs `M` members that count, so at most `members - M`
-        // members may lack the history at once.
+        // members may lack the history at once. A committee entry not yet
+        // committed may still be cut: only committed members are sure.
         let committee = &self.committee;
         let member = |j: usize| committee.contains(&self.nodes[j].id);
         let members_lacking = lacking.iter().filter(|j| member(**j)).count();
-        let members_ok = !member(i) || members_lacking < committee.len().saturating_sub(m);
+        let sure = self.committed_members;
+        let members_ok = !member(i) || members_lacking < sure.saturating_sub(m);
         lacking.len() < m - 1 && members_ok
     }
 
@@ -1027,6 +1035,25 @@ impl Sim {
             (None, Some(store)) => store.last_position().expect("store").index > 0,
             (None, None) => false,
         })
+    }
+
+    /// Whether node `i`'s store may be thrown away now: as for
+    /// `may_start_empty`, and, until a committee commits, not when it
+    /// holds a vote: the first committee may list it as an elector of that
+    /// election, and a committee of `M` members tolerates no loss.
+    pub fn may_wipe(&self, i: usize) -> bool {
+        self.may_start_empty(i) && !(self.committed_members == 0 && self.voted(i))
+    }
+
+    /// Node `j`'s store holds a vote.
+    fn voted(&self, j: usize) -> bool {
+        let n = &self.nodes[j];
+        let store = n
+            .raft
+            .as_ref()
+            .map(|r| r.store())
+            .or(n.parked_store.as_ref());
+        store.is_some_and(|s| s.hard_state().expect("store").vote.is_some())
     }
 
     /// Some node committed an entry: the first election is over (before
