@@ -13,7 +13,7 @@ use mosaik_core::{
 };
 use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{
-    Applier, ApplyWork, GroupSpec, GroupStatus, Halt, Proposed, Request, Rest, WorkerHandle,
+    Applier, ApplyWork, Group, GroupSpec, GroupStatus, Halt, Proposed, Request, Rest, WorkerHandle,
     WorkerSetup,
 };
 use mosaik_net::{Network, NetworkConfig};
@@ -77,6 +77,7 @@ fn spec() -> GroupSpec {
 
 struct Member {
     net: Arc<Network>,
+    group: Arc<Group>,
     worker: WorkerHandle,
     seen: Arc<Mutex<Seen>>,
 }
@@ -103,8 +104,13 @@ async fn network(bootstrap: Option<&Network>) -> Arc<Network> {
 async fn member(bootstrap: Option<&Network>) -> Member {
     let net = network(bootstrap).await;
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let (_group, worker) = net.join_consensus(spec(), setup(&seen)).unwrap();
-    Member { net, worker, seen }
+    let (group, worker) = net.join_consensus(spec(), setup(&seen)).unwrap();
+    Member {
+        net,
+        group,
+        worker,
+        seen,
+    }
 }
 
 async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
@@ -160,6 +166,43 @@ async fn three_with_a_leader() -> (Member, [Member; 2], PeerId) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     (first, others, leader)
+}
+
+/// A bond pings only in an interval in which it sent nothing else, so the
+/// bond between two followers, which no consensus message crosses, lives
+/// on pings and pongs alone: an idle group keeps every bond through 40
+/// heartbeat intervals (a bond ends after 11 silent ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_group_keeps_every_bond_between_its_followers() {
+    let (first, others, _) = three_with_a_leader().await;
+    let members: Vec<&Member> = std::iter::once(&first).chain(&others).collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !members.iter().all(|m| m.group.bond_peers().len() == 2) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a full mesh within the wait"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut watches: Vec<_> = members
+        .iter()
+        .map(|m| {
+            let mut bonds = m.group.subscribe();
+            bonds.mark_unchanged();
+            bonds
+        })
+        .collect();
+    // The idle time is what is tested: nothing to wait for but the clock.
+    tokio::time::sleep(spec().consensus.heartbeat_interval * 40).await;
+    for (i, bonds) in watches.iter_mut().enumerate() {
+        assert!(
+            !bonds.has_changed().unwrap(),
+            "member {i}: a bond ended or formed while the group was idle"
+        );
+    }
+    for m in members {
+        m.net.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,5 @@
-//! The life of one bond: heartbeats, the messages it carries, and its end
+//! The life of one bond: heartbeats (a ping each interval in which this
+//! side sent nothing else), the messages it carries, and its end
 //! (departure, silence, or a closed connection). A bond knows nothing of
 //! its group: consensus messages go to the group's consensus inbox, and
 //! everything else it learns is reported as a [`BondEvent`].
@@ -171,6 +172,10 @@ async fn drive(
     let consensus = &ctx.consensus;
     let mut missed = 0u32;
     let mut seen = 0u64;
+    // Whether the peer heard from this side since the last tick: then it
+    // knows this side is alive, and a ping would only add traffic (an idle
+    // leader's heartbeats and its followers' answers need no pings at all).
+    let mut sent = false;
     let tick = tokio::time::sleep(next_tick(
         consensus.heartbeat_interval,
         consensus.heartbeat_jitter,
@@ -183,12 +188,18 @@ async fn drive(
                 missed = 0;
                 match handle(ctx, msg) {
                     Reply::Nothing => {}
-                    Reply::Send(reply) => if send(ctx, tx, &reply).await.is_err() { return End::Lost },
+                    Reply::Send(reply) => {
+                        if send(ctx, tx, &reply).await.is_err() { return End::Lost }
+                        sent = true;
+                    }
                     Reply::End(end) => return end,
                 }
             }
             cmd = out.recv() => match cmd {
-                Some(Outgoing::Message(msg)) => if send(ctx, tx, &msg).await.is_err() { return End::Lost },
+                Some(Outgoing::Message(msg)) => {
+                    if send(ctx, tx, &msg).await.is_err() { return End::Lost }
+                    sent = true;
+                }
                 Some(Outgoing::Depart) | None => {
                     let _ = send(ctx, tx, &BondMessage::Departure).await;
                     tx.finish();
@@ -208,7 +219,7 @@ async fn drive(
                 if missed > consensus.max_missed_heartbeats {
                     return End::Silent;
                 }
-                if send(ctx, tx, &BondMessage::Ping).await.is_err() {
+                if !std::mem::take(&mut sent) && send(ctx, tx, &BondMessage::Ping).await.is_err() {
                     return End::Lost;
                 }
                 tick.as_mut().reset(tokio::time::Instant::now()

