@@ -971,8 +971,7 @@ impl Sim {
     /// learners (new, or restarted empty, and not yet caught up) and voters
     /// that will start empty when they come back. `M` of those together
     /// could elect among themselves a new history, which the README
-    /// documents as outside the promise. A committee member may only lose
-    /// its state while the other members that count are `M` or more.
+    /// documents as outside the promise.
     pub fn may_start_empty(&self, i: usize) -> bool {
         if self.mode != Mode::ConsistencyFirst || self.nodes[i].observer {
             return true;
@@ -992,20 +991,14 @@ impl Sim {
         if !self.has_history() {
             return true;
         }
-        let lacking: Vec<usize> = (0..self.nodes.len())
+        self.lacking(i).len() < self.min_quorum() as usize - 1
+    }
+
+    /// Voters other than `i` that lack the group's history.
+    fn lacking(&self, i: usize) -> Vec<usize> {
+        (0..self.nodes.len())
             .filter(|j| *j != i && !self.nodes[*j].observer && self.lacks_history(*j))
-            .collect();
-        let m = self.min_quorum() as usize;
-        // Liveness too: a learner is caught up only by a leader, and a
-        // leader needs `M` members that count, so at most `members - M`
-        // members may lack the history at once. A committee entry not yet
-        // committed may still be cut: only committed members are sure.
-        let committee = &self.committee;
-        let member = |j: usize| committee.contains(&self.nodes[j].id);
-        let members_lacking = lacking.iter().filter(|j| member(**j)).count();
-        let sure = self.committed_members;
-        let members_ok = !member(i) || members_lacking < sure.saturating_sub(m);
-        lacking.len() < m - 1 && members_ok
+            .collect()
     }
 
     /// One line per node: its status, whether it is a learner, its committee.
@@ -1038,11 +1031,33 @@ impl Sim {
     }
 
     /// Whether node `i`'s store may be thrown away now: as for
-    /// `may_start_empty`, and, until a committee commits, not when it
-    /// holds a vote: the first committee may list it as an elector of that
-    /// election, and a committee of `M` members tolerates no loss.
+    /// `may_start_empty`, and within liveness. A learner is caught up only
+    /// by a leader, and a leader needs `M` members that count, so at most
+    /// `members - M` members may lack the history at once; a committee
+    /// entry not yet committed may still be cut, so only committed members
+    /// are sure. Until a committee commits, a store holding a vote stays:
+    /// the first committee may list it as an elector of that election.
+    /// (Starting a node whose store is gone already never waits on this:
+    /// waiting would not bring its history back.)
     pub fn may_wipe(&self, i: usize) -> bool {
-        self.may_start_empty(i) && !(self.committed_members == 0 && self.voted(i))
+        if !self.may_start_empty(i) {
+            return false;
+        }
+        if self.mode != Mode::ConsistencyFirst || self.nodes[i].observer {
+            return true;
+        }
+        if self.committed_members == 0 && self.voted(i) {
+            return false;
+        }
+        if !self.has_history() {
+            return true;
+        }
+        let member = |j: usize| self.committee.contains(&self.nodes[j].id);
+        let members_lacking = self.lacking(i).iter().filter(|j| member(**j)).count();
+        let sure = self
+            .committed_members
+            .saturating_sub(self.min_quorum() as usize);
+        !member(i) || members_lacking < sure
     }
 
     /// Node `j`'s store holds a vote.
