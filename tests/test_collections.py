@@ -332,6 +332,9 @@ async def test_a_holder_that_stops_renewing_loses_the_lock_after_its_ttl() -> No
         locks = await locks_on(nets)
         ttl = 1.0
         lease = await bounded(locks[1].try_acquire("job", ttl=ttl))
+        # The grant is applied on the caller's node when it returns; the
+        # barrier makes member 0's local read see it too.
+        await bounded(locks[0].barrier())
         assert lease is not None and "job" in locks[0]
         assert await bounded(locks[2].try_acquire("job", ttl=ttl)) is None
         await asyncio.sleep(0.5)  # it renews in the background meanwhile
