@@ -352,6 +352,25 @@ async def test_calls_after_leave_or_close_raise_group_terminated() -> None:
             await bounded(g.query(None, mosaik.Consistency.STRONG))
 
 
+async def test_calls_waiting_in_the_worker_end_when_the_group_is_left() -> None:
+    # The worker answers a call by calling it back; a worker that stops
+    # first drops the callback, and that must still end the call.
+    async with counter_group(2, consensus=fast(min_quorum=2)) as (_, groups):
+        leader = leader_of(groups)
+        other = next(g for g in groups if g is not leader)
+        await bounded(other.leave())  # the leader can no longer commit
+        waiting = [
+            asyncio.ensure_future(leader.execute({"add": 1})),
+            asyncio.ensure_future(leader.query(None, mosaik.Consistency.STRONG)),
+        ]
+        await asyncio.sleep(0.05)  # both reach the consensus worker
+        await bounded(leader.leave())
+        outcomes = await bounded(asyncio.gather(*waiting, return_exceptions=True))
+        # GroupTerminated unless the leader stepped down first and answered.
+        assert isinstance(outcomes[0], (mosaik.GroupTerminated, mosaik.CommandUnknown))
+        assert isinstance(outcomes[1], (mosaik.GroupTerminated, mosaik.QueryOffline))
+
+
 class Picky(Counter):
     def signature(self) -> str:
         return "picky_v1"

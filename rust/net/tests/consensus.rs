@@ -124,7 +124,9 @@ async fn propose(worker: &WorkerHandle, commands: &[&[u8]]) -> Proposed {
         .send(Request::Propose {
             commands,
             on_assign: false,
-            reply,
+            reply: Box::new(move |outcome| {
+                let _ = reply.send(outcome);
+            }),
         })
         .unwrap();
     tokio::time::timeout(WAIT, answer)

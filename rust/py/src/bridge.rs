@@ -1,8 +1,9 @@
 //! Hands Rust futures to asyncio without ever taking the GIL on a tokio
 //! thread.
 //!
-//! A native call spawns its future on the shared tokio runtime at once and
-//! returns a `Pending`. `mosaik._bridge.watch`, the one way Python awaits
+//! A native call spawns its future on the shared tokio runtime at once, or
+//! hands a `Completer` to whoever answers it (the consensus worker calls it
+//! back), and returns a `Pending`. `mosaik._bridge.watch`, the one way Python awaits
 //! it, attaches it to the event loop's `Bridge`: when the future finishes,
 //! its outcome is queued as a closure and one byte is written to a socket
 //! the loop watches. The loop thread, which holds the GIL anyway, drains the
@@ -90,7 +91,8 @@ struct Shared {
 #[pyclass(module = "mosaik._native", frozen)]
 pub struct Pending {
     shared: Arc<Mutex<Shared>>,
-    abort: AbortHandle,
+    /// The task to abort on cancel, for an operation that runs as one.
+    abort: Option<AbortHandle>,
 }
 
 /// Delivers one operation's outcome to its `Pending`, from any thread: the
@@ -128,13 +130,33 @@ impl Drop for Completer {
     }
 }
 
-/// Starts the future `make` returns now; it completes the operation
-/// through the `Completer` it is given (or hands that on).
-pub fn spawn_with<F, Fut>(make: F) -> Pending
-where
-    F: FnOnce(Completer) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+/// Holds an operation's `Completer` for a callback; dropped with it still
+/// inside (whoever was to call back stopped first), it fails the operation
+/// with `Failure::Terminated`, so no caller waits forever.
+pub struct Answering(Option<Completer>);
+
+impl Answering {
+    pub fn new(done: Completer) -> Self {
+        Answering(Some(done))
+    }
+
+    /// The completer, now the callback's to complete.
+    pub fn take(mut self) -> Completer {
+        self.0.take().expect("an Answering is taken once")
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done.complete(Err::<(), _>(Failure::Terminated));
+        }
+    }
+}
+
+/// An operation that no task runs: its outcome comes through the
+/// `Completer`, from whatever thread holds it.
+pub fn pending() -> (Pending, Completer) {
     let shared = Arc::new(Mutex::new(Shared {
         slot: Slot::Running,
         in_flight: Some(Counted::new(&IN_FLIGHT)),
@@ -142,11 +164,13 @@ where
     let completer = Completer {
         shared: shared.clone(),
     };
-    let handle = runtime().spawn(make(completer));
-    Pending {
-        shared,
-        abort: handle.abort_handle(),
-    }
+    (
+        Pending {
+            shared,
+            abort: None,
+        },
+        completer,
+    )
 }
 
 /// Starts `fut` now; its value is converted to Python on the loop thread.
@@ -155,16 +179,21 @@ where
     F: Future<Output = Result<T, Failure>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
-    spawn_with(|done| async move { done.complete(fut.await) })
+    let (mut pending, done) = pending();
+    let handle = runtime().spawn(async move { done.complete(fut.await) });
+    pending.abort = Some(handle.abort_handle());
+    pending
 }
 
 #[pymethods]
 impl Pending {
-    /// Aborts the operation: its Rust future is dropped, and an outcome
-    /// delivered later (by a callback it had handed its `Completer` to) is
-    /// thrown away.
+    /// Aborts the operation: its Rust future (if it runs as a task) is
+    /// dropped, and an outcome delivered later (by a callback holding its
+    /// `Completer`) is thrown away.
     fn cancel(&self) {
-        self.abort.abort();
+        if let Some(abort) = &self.abort {
+            abort.abort();
+        }
         let mut shared = lock(&self.shared);
         shared.slot = Slot::Delivered;
         shared.in_flight = None;

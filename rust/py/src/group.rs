@@ -10,17 +10,16 @@ use bytes::Bytes;
 use mosaik_core::{Command, GroupId, LeadershipPreference, RequestKey, Role, MAX_REQUEST_ID};
 use mosaik_net::groups::hint::Settings;
 use mosaik_net::groups::{
-    already_joined, AppliedCallback, Group, GroupSpec, GroupStatus, Request, Rest, WorkerHandle,
-    WorkerSetup,
+    already_joined, Answer, AppliedCallback, Group, GroupSpec, GroupStatus, Proposed, Request,
+    Rest, WorkerHandle, WorkerSetup,
 };
 use mosaik_net::Network;
 use mosaik_store::{SyncTimes, SYNC_BUCKETS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use tokio::sync::oneshot;
 
 use crate::apply::PyApplier;
-use crate::bridge::{spawn, spawn_with, Completer, Pending};
+use crate::bridge::{pending, spawn, Answering, Completer, Pending};
 use crate::consensus::{PyConsensusConfig, PyLeadershipPreference, PyLogReplaySync};
 use crate::cursor::PyCursor;
 use crate::errors::{net_error, Failure};
@@ -235,21 +234,12 @@ impl PyGroup {
         requests: Option<Vec<Option<PyRequestKey>>>,
     ) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
-        let (reply, answer) = oneshot::channel();
         let commands = with_requests(commands, requests)?;
-        worker
-            .requests
-            .send(Request::Propose {
-                commands,
-                on_assign,
-                reply,
-            })
-            .map_err(|_| Failure::Terminated.into_err())?;
+        let (operation, done) = pending();
+        let done = Answering::new(done);
         let on_applied = worker.on_applied.clone();
-        Ok(spawn_with(move |done| async move {
-            let Ok(outcome) = answer.await else {
-                return done.complete(Err::<Proposal, _>(Failure::Terminated));
-            };
+        let reply: Answer<Proposed> = Box::new(move |outcome| {
+            let done = done.take();
             let proposal = Proposal {
                 first: outcome.first,
                 done: outcome.done,
@@ -261,28 +251,37 @@ impl PyGroup {
             // The thread that applies the last command answers the caller.
             let last = outcome.first + outcome.done - 1;
             on_applied.then(last, applied_then(done, proposal));
-        }))
+        });
+        worker
+            .requests
+            .send(Request::Propose {
+                commands,
+                on_assign,
+                reply,
+            })
+            .map_err(|_| Failure::Terminated.into_err())?;
+        Ok(operation)
     }
 
     /// A confirmed read index, once applied here; `None` when no leader
     /// confirmed one in time.
     fn read(&self) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
-        let (reply, answer) = oneshot::channel();
-        worker
-            .requests
-            .send(Request::Read { reply })
-            .map_err(|_| Failure::Terminated.into_err())?;
+        let (operation, done) = pending();
+        let done = Answering::new(done);
         let on_applied = worker.on_applied.clone();
-        Ok(spawn_with(move |done| async move {
-            let Ok(index) = answer.await else {
-                return done.complete(Err::<Option<u64>, _>(Failure::Terminated));
-            };
+        let reply: Answer<Option<u64>> = Box::new(move |index| {
+            let done = done.take();
             match index {
                 None => done.complete(Ok(None::<u64>)),
                 Some(index) => on_applied.then(index, applied_then(done, Some(index))),
             }
-        }))
+        });
+        worker
+            .requests
+            .send(Request::Read { reply })
+            .map_err(|_| Failure::Terminated.into_err())?;
+        Ok(operation)
     }
 
     fn leader(&self) -> PyResult<Option<PyPeerId>> {

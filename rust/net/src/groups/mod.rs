@@ -30,7 +30,9 @@ pub use ctx::{GroupSpec, GroupsCtx};
 pub use group::Group;
 use metrics::BondMetrics;
 pub use port::{Bonded, ConsensusPort, Outbox, RaftInbox};
-pub use worker::{GroupStatus, GroupStore, Proposed, Request, Rest, WorkerHandle, WorkerSetup};
+pub use worker::{
+    Answer, GroupStatus, GroupStore, Proposed, Request, Rest, WorkerHandle, WorkerSetup,
+};
 
 use crate::close;
 use crate::error::NetError;

@@ -20,7 +20,7 @@ use mosaik_core::{
     LogPosition, LogReplaySync, LogStore, Message, NodeConfig, PeerId, RaftNode, Ready, RequestKey,
     Role, Status,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::apply::{self, Applier, ApplyQueue, ApplyWork, Committed, OnApplied, TakenSnapshot};
 use super::port::{Bonded, ConsensusPort, Outbox, RaftInbox};
@@ -33,11 +33,16 @@ pub enum Request {
         commands: Vec<Command>,
         /// Answer when the leader assigned indices (`feed`) rather than on commit.
         on_assign: bool,
-        reply: oneshot::Sender<Proposed>,
+        reply: Answer<Proposed>,
     },
     /// A read index for a strong query; `None` when no leader confirmed one.
-    Read { reply: oneshot::Sender<Option<u64>> },
+    Read { reply: Answer<Option<u64>> },
 }
+
+/// How the worker answers a request: called once, on the worker's task,
+/// with the outcome (so no task has to wake up only to receive it), or
+/// dropped unanswered when the worker stops.
+pub type Answer<T> = Box<dyn FnOnce(T) + Send>;
 
 /// What became of proposed commands: the first `done` of them committed
 /// (or were assigned indices, for `on_assign`) from index `first` on; the
@@ -177,8 +182,8 @@ struct Caller {
 }
 
 enum Reply {
-    Propose(oneshot::Sender<Proposed>),
-    Read(oneshot::Sender<Option<u64>>),
+    Propose(Answer<Proposed>),
+    Read(Answer<Option<u64>>),
 }
 
 /// Most waiting requests or messages taken before one `ready`.
@@ -497,7 +502,7 @@ impl Worker {
             ..
         }) = self.callers.remove(&req)
         {
-            let _ = reply.send(outcome);
+            reply(outcome);
         }
     }
 
@@ -507,7 +512,7 @@ impl Worker {
             ..
         }) = self.callers.remove(&req)
         {
-            let _ = reply.send(index);
+            reply(index);
         }
     }
 }
