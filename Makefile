@@ -33,6 +33,7 @@ test-python: build nemesis-deps
 	$(PY) benches/durability.py --smoke
 	$(PY) benches/collections_memory.py --smoke
 	$(PY) benches/groups.py --smoke
+	$(PY) -m pytest benches/micro --benchmark-disable -q
 	$(PY) -m pytest tests
 
 lint: build

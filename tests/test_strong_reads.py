@@ -16,12 +16,20 @@ from mosaik import _reads
 
 
 class FakeNative:
-    """Stands in for `NativeGroup.read` and `_bridge.watch`: every read is a
+    """Stands in for `NativeGroup.read` and `_bridge.then`: every read is a
     future the test settles."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: list[asyncio.Future[int | None]] = []
-        monkeypatch.setattr(_reads._bridge, "watch", lambda pending: pending)
+        monkeypatch.setattr(_reads._bridge, "then", self.then)
+
+    @staticmethod
+    def then(_loop: Any, pending: asyncio.Future[int | None], callback: Any) -> None:
+        def done(future: asyncio.Future[int | None]) -> None:
+            error = future.exception()
+            callback(error is None, future.result() if error is None else error)
+
+        pending.add_done_callback(done)
 
     def read(self) -> Any:
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()

@@ -170,8 +170,8 @@ class FakeOutcome(NamedTuple):
 
 class FakePropose:
     """Stands in for ``NativeGroup.propose``: commits every command at
-    consecutive indices and returns the outcome as the "pending" (resolved
-    by `fake_watch` below)."""
+    consecutive indices and returns the outcome as the "pending" (answered
+    by `fake_then` below)."""
 
     def __init__(self) -> None:
         self.next_index = 1
@@ -187,11 +187,10 @@ class FakePropose:
         return FakeOutcome(first, len(data), False)
 
 
-def fake_watch(pending: FakeOutcome) -> asyncio.Future[FakeOutcome]:
-    """`_bridge.watch` for an operation that has already finished."""
-    future: asyncio.Future[FakeOutcome] = asyncio.get_running_loop().create_future()
-    future.set_result(pending)
-    return future
+def fake_then(loop: asyncio.AbstractEventLoop, pending: FakeOutcome, callback: Any) -> None:
+    """`_bridge.then` for an operation that has already finished: the
+    callback runs on the loop's next turn, as a drained outcome's would."""
+    loop.call_soon(callback, True, pending)
 
 
 @pytest.fixture
@@ -203,9 +202,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 @pytest.fixture
 def proposals(monkeypatch: pytest.MonkeyPatch) -> tuple[Proposals, FakePropose]:
-    # Proposals looks up `_bridge.watch` at each flush, so this replaces the
+    # Proposals looks up `_bridge.then` at each flush, so this replaces the
     # native Bridge; everything else is the real coalescing code.
-    monkeypatch.setattr(_bridge, "watch", fake_watch)
+    monkeypatch.setattr(_bridge, "then", fake_then)
     propose = FakePropose()
     return Proposals(propose, False, mosaik.ConsensusConfig().max_batch_bytes, None), propose
 
@@ -245,7 +244,7 @@ def test_proposals_coalesce_1000_concurrent_executes(
     batcher, propose = proposals
 
     async def execute(command: Any) -> int:
-        return await batcher.submit(command, MSGPACK.encode(command))
+        return await batcher.submit(command, MSGPACK.encode(command), None)
 
     async def execute_all() -> list[int]:
         return await asyncio.gather(*(execute(c) for c in COMMANDS))

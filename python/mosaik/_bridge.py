@@ -1,22 +1,28 @@
 """Resolves asyncio futures from native operations, on the loop's thread.
 
-`watch` is the one way Python awaits a native `Pending`: every call site
-does ``await _bridge.watch(native_call(...))`` (or keeps the future, as the
-proposal batcher does). Each event loop gets one native `Bridge`; the loop
-watches its socket and, when woken, drains finished operations and sets
-their futures. Cancelling a future (or the task awaiting it) aborts the
-native operation.
+`watch` is the way Python awaits a native `Pending`: every call site does
+``await _bridge.watch(native_call(...))``. The proposal and read batchers,
+which resolve their callers' futures themselves, use `then` instead: their
+callback runs as the outcome is drained, one turn of the loop sooner than a
+future's done-callback would. Each event loop gets one native `Bridge`; the
+loop watches its socket and, when woken, drains finished operations.
+Cancelling a watched future (or the task awaiting it) aborts the native
+operation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _native
 
 T = TypeVar("T")
+
+#: Called with ``(True, value)`` or ``(False, exception)``.
+Then = Callable[[bool, Any], None]
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
     weakref.WeakKeyDictionary()
@@ -24,23 +30,31 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
 
 
 class _LoopBridge:
-    __slots__ = ("__weakref__", "_futures", "_loop", "_native")
+    __slots__ = ("__weakref__", "_callbacks", "_futures", "_loop", "_native")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak, so that the registry's value does not keep its key alive.
         self._loop = weakref.ref(loop)
         self._native = _native.Bridge()
         self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._callbacks: dict[int, Then] = {}
         loop.add_reader(self._native.fileno(), self._drain)
 
-    def watch(self, pending: _native.Pending[T]) -> asyncio.Future[T]:
+    def _attach(self, pending: _native.Pending[Any]) -> tuple[asyncio.AbstractEventLoop, int]:
         loop = self._loop()
         if loop is None:
             raise RuntimeError("the event loop is gone")
-        future: asyncio.Future[T] = loop.create_future()
         op_id = self._native.watch(pending)
         if op_id is None:
             raise RuntimeError("this native operation was already awaited")
+        return loop, op_id
+
+    def then(self, pending: _native.Pending[Any], callback: Then) -> None:
+        self._callbacks[self._attach(pending)[1]] = callback
+
+    def watch(self, pending: _native.Pending[T]) -> asyncio.Future[T]:
+        loop, op_id = self._attach(pending)
+        future: asyncio.Future[T] = loop.create_future()
         self._futures[op_id] = future
 
         def on_done(f: asyncio.Future[T]) -> None:
@@ -54,19 +68,45 @@ class _LoopBridge:
     def _drain(self) -> None:
         for op_id, ok, value in self._native.drain():
             future = self._futures.pop(op_id, None)
-            if future is None or future.done():
+            if future is None:
+                callback = self._callbacks.pop(op_id, None)
+                if callback is not None:
+                    self._call(callback, ok, value)
+                continue
+            if future.done():
                 continue
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
 
+    def _call(self, callback: Then, ok: bool, value: Any) -> None:
+        # One failing callback must not lose the rest of the drained outcomes.
+        try:
+            callback(ok, value)
+        except Exception as exc:
+            loop = self._loop()
+            if loop is not None:
+                loop.call_exception_handler(
+                    {"message": "a callback of a native operation failed", "exception": exc}
+                )
+
+
+def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _LoopBridge(loop)
+    return bridge
+
 
 def watch(pending: _native.Pending[T]) -> asyncio.Future[T]:
     """The asyncio future of ``pending`` on the running loop; cancelling it
     cancels the native operation. A `Pending` can be watched once."""
-    loop = asyncio.get_running_loop()
-    bridge = _bridges.get(loop)
-    if bridge is None:
-        bridge = _bridges[loop] = _LoopBridge(loop)
-    return bridge.watch(pending)
+    return _bridge(asyncio.get_running_loop()).watch(pending)
+
+
+def then(loop: asyncio.AbstractEventLoop, pending: _native.Pending[Any], callback: Then) -> None:
+    """Runs ``callback(True, value)`` or ``callback(False, exception)`` on
+    ``loop`` (the running one) once ``pending`` finishes. It cannot be
+    cancelled: the operation runs to its end."""
+    _bridge(loop).then(pending, callback)

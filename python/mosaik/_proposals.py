@@ -132,15 +132,17 @@ class _Batch:
         self.stats = stats
         self.sent = stats.started(count)
 
-    def settle(self, outcome: asyncio.Future[_native.Proposal]) -> None:
-        error = outcome.exception() if not outcome.cancelled() else asyncio.CancelledError()
+    def settle(self, ok: bool, outcome: Any) -> None:
+        """Resolves each caller from the batch's ``outcome``: a `Proposal`
+        when ``ok``, else the exception that ended the proposal."""
+        error: BaseException | None = None
         first, done, unknown = (0, 0, False)
-        if error is None:
-            result = outcome.result()
-            first, done, unknown = result.first, result.done, result.unknown
+        if ok:
+            first, done, unknown = outcome.first, outcome.done, outcome.unknown
+        else:
+            error = outcome
         if self.stats is not None:
-            cancelled = isinstance(error, asyncio.CancelledError)
-            self.stats.settled(len(self.futures), done, unknown or cancelled, self.sent)
+            self.stats.settled(len(self.futures), done, unknown, self.sent)
         for i, future in enumerate(self.futures):
             if future.done():
                 continue
@@ -226,7 +228,6 @@ class Proposals:
                 self._stats.failed += len(data)
             batch.fail(exc)
             return
-        outcome = _bridge.watch(pending)
         if self._stats is not None:
             batch.count(self._stats, len(data))
-        outcome.add_done_callback(batch.settle)
+        _bridge.then(running_loop(self._loop), pending, batch.settle)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from . import _bridge, _native
 from ._running import running_loop
@@ -51,21 +52,20 @@ class Reads:
     ) -> None:
         if self._batch is batch:
             self._batch = None
-        waiters = batch[1]
+        loop, waiters = batch
         try:
-            outcome = _bridge.watch(self._read())
+            pending = self._read()
         except Exception as exc:
             settle(waiters, None, exc)
             return
 
-        def done(outcome: asyncio.Future[int | None]) -> None:
-            if outcome.cancelled():
-                settle(waiters, None, asyncio.CancelledError())
+        def done(ok: bool, outcome: Any) -> None:
+            if ok:
+                settle(waiters, outcome, None)
             else:
-                error = outcome.exception()
-                settle(waiters, None if error is not None else outcome.result(), error)
+                settle(waiters, None, outcome)
 
-        outcome.add_done_callback(done)
+        _bridge.then(loop, pending, done)
 
 
 def settle(
