@@ -4,10 +4,12 @@
 //! hands them to the group's replica (`mosaik._replica.Replica.apply`, which
 //! also restores and takes snapshots).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use mosaik_net::groups::{Applier, ApplyWork, Halt};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -28,6 +30,34 @@ pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
+thread_local! {
+    /// Whether this thread keeps a Python thread state of its own.
+    static KEPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Gives the calling thread (one of the apply pool's, which live as long as
+/// the process) a Python thread state that outlives each attach. Without
+/// one, every batch of work made a thread state and destroyed it again on
+/// release: a `gettid` and its frame stack mapped and unmapped, each time,
+/// on every node's path from commit to apply. It ends with the interpreter.
+fn keep_thread_state() {
+    KEPT.with(|kept| {
+        if !kept.get() {
+            // SAFETY: the interpreter is initialized and not exiting (the
+            // caller checked `stopping()`), and an apply pool thread never
+            // holds the GIL when it calls its machine. It takes the GIL with
+            // a new thread state and releases it at once, which leaves that
+            // state registered for the thread (its count stays at one), so
+            // later attaches only take the GIL.
+            unsafe {
+                ffi::PyGILState_Ensure();
+                ffi::PyEval_SaveThread();
+            }
+            kept.set(true);
+        }
+    });
+}
+
 /// A group's Python state machine behind the apply port: its
 /// `mosaik._replica.Replica`.
 pub struct PyApplier {
@@ -40,6 +70,7 @@ impl Applier for PyApplier {
         if stopping() {
             return Err(Halt::Exiting);
         }
+        keep_thread_state();
         Python::attach(|py| {
             works
                 .iter()
