@@ -457,7 +457,11 @@ class JsonCounter(Counter):
 async def test_custom_codec_is_used_for_commands() -> None:
     async with counter_group(2, machine=JsonCounter) as (_, groups):
         await bounded(followers_of(groups)[0].execute({"add": 4}))
-        assert leader_of(groups).machine.value == 4
+        # The call returns once applied on the follower that made it; the
+        # leader's own apply is only certain after a barrier there.
+        leader = leader_of(groups)
+        await bounded(leader.barrier())
+        assert leader.machine.value == 4
 
 
 class PlainCounter:
