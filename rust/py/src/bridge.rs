@@ -248,13 +248,16 @@ impl Bridge {
 
     /// Every finished operation as `(id, ok, value_or_exception)`.
     fn drain(&self, py: Python<'_>) -> Vec<(u64, bool, Py<PyAny>)> {
+        // A read that does not fill the buffer took every wake-up byte
+        // there was (one more read would only fail with WouldBlock). A byte
+        // written after it only wakes the loop once more, for what the
+        // queue still holds then.
         let mut sink = [0u8; 256];
         loop {
             match (&self.wake_reader).read(&mut sink) {
-                Ok(0) => break,
-                Ok(_) => continue,
+                Ok(n) if n == sink.len() => continue,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                _ => break,
             }
         }
         let ready = std::mem::take(&mut *lock(&self.queue.ready));
