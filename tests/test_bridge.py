@@ -28,7 +28,7 @@ async def test_a_failing_callback_loses_none_of_the_other_outcomes(
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
-    bridge = _bridge._bridge(loop)
+    bridge = _bridge.of(loop)
     seen: list[Any] = []
 
     def failing(ok: bool, value: Any) -> None:

@@ -195,20 +195,23 @@ def settled_as(**outcome: Any) -> Callable[[Any], asyncio.Future[Any]]:
     return watch
 
 
-def answered_as(**outcome: Any) -> Callable[[asyncio.AbstractEventLoop, Any, Any], None]:
-    """Stands in for `_bridge.then`: every proposal batch is answered with
-    ``outcome`` on the loop's next turn."""
+def answered_as(**outcome: Any) -> Callable[[asyncio.AbstractEventLoop], Any]:
+    """Stands in for `_bridge.of`: the loop's bridge answers every proposal
+    batch with ``outcome`` on the loop's next turn."""
 
-    def then(loop: asyncio.AbstractEventLoop, pending: Any, callback: Any) -> None:
-        loop.call_soon(callback, True, SimpleNamespace(**outcome))
+    def of(loop: asyncio.AbstractEventLoop) -> Any:
+        def then(pending: Any, callback: Any) -> None:
+            loop.call_soon(callback, True, SimpleNamespace(**outcome))
 
-    return then
+        return SimpleNamespace(then=then)
+
+    return of
 
 
 async def test_command_unknown_carries_the_request_id_of_its_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_bridge, "then", answered_as(first=0, done=0, unknown=True))
+    monkeypatch.setattr(_bridge, "of", answered_as(first=0, done=0, unknown=True))
     proposals = Proposals(lambda data, on_assign, requests: None, False, 1 << 20, None)  # type: ignore[arg-type,return-value]
     with_id = proposals.submit("a", b"a", (b"rid", 0))
     without = proposals.submit("b", b"b", None)

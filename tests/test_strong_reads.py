@@ -16,15 +16,15 @@ from mosaik import _reads
 
 
 class FakeNative:
-    """Stands in for `NativeGroup.read` and `_bridge.then`: every read is a
-    future the test settles."""
+    """Stands in for `NativeGroup.read` and the loop's bridge: every read is
+    a future the test settles."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: list[asyncio.Future[int | None]] = []
-        monkeypatch.setattr(_reads._bridge, "then", self.then)
+        monkeypatch.setattr(_reads._bridge, "of", lambda _loop: self)
 
     @staticmethod
-    def then(_loop: Any, pending: asyncio.Future[int | None], callback: Any) -> None:
+    def then(pending: asyncio.Future[int | None], callback: Any) -> None:
         def done(future: asyncio.Future[int | None]) -> None:
             error = future.exception()
             callback(error is None, future.result() if error is None else error)

@@ -171,7 +171,7 @@ class FakeOutcome(NamedTuple):
 class FakePropose:
     """Stands in for ``NativeGroup.propose``: commits every command at
     consecutive indices and returns the outcome as the "pending" (answered
-    by `fake_then` below)."""
+    by `FakeBridge` below)."""
 
     def __init__(self) -> None:
         self.next_index = 1
@@ -187,10 +187,16 @@ class FakePropose:
         return FakeOutcome(first, len(data), False)
 
 
-def fake_then(loop: asyncio.AbstractEventLoop, pending: FakeOutcome, callback: Any) -> None:
-    """`_bridge.then` for an operation that has already finished: the
-    callback runs on the loop's next turn, as a drained outcome's would."""
-    loop.call_soon(callback, True, pending)
+class FakeBridge:
+    """A loop's bridge (`_bridge.of`) for operations that have already
+    finished: a callback runs on the loop's next turn, as a drained
+    outcome's would."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def then(self, pending: FakeOutcome, callback: Any) -> None:
+        self.loop.call_soon(callback, True, pending)
 
 
 @pytest.fixture
@@ -202,9 +208,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 @pytest.fixture
 def proposals(monkeypatch: pytest.MonkeyPatch) -> tuple[Proposals, FakePropose]:
-    # Proposals looks up `_bridge.then` at each flush, so this replaces the
+    # Proposals looks up `_bridge.of` at each flush, so this replaces the
     # native Bridge; everything else is the real coalescing code.
-    monkeypatch.setattr(_bridge, "then", fake_then)
+    monkeypatch.setattr(_bridge, "of", FakeBridge)
     propose = FakePropose()
     return Proposals(propose, False, mosaik.ConsensusConfig().max_batch_bytes, None), propose
 

@@ -2,12 +2,12 @@
 
 `watch` is the way Python awaits a native `Pending`: every call site does
 ``await _bridge.watch(native_call(...))``. The proposal and read batchers,
-which resolve their callers' futures themselves, use `then` instead: their
-callback runs as the outcome is drained, one turn of the loop sooner than a
-future's done-callback would. Each event loop gets one native `Bridge`; the
-loop watches its socket and, when woken, drains finished operations.
-Cancelling a watched future (or the task awaiting it) aborts the native
-operation.
+which resolve their callers' futures themselves, use ``of(loop).then``
+instead: their callback runs as the outcome is drained, one turn of the loop
+sooner than a future's done-callback would. Each event loop gets one native
+`Bridge`; the loop watches its socket and, when woken, drains finished
+operations. Cancelling a watched future (or the task awaiting it) aborts
+the native operation.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class _LoopBridge:
         return loop, op_id
 
     def then(self, pending: _native.Pending[Any], callback: Then) -> None:
+        """Runs ``callback(True, value)`` or ``callback(False, exception)``
+        on the loop once ``pending`` finishes. It cannot be cancelled: the
+        operation runs to its end."""
         self._callbacks[self._attach(pending)[1]] = callback
 
     def watch(self, pending: _native.Pending[T]) -> asyncio.Future[T]:
@@ -92,7 +95,10 @@ class _LoopBridge:
                 )
 
 
-def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+def of(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+    """``loop``'s bridge, made on its first use (which can fail: it opens a
+    socket pair and watches it), so that a caller can get it before it
+    starts an operation whose outcome must not be lost."""
     bridge = _bridges.get(loop)
     if bridge is None:
         bridge = _bridges[loop] = _LoopBridge(loop)
@@ -102,11 +108,4 @@ def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
 def watch(pending: _native.Pending[T]) -> asyncio.Future[T]:
     """The asyncio future of ``pending`` on the running loop; cancelling it
     cancels the native operation. A `Pending` can be watched once."""
-    return _bridge(asyncio.get_running_loop()).watch(pending)
-
-
-def then(loop: asyncio.AbstractEventLoop, pending: _native.Pending[Any], callback: Then) -> None:
-    """Runs ``callback(True, value)`` or ``callback(False, exception)`` on
-    ``loop`` (the running one) once ``pending`` finishes. It cannot be
-    cancelled: the operation runs to its end."""
-    _bridge(loop).then(pending, callback)
+    return of(asyncio.get_running_loop()).watch(pending)

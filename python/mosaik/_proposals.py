@@ -141,8 +141,6 @@ class _Batch:
             first, done, unknown = outcome.first, outcome.done, outcome.unknown
         else:
             error = outcome
-        if self.stats is not None:
-            self.stats.settled(len(self.futures), done, unknown, self.sent)
         for i, future in enumerate(self.futures):
             if future.done():
                 continue
@@ -163,6 +161,9 @@ class _Batch:
                 future.set_exception(
                     CommandOffline("the command was not committed", [self.commands[i]])
                 )
+        # Counted once every caller has its answer.
+        if self.stats is not None:
+            self.stats.settled(len(self.futures), done, unknown, self.sent)
 
     def fail(self, error: BaseException) -> None:
         for future in self.futures:
@@ -222,6 +223,8 @@ class Proposals:
         data, batch.data = batch.data, []
         requests = batch.requests if batch.keyed else None
         try:
+            # The bridge first: once proposed, the outcome must reach it.
+            bridge = _bridge.of(running_loop(self._loop))
             pending = self._propose(data, self._on_assign, requests)
         except Exception as exc:
             if self._stats is not None:
@@ -230,4 +233,4 @@ class Proposals:
             return
         if self._stats is not None:
             batch.count(self._stats, len(data))
-        _bridge.then(running_loop(self._loop), pending, batch.settle)
+        bridge.then(pending, batch.settle)

@@ -54,6 +54,8 @@ class Reads:
             self._batch = None
         loop, waiters = batch
         try:
+            # The bridge first: once started, the outcome must reach it.
+            bridge = _bridge.of(loop)
             pending = self._read()
         except Exception as exc:
             settle(waiters, None, exc)
@@ -65,7 +67,7 @@ class Reads:
             else:
                 settle(waiters, None, outcome)
 
-        _bridge.then(loop, pending, done)
+        bridge.then(pending, done)
 
 
 def settle(
