@@ -11,7 +11,8 @@ use bytes::Bytes;
 use mosaik_net::groups::{Applier, ApplyWork, Halt};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 
 use crate::cursor::PyApplyContext;
 
@@ -58,6 +59,19 @@ fn keep_thread_state() {
     });
 }
 
+/// Drops what `threading.local` objects hold for this thread, as the end of
+/// a thread state did when each batch had one: the next batch, perhaps
+/// another group's, finds none of it.
+fn forget_thread_locals(_py: Python<'_>) {
+    // SAFETY: the thread is attached (`_py`), and the dictionary is borrowed.
+    unsafe {
+        let dict = ffi::PyThreadState_GetDict();
+        if !dict.is_null() {
+            ffi::PyDict_Clear(dict);
+        }
+    }
+}
+
 /// A group's Python state machine behind the apply port: its
 /// `mosaik._replica.Replica`.
 pub struct PyApplier {
@@ -72,36 +86,57 @@ impl Applier for PyApplier {
         }
         keep_thread_state();
         Python::attach(|py| {
-            works
-                .iter()
-                .map(|work| self.apply_one(py, work))
-                .collect::<PyResult<_>>()
-                .map_err(|err| Halt::Failed(err.to_string()))
+            let taken = self.apply_all(py, works);
+            forget_thread_locals(py);
+            taken.map_err(|err| Halt::Failed(err.to_string()))
         })
     }
 }
 
 impl PyApplier {
-    /// `Replica.apply(rebuild, restore, entries, last, take_snapshot)`: the
-    /// snapshot's bytes when one was asked for and taken.
-    fn apply_one(&self, py: Python<'_>, work: &ApplyWork) -> PyResult<Option<Bytes>> {
-        let entries = entries_list(py, work)?;
-        let restore = work.restore.as_ref().map(|data| PyBytes::new(py, data));
-        let args = (
-            work.rebuild,
-            restore,
-            entries,
-            work.last_index,
-            work.take_snapshot,
-        );
-        let taken = self.replica.call_method1(py, "apply", args)?;
-        let taken = taken.bind(py);
-        if taken.is_none() {
-            return Ok(None);
-        }
-        let bytes = taken.cast::<PyBytes>()?;
-        Ok(Some(Bytes::copy_from_slice(bytes.as_bytes())))
+    /// Applies every piece of work inside a new, empty `contextvars.Context`,
+    /// so that what a machine sets in context variables (`decimal`'s context
+    /// among them) lasts for this batch only and no other group's machine,
+    /// run on this thread next, sees it.
+    fn apply_all(&self, py: Python<'_>, works: &[ApplyWork]) -> PyResult<Vec<Option<Bytes>>> {
+        static CONTEXT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        let run = CONTEXT
+            .import(py, "contextvars", "Context")?
+            .call0()?
+            .getattr("run")?;
+        let apply = self.replica.bind(py).getattr("apply")?;
+        works
+            .iter()
+            .map(|work| apply_one(py, &run, &apply, work))
+            .collect()
     }
+}
+
+/// `Replica.apply(rebuild, restore, entries, last, take_snapshot)`, called
+/// through `run` (a context's): the snapshot's bytes when one was asked for
+/// and taken.
+fn apply_one(
+    py: Python<'_>,
+    run: &Bound<'_, PyAny>,
+    apply: &Bound<'_, PyAny>,
+    work: &ApplyWork,
+) -> PyResult<Option<Bytes>> {
+    let entries = entries_list(py, work)?;
+    let restore = work.restore.as_ref().map(|data| PyBytes::new(py, data));
+    let args = (
+        apply,
+        work.rebuild,
+        restore,
+        entries,
+        work.last_index,
+        work.take_snapshot,
+    );
+    let taken = run.call1(args)?;
+    if taken.is_none() {
+        return Ok(None);
+    }
+    let bytes = taken.cast::<PyBytes>()?;
+    Ok(Some(Bytes::copy_from_slice(bytes.as_bytes())))
 }
 
 /// `[(ApplyContext, bytes, request), ...]` of the work's commands, where
