@@ -36,7 +36,7 @@ async def test_a_failing_callback_loses_none_of_the_other_outcomes(
 
     future: asyncio.Future[int] = loop.create_future()
     bridge._callbacks[1] = failing
-    bridge._futures[2] = future
+    bridge._callbacks[2] = _bridge.resolver(future)  # as `watch` sets it
     bridge._callbacks[3] = lambda ok, value: seen.append((ok, value))
     monkeypatch.setattr(bridge, "_native", Drained([(1, True, 0), (2, True, 5), (3, False, "x")]))
     bridge._drain()

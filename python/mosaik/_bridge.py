@@ -29,40 +29,53 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
 )
 
 
+def resolver(future: asyncio.Future[Any]) -> Then:
+    """The callback that sets ``future`` from an outcome, unless it is done
+    (cancelled) already."""
+
+    def resolve(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    return resolve
+
+
 class _LoopBridge:
-    __slots__ = ("__weakref__", "_callbacks", "_futures", "_loop", "_native")
+    __slots__ = ("__weakref__", "_callbacks", "_loop", "_native")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak, so that the registry's value does not keep its key alive.
         self._loop = weakref.ref(loop)
         self._native = _native.Bridge()
-        self._futures: dict[int, asyncio.Future[Any]] = {}
         self._callbacks: dict[int, Then] = {}
         loop.add_reader(self._native.fileno(), self._drain)
 
-    def _attach(self, pending: _native.Pending[Any]) -> tuple[asyncio.AbstractEventLoop, int]:
-        loop = self._loop()
-        if loop is None:
+    def then(self, pending: _native.Pending[Any], callback: Then) -> int:
+        """Runs ``callback(True, value)`` or ``callback(False, exception)``
+        on the loop once ``pending`` finishes (the operation runs to its end:
+        no one cancels it); the operation's id."""
+        if self._loop() is None:
             raise RuntimeError("the event loop is gone")
         op_id = self._native.watch(pending)
         if op_id is None:
             raise RuntimeError("this native operation was already awaited")
-        return loop, op_id
-
-    def then(self, pending: _native.Pending[Any], callback: Then) -> None:
-        """Runs ``callback(True, value)`` or ``callback(False, exception)``
-        on the loop once ``pending`` finishes. It cannot be cancelled: the
-        operation runs to its end."""
-        self._callbacks[self._attach(pending)[1]] = callback
+        self._callbacks[op_id] = callback
+        return op_id
 
     def watch(self, pending: _native.Pending[T]) -> asyncio.Future[T]:
-        loop, op_id = self._attach(pending)
+        loop = self._loop()
+        if loop is None:
+            raise RuntimeError("the event loop is gone")
         future: asyncio.Future[T] = loop.create_future()
-        self._futures[op_id] = future
+        op_id = self.then(pending, resolver(future))
 
         def on_done(f: asyncio.Future[T]) -> None:
             if f.cancelled():
-                self._futures.pop(op_id, None)
+                self._callbacks.pop(op_id, None)
                 pending.cancel()
 
         future.add_done_callback(on_done)
@@ -70,29 +83,18 @@ class _LoopBridge:
 
     def _drain(self) -> None:
         for op_id, ok, value in self._native.drain():
-            future = self._futures.pop(op_id, None)
-            if future is None:
-                callback = self._callbacks.pop(op_id, None)
-                if callback is not None:
-                    self._call(callback, ok, value)
+            callback = self._callbacks.pop(op_id, None)
+            if callback is None:
                 continue
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-    def _call(self, callback: Then, ok: bool, value: Any) -> None:
-        # One failing callback must not lose the rest of the drained outcomes.
-        try:
-            callback(ok, value)
-        except Exception as exc:
-            loop = self._loop()
-            if loop is not None:
-                loop.call_exception_handler(
-                    {"message": "a callback of a native operation failed", "exception": exc}
-                )
+            # One failing callback must not lose the rest of the outcomes.
+            try:
+                callback(ok, value)
+            except Exception as exc:
+                loop = self._loop()
+                if loop is not None:
+                    loop.call_exception_handler(
+                        {"message": "a callback of a native operation failed", "exception": exc}
+                    )
 
 
 def of(loop: asyncio.AbstractEventLoop) -> _LoopBridge:

@@ -96,8 +96,8 @@ pub struct Pending {
 }
 
 /// Delivers one operation's outcome to its `Pending`, from any thread: the
-/// end of a tokio task, or a callback that runs once the machine applied an
-/// index (so that no task has to wake up just to pass it on).
+/// end of a tokio task, or a callback the consensus worker or the apply
+/// pool runs (so that no task has to wake up just to pass it on).
 pub struct Completer {
     shared: Arc<Mutex<Shared>>,
 }
@@ -109,12 +109,22 @@ impl Completer {
     where
         T: for<'py> IntoPyObject<'py> + Send + 'static,
     {
-        let completion: Completion = Box::new(move |py| match outcome {
-            Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
-            Err(failure) => Err(failure.into_err()),
+        self.deliver(move || {
+            Box::new(move |py| match outcome {
+                Ok(value) => value.into_bound_py_any(py).map(Bound::unbind),
+                Err(failure) => Err(failure.into_err()),
+            })
         });
+    }
+
+    /// Delivers the completion `make` gives, unless the operation already
+    /// has its outcome or was cancelled.
+    fn deliver(&self, make: impl FnOnce() -> Completion) {
         let mut shared = lock(&self.shared);
-        shared.in_flight = None;
+        if shared.in_flight.take().is_none() {
+            return;
+        }
+        let completion = make();
         match std::mem::replace(&mut shared.slot, Slot::Delivered) {
             Slot::Watched(queue, id) => queue.push(id, completion),
             Slot::Running => shared.slot = Slot::Done(completion),
@@ -124,33 +134,12 @@ impl Completer {
 }
 
 impl Drop for Completer {
-    /// An operation whose future was dropped (aborted) is no longer in flight.
+    /// A completer dropped before it completed (whoever was to answer
+    /// stopped first: the worker that held its callback, the runtime that
+    /// held its task) ends the operation with `Failure::Terminated`, so no
+    /// caller waits forever. After `complete` or a cancel this does nothing.
     fn drop(&mut self) {
-        lock(&self.shared).in_flight = None;
-    }
-}
-
-/// Holds an operation's `Completer` for a callback; dropped with it still
-/// inside (whoever was to call back stopped first), it fails the operation
-/// with `Failure::Terminated`, so no caller waits forever.
-pub struct Answering(Option<Completer>);
-
-impl Answering {
-    pub fn new(done: Completer) -> Self {
-        Answering(Some(done))
-    }
-
-    /// The completer, now the callback's to complete.
-    pub fn take(mut self) -> Completer {
-        self.0.take().expect("an Answering is taken once")
-    }
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            done.complete(Err::<(), _>(Failure::Terminated));
-        }
+        self.deliver(|| Box::new(|_| Err(Failure::Terminated.into_err())));
     }
 }
 

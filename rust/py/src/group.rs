@@ -19,7 +19,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::apply::PyApplier;
-use crate::bridge::{pending, spawn, Answering, Completer, Pending};
+use crate::bridge::{pending, spawn, Completer, Pending};
 use crate::consensus::{PyConsensusConfig, PyLeadershipPreference, PyLogReplaySync};
 use crate::cursor::PyCursor;
 use crate::errors::{net_error, Failure};
@@ -236,10 +236,8 @@ impl PyGroup {
         let worker = self.worker().map_err(Failure::into_err)?;
         let commands = with_requests(commands, requests)?;
         let (operation, done) = pending();
-        let done = Answering::new(done);
         let on_applied = worker.on_applied.clone();
         let reply: Answer<Proposed> = Box::new(move |outcome| {
-            let done = done.take();
             let proposal = Proposal {
                 first: outcome.first,
                 done: outcome.done,
@@ -268,14 +266,10 @@ impl PyGroup {
     fn read(&self) -> PyResult<Pending> {
         let worker = self.worker().map_err(Failure::into_err)?;
         let (operation, done) = pending();
-        let done = Answering::new(done);
         let on_applied = worker.on_applied.clone();
-        let reply: Answer<Option<u64>> = Box::new(move |index| {
-            let done = done.take();
-            match index {
-                None => done.complete(Ok(None::<u64>)),
-                Some(index) => on_applied.then(index, applied_then(done, Some(index))),
-            }
+        let reply: Answer<Option<u64>> = Box::new(move |index| match index {
+            None => done.complete(Ok(None::<u64>)),
+            Some(index) => on_applied.then(index, applied_then(done, Some(index))),
         });
         worker
             .requests
